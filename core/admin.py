@@ -1,0 +1,18 @@
+from django.contrib import admin, messages
+from rest_framework_api_key.admin import APIKeyModelAdmin
+
+from core.models import ApiKey
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(APIKeyModelAdmin):
+    list_display = ("prefix", "name", "scope", "owner", "created", "expiry_date", "_has_expired", "revoked")
+    list_filter = ("scope", "revoked", "created")
+    fields = ("name", "scope", "owner", "expiry_date", "revoked", "prefix")
+    autocomplete_fields = ("owner",)
+
+    def save_model(self, request, obj, form=None, change=False):
+        # The parent shows the new key once in a message; it is never stored or shown again.
+        super().save_model(request, obj, form, change)
+        if not change:
+            messages.info(request, f"Send it as the header X-API-Key. Scope: {obj.scope}.")

@@ -1,0 +1,107 @@
+"""Strict readers for settings that come from the environment.
+
+Every helper refuses a bad value with ImproperlyConfigured naming the variable, so a typo in a
+deployment fails at start-up instead of silently falling back to a default.
+"""
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _raw(name: str) -> str | None:
+    # <NAME>_FILE lets secrets come from a mounted file (Docker/Kubernetes secrets).
+    file_path = os.environ.get(f"{name}_FILE")
+    if file_path:
+        try:
+            return Path(file_path).read_text().strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{name}_FILE: cannot read the file ({exc.strerror})") from exc
+    return os.environ.get(name)
+
+
+def env_str(name: str, default: str | None = None, *, required: bool = False) -> str:
+    value = _raw(name)
+    if value is None or value == "":
+        if required:
+            raise ImproperlyConfigured(f"{name} is required but not set")
+        return default or ""
+    return value
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = _raw(name)
+    if value is None:
+        return default
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name}={value!r} is not a boolean (use 1/0, true/false, yes/no, on/off)")
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    value = _raw(name)
+    if value is None or value.strip() == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not an integer") from None
+    if minimum is not None and number < minimum:
+        raise ImproperlyConfigured(f"{name}={number} is below the minimum {minimum}")
+    if maximum is not None and number > maximum:
+        raise ImproperlyConfigured(f"{name}={number} is above the maximum {maximum}")
+    return number
+
+
+def env_list(name: str, default: Sequence[str] = ()) -> list[str]:
+    value = _raw(name)
+    if value is None:
+        return list(default)
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_choice(name: str, default: str, choices: Sequence[str]) -> str:
+    value = env_str(name, default)
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name}={value!r} must be one of: {', '.join(choices)}")
+    return value
+
+
+def env_rate(name: str, default: str) -> str | None:
+    """A DRF throttle rate such as '100/min'; 'none' disables the throttle."""
+    value = env_str(name, default).strip()
+    if value.lower() == "none":
+        return None
+    count, _, period = value.partition("/")
+    if not count.isdigit() or not period or period[0] not in "smhd":
+        raise ImproperlyConfigured(f"{name}={value!r} is not a rate like 100/s, 600/min, 10000/hour or 'none'")
+    return value
+
+
+def env_database(name: str, default_sqlite_path: Path) -> dict:
+    value = env_str(name)
+    if not value:
+        return {"ENGINE": "django.db.backends.sqlite3", "NAME": str(default_sqlite_path)}
+    try:
+        config = environ.Env.db_url_config(value)
+    except (ValueError, KeyError) as exc:
+        raise ImproperlyConfigured(f"{name} is not a valid database URL: {exc}") from None
+    if config.get("ENGINE") not in ("django.db.backends.postgresql", "django.db.backends.sqlite3"):
+        raise ImproperlyConfigured(f"{name}: only postgres:// and sqlite:// URLs are supported")
+    return config
+
+
+def env_redis_url(name: str, fallback: str) -> str:
+    value = env_str(name, fallback)
+    if not value.startswith(("redis://", "rediss://", "unix://")):
+        raise ImproperlyConfigured(f"{name}={value!r} must start with redis://, rediss:// or unix://")
+    return value

@@ -1,0 +1,178 @@
+"""One error shape for the whole API: {"error": {"code", "message", "details"}}.
+
+Domain code raises ApplicationError subclasses; DRF and Django errors are translated here, so views
+never build error responses by hand and nothing (paths, tracebacks) leaks to a client.
+"""
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.http import Http404, HttpRequest, JsonResponse
+from rest_framework import exceptions as drf
+from rest_framework import status
+
+logger = logging.getLogger(__name__)
+
+
+class ApplicationError(Exception):
+    status_code = status.HTTP_400_BAD_REQUEST
+    code = "bad_request"
+    headers: dict[str, str] = {}
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+class InvalidInput(ApplicationError):
+    code = "invalid_input"
+
+
+class NotFound(ApplicationError):
+    status_code = status.HTTP_404_NOT_FOUND
+    code = "not_found"
+
+
+class Conflict(ApplicationError):
+    status_code = status.HTTP_409_CONFLICT
+    code = "conflict"
+
+
+class PayloadTooLarge(ApplicationError):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    code = "payload_too_large"
+
+    def __init__(self, limit_bytes: int):
+        super().__init__(
+            f"Request body is larger than the limit of {limit_bytes} bytes.",
+            details={"limit_bytes": limit_bytes},
+        )
+
+
+class ServiceUnavailable(ApplicationError):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    code = "service_unavailable"
+
+    def __init__(self, message: str, *, retry_after_s: int = 1, details: dict | None = None):
+        super().__init__(message, details=details)
+        self.headers = {"Retry-After": str(retry_after_s)}
+
+
+_DRF_CODES: dict[type, str] = {
+    drf.ValidationError: "validation_error",
+    drf.ParseError: "parse_error",
+    drf.NotAuthenticated: "not_authenticated",
+    drf.AuthenticationFailed: "authentication_failed",
+    drf.PermissionDenied: "permission_denied",
+    drf.NotFound: "not_found",
+    drf.MethodNotAllowed: "method_not_allowed",
+    drf.NotAcceptable: "not_acceptable",
+    drf.UnsupportedMediaType: "unsupported_media_type",
+    drf.Throttled: "throttled",
+}
+
+
+def error_body(code: str, message: str, details: dict | None = None) -> dict:
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+def error_response(exc: ApplicationError) -> JsonResponse:
+    response = JsonResponse(error_body(exc.code, exc.message, exc.details), status=exc.status_code)
+    for name, value in exc.headers.items():
+        response[name] = value
+    return response
+
+
+def _first_message(errors: Any, path: str = "") -> tuple[str, str]:
+    """Walks nested DRF validation errors down to the first (field path, message)."""
+    if isinstance(errors, dict):
+        for key, value in errors.items():
+            if value:
+                return _first_message(value, f"{path}.{key}" if path else str(key))
+    if isinstance(errors, list):
+        for index, value in enumerate(errors):
+            if isinstance(value, (dict, list)) and value:
+                return _first_message(value, f"{path}[{index}]" if path else f"[{index}]")
+            if not isinstance(value, (dict, list)):
+                return path, str(value)
+    return path, str(errors)
+
+
+def _validation_error(exc: drf.ValidationError) -> ApplicationError:
+    detail = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+    field, message = _first_message(detail)
+    text = message if field in ("", "non_field_errors") else f"{field}: {message}"
+    error = InvalidInput(text, details={"fields": drf.ValidationError(detail).detail})
+    error.code = "validation_error"
+    return error
+
+
+def _from_drf(exc: drf.APIException) -> ApplicationError:
+    if isinstance(exc, drf.ValidationError):
+        return _validation_error(exc)
+    error = ApplicationError(str(exc.detail))
+    error.status_code = exc.status_code
+    error.code = next((code for cls, code in _DRF_CODES.items() if isinstance(exc, cls)), exc.default_code)
+    auth_header = getattr(exc, "auth_header", None)
+    if auth_header:
+        error.headers = {"WWW-Authenticate": auth_header}
+    wait = getattr(exc, "wait", None)
+    if wait is not None:
+        error.headers = {"Retry-After": str(max(1, int(wait + 0.999)))}
+        error.details = {"retry_after_s": int(wait + 0.999)}
+    return error
+
+
+def to_application_error(exc: Exception) -> ApplicationError | None:
+    if isinstance(exc, ApplicationError):
+        return exc
+    if isinstance(exc, drf.APIException):
+        return _from_drf(exc)
+    if isinstance(exc, Http404):
+        return NotFound("Not found.")
+    if isinstance(exc, DjangoPermissionDenied):
+        return _from_drf(drf.PermissionDenied())
+    if isinstance(exc, RequestDataTooBig):
+        from django.conf import settings
+
+        return PayloadTooLarge(settings.MAX_REQUEST_BYTES)
+    if isinstance(exc, SuspiciousOperation):
+        return ApplicationError("The request was malformed.")
+    return None
+
+
+def exception_handler(exc: Exception, context: dict) -> Any:
+    from rest_framework.response import Response
+
+    error = to_application_error(exc)
+    if error is None:
+        logger.exception("unhandled error in %s", context.get("view").__class__.__name__)
+        error = ApplicationError("Internal server error.")
+        error.status_code, error.code = 500, "internal_error"
+    response = Response(error_body(error.code, error.message, error.details), status=error.status_code)
+    for name, value in error.headers.items():
+        response[name] = value
+    return response
+
+
+def _django_error(code: str, message: str, status_code: int) -> JsonResponse:
+    return JsonResponse(error_body(code, message), status=status_code)
+
+
+def handler400(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return _django_error("bad_request", "The request was malformed.", 400)
+
+
+def handler403(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return _django_error("permission_denied", "You do not have permission to perform this action.", 403)
+
+
+def handler404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return _django_error("not_found", "No route matches this URL.", 404)
+
+
+def handler500(request: HttpRequest) -> JsonResponse:
+    return _django_error("internal_error", "Internal server error.", 500)

@@ -1,0 +1,53 @@
+"""Liveness and readiness, as plain Django views: no auth, no throttling, no DRF overhead."""
+
+import time
+
+import redis
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.http import require_GET
+
+
+@require_GET
+def live(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"status": "ok"})
+
+
+def _check_database() -> dict:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return {"ok": True}
+
+
+def _check_redis() -> dict:
+    client = redis.Redis.from_url(
+        settings.REDIS_URL, socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT_S,
+        socket_timeout=settings.REDIS_SOCKET_TIMEOUT_S,
+    )
+    try:
+        client.ping()
+    finally:
+        client.close()
+    return {"ok": True}
+
+
+READINESS_CHECKS = {"database": _check_database, "redis": _check_redis}
+
+
+def _run(check) -> dict:
+    started = time.perf_counter()
+    try:
+        result = check()
+    except Exception as exc:  # any failure means not ready; the class name is enough to act on
+        result = {"ok": False, "error": type(exc).__name__}
+    result["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    return result
+
+
+@require_GET
+def ready(request: HttpRequest) -> JsonResponse:
+    checks = {name: _run(check) for name, check in READINESS_CHECKS.items()}
+    is_ready = all(result["ok"] for result in checks.values())
+    body = {"status": "ready" if is_ready else "not_ready", "checks": checks}
+    return JsonResponse(body, status=200 if is_ready else 503)

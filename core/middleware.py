@@ -1,0 +1,54 @@
+import re
+import uuid
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+
+from core.errors import PayloadTooLarge, error_response
+from core.logging import request_id_var
+
+# A client-supplied request id is echoed in logs and headers, so only a short, plain token is kept.
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class RequestIdMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        supplied = request.headers.get("X-Request-ID", "")
+        request_id = supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex
+        request.request_id = request_id
+        token = request_id_var.set(request_id)
+        try:
+            response = self.get_response(request)
+        finally:
+            request_id_var.reset(token)
+        response["X-Request-ID"] = request_id
+        return response
+
+
+def body_limit_for(path: str) -> int:
+    # Artifact and batch-file uploads are allowed to be large; everything else is a JSON body.
+    if path.startswith("/api/v1/models/") and path.rstrip("/").endswith("/versions"):
+        return settings.MAX_ARTIFACT_BYTES
+    if path.startswith("/admin/registry/modelversion/"):
+        return settings.MAX_ARTIFACT_BYTES
+    return settings.MAX_REQUEST_BYTES
+
+
+class BodySizeLimitMiddleware:
+    """Refuses oversize bodies from Content-Length before anything reads them (413)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        limit = body_limit_for(request.path)
+        if length > limit:
+            return error_response(PayloadTooLarge(limit))
+        return self.get_response(request)

@@ -1,0 +1,126 @@
+# The runtime plug-in contract. No Django and no ML framework here: flavor modules import
+# torch / sklearn lazily so that the web process can import the contract cheaply.
+from __future__ import annotations
+
+import abc
+import re
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+Signature = dict[str, Any]
+
+
+class ModelRuntimeError(Exception):
+    code: ClassVar[str] = "runtime_error"
+    status_code: ClassVar[int] = 500
+
+
+class ArtifactLoadError(ModelRuntimeError):
+    code = "artifact_load_failed"
+    status_code = 422
+
+
+class UntrustedArtifact(ArtifactLoadError):
+    code = "untrusted_artifact"
+
+    def __init__(self, types: list[str]) -> None:
+        self.types = sorted(types)
+        super().__init__(f"the artifact contains types outside the allow-list: {', '.join(self.types)}")
+
+
+class SignatureMismatch(ModelRuntimeError):
+    code = "signature_mismatch"
+    status_code = 422
+
+
+class PredictionError(ModelRuntimeError):
+    code = "prediction_failed"
+    status_code = 400
+
+
+@dataclass
+class Prediction:
+    predictions: list[Any]
+    probabilities: list[list[float]] | None = None
+    classes: list[Any] | None = None
+
+
+@dataclass
+class RuntimeOptions:
+    device: str = "cpu"
+    threads: int | None = None
+    classes: list[Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ModelRuntime(abc.ABC):
+    """Loads one serialization format and serves predictions from it.
+
+    Subclasses set `format` and are listed in `registry.RUNTIMES`. `predict` returns JSON-safe
+    Python values only. `signature()` is valid after `load` and follows `signature.py`'s shape.
+    Errors raised are `ModelRuntimeError` subclasses whose messages are safe to show a client.
+    """
+
+    format: ClassVar[str]
+
+    @abc.abstractmethod
+    def load(self, path: str, *, task: str, options: RuntimeOptions) -> None: ...
+
+    @abc.abstractmethod
+    def predict(self, inputs: Any) -> Prediction: ...
+
+    @abc.abstractmethod
+    def unload(self) -> None: ...
+
+    @abc.abstractmethod
+    def signature(self) -> Signature: ...
+
+    def smoke_inputs(self, rows: int, signature: Signature | None = None) -> Any:
+        """Valid generated inputs; `signature` overrides the inferred one (e.g. merged with upload's)."""
+        from inference.runtime.signature import generate_inputs
+
+        return generate_inputs(signature or self.signature(), rows)
+
+
+def json_safe(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return json_safe(value.tolist()) if value.dtype == object else value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    return value
+
+
+def tabular_batch(inputs: Any, *, n_features: int | None, dtype: type[np.floating[Any]]) -> np.ndarray:
+    try:
+        batch = np.asarray(inputs, dtype=dtype)
+    except (TypeError, ValueError):
+        raise PredictionError("inputs must be a list of rows of numbers") from None
+    if batch.ndim != 2 or batch.shape[0] == 0:
+        raise PredictionError(f"inputs must be a non-empty 2-D array of rows; got shape {list(batch.shape)}")
+    if n_features is not None and batch.shape[1] != n_features:
+        raise PredictionError(f"each row must have {n_features} features; got {batch.shape[1]}")
+    return batch
+
+
+def text_batch(inputs: Any) -> list[str]:
+    items = inputs.tolist() if isinstance(inputs, np.ndarray) else inputs
+    if isinstance(items, str) or not isinstance(items, (list, tuple)) or not items:
+        raise PredictionError("inputs must be a non-empty list of strings")
+    if not all(isinstance(item, str) for item in items):
+        raise PredictionError("every input must be a string")
+    return list(items)
+
+
+# Absolute paths not glued to a word ("float32/float64" survives, "/srv/media/x.pt" does not).
+_PATH_RE = re.compile(r"(?<![\w.~])(?:/[^\s'\"():,;]+)+/?")
+
+
+def scrub_paths(message: str, *known: str) -> str:
+    for path in known:
+        if path:
+            message = message.replace(path, "<artifact>")
+    return _PATH_RE.sub("<path>", message)

@@ -1,0 +1,93 @@
+# Serialization formats, told apart by file content alone (a client controls the file name).
+# Nothing here unpickles or loads an artifact: zips are inspected through their central directory
+# (member names only) and pickles through their first two bytes, so detection is safe to run on
+# untrusted uploads before any decision about loading them.
+
+from __future__ import annotations
+
+import os
+import zipfile
+
+SKOPS = "skops"
+PICKLE = "pickle"
+TORCHSCRIPT = "torchscript"
+TORCH_EXPORT = "torch_export"
+
+FLAVOR_FORMATS: dict[str, tuple[str, ...]] = {
+    "sklearn": (SKOPS, PICKLE),
+    "torch": (TORCHSCRIPT, TORCH_EXPORT),
+}
+
+_PICKLE_PROTO = 0x80
+_PICKLE_PROTOCOLS = range(2, 6)
+_ZIP_LOCAL_HEADER = b"PK\x03\x04"
+
+
+class UnknownFormat(ValueError):
+    pass
+
+
+class FormatMismatch(ValueError):
+    pass
+
+
+def detect_format(path: str | os.PathLike[str]) -> str:
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if len(head) >= 2 and head[0] == _PICKLE_PROTO and head[1] in _PICKLE_PROTOCOLS:
+        return PICKLE
+    if head == _ZIP_LOCAL_HEADER:
+        return _zip_format(_zip_names(path))
+    raise UnknownFormat(
+        "unrecognised artifact format: expected a skops, pickle, TorchScript or torch.export file"
+    )
+
+
+def is_pickle_format(fmt: str) -> bool:
+    return fmt == PICKLE
+
+
+def check_flavor(flavor: str, fmt: str) -> None:
+    allowed = FLAVOR_FORMATS.get(flavor)
+    if allowed is None:
+        raise FormatMismatch(f"unknown flavor {flavor!r}; expected one of {sorted(FLAVOR_FORMATS)}")
+    if fmt not in allowed:
+        raise FormatMismatch(f"a {flavor} model must be one of {', '.join(allowed)}; the artifact is {fmt}")
+
+
+def _zip_names(path: str | os.PathLike[str]) -> list[str]:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.namelist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError):
+        raise UnknownFormat("the artifact is a damaged or unsupported zip archive") from None
+
+
+def _zip_format(names: list[str]) -> str:
+    if "schema.json" in names:
+        return SKOPS
+    prefix = _torch_root(names)
+    if prefix is None:
+        raise UnknownFormat("the zip archive is neither a skops nor a PyTorch artifact")
+    members = set(names)
+    if f"{prefix}archive_format" in members and any(_is_export_model(n, prefix) for n in names):
+        return TORCH_EXPORT
+    has_code = any(n.startswith(f"{prefix}code/") for n in names)
+    if has_code and f"{prefix}constants.pkl" in members and f"{prefix}data.pkl" in members:
+        return TORCHSCRIPT
+    if f"{prefix}data.pkl" in members:
+        # torch.save output: its data.pkl goes through Python's unpickler, so it is a pickle.
+        return PICKLE
+    raise UnknownFormat("the zip archive is neither a skops nor a PyTorch artifact")
+
+
+def _torch_root(names: list[str]) -> str | None:
+    # PyTorch archives put every member under a single top-level folder (the file's stem).
+    roots = {name.split("/", 1)[0] for name in names if "/" in name}
+    if len(roots) != 1 or any("/" not in name for name in names):
+        return None
+    return f"{roots.pop()}/"
+
+
+def _is_export_model(name: str, prefix: str) -> bool:
+    return name.startswith(f"{prefix}models/") and name.endswith(".json")

@@ -1,0 +1,55 @@
+from django.db.models import Prefetch, QuerySet
+
+from registry.errors import ModelVersionNotFound, RegisteredModelNotFound
+from registry.models import ModelAlias, ModelVersion, RegisteredModel
+
+
+def registered_model_list() -> QuerySet[RegisteredModel]:
+    return RegisteredModel.objects.select_related("owner").prefetch_related(
+        Prefetch("aliases", queryset=ModelAlias.objects.select_related("version"))
+    )
+
+
+def registered_model_get(name: str) -> RegisteredModel:
+    try:
+        return registered_model_list().get(name=name)
+    except RegisteredModel.DoesNotExist:
+        raise RegisteredModelNotFound(f"No registered model named '{name}'.") from None
+
+
+def model_version_list(model: RegisteredModel) -> QuerySet[ModelVersion]:
+    return (
+        ModelVersion.objects.filter(model=model)
+        .select_related("model", "created_by")
+        .prefetch_related("aliases")
+        .order_by("-version")
+    )
+
+
+def model_version_get(model: RegisteredModel, ref: str | int) -> ModelVersion:
+    """A version by number ('3', 3) or by alias ('production')."""
+    versions = model_version_list(model)
+    text = str(ref)
+    try:
+        if text.isdigit():
+            return versions.get(version=int(text))
+        return versions.get(aliases__name=text)
+    except ModelVersion.DoesNotExist:
+        kind = "version" if text.isdigit() else "alias"
+        raise ModelVersionNotFound(f"Model '{model.name}' has no {kind} '{text}'.") from None
+
+
+def model_version_get_by_id(version_id: int) -> ModelVersion | None:
+    return ModelVersion.objects.select_related("model").filter(pk=version_id).first()
+
+
+def model_version_in_use_reasons(version: ModelVersion) -> list[str]:
+    """Why a version may not be deleted; the serving app adds its live deployments."""
+    reasons = [f"alias '{alias.name}' points at it" for alias in version.aliases.all()]
+    for provider in IN_USE_PROVIDERS:
+        reasons.extend(provider(version))
+    return reasons
+
+
+# Other apps (inference: live deployments) register callables here instead of registry importing them.
+IN_USE_PROVIDERS: list = []

@@ -1,0 +1,105 @@
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from core.fields import JSONObjectField, StringMapField
+from registry.models import Flavor, ModelVersion, RegisteredModel, Task, VersionStatus, slug_validator
+
+
+class TensorSpecSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=64)
+    dtype = serializers.ChoiceField(choices=["float32", "float64", "int64", "int32", "bool", "string"])
+    shape = serializers.ListField(child=serializers.IntegerField(min_value=-1), max_length=8)
+
+
+class SignatureSerializer(serializers.Serializer):
+    inputs = TensorSpecSerializer(many=True, required=False)
+    outputs = TensorSpecSerializer(many=True, required=False)
+    feature_names = serializers.ListField(
+        child=serializers.CharField(max_length=128), required=False, allow_null=True, max_length=100_000
+    )
+    n_features = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    input_kind = serializers.ChoiceField(choices=["tabular", "text"], required=False)
+    classes = serializers.ListField(required=False, allow_null=True, max_length=100_000)
+
+    def validate(self, attrs):
+        names, count = attrs.get("feature_names"), attrs.get("n_features")
+        if names and count and len(names) != count:
+            raise serializers.ValidationError({"feature_names": f"has {len(names)} names but n_features is {count}."})
+        return attrs
+
+
+@extend_schema_field(SignatureSerializer)
+class SignatureField(JSONObjectField):
+    def to_internal_value(self, data):
+        data = super().to_internal_value(data)
+        serializer = SignatureSerializer(data=data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data | {}
+
+
+class AliasOut(serializers.Serializer):
+    name = serializers.CharField()
+    version = serializers.IntegerField(source="version.version")
+
+
+class RegisteredModelOut(serializers.ModelSerializer):
+    aliases = AliasOut(many=True, read_only=True)
+    owner = serializers.CharField(source="owner.username", default=None, read_only=True)
+    latest_version = serializers.IntegerField(source="last_version", read_only=True)
+
+    class Meta:
+        model = RegisteredModel
+        fields = ["name", "description", "task", "tags", "owner", "latest_version", "aliases",
+                  "created_at", "updated_at"]
+
+
+class RegisteredModelCreateIn(serializers.Serializer):
+    name = serializers.CharField(max_length=64, validators=[slug_validator])
+    task = serializers.ChoiceField(choices=Task.choices, default=Task.OTHER)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=10_000, default="")
+    tags = StringMapField(required=False, default=dict)
+
+
+class RegisteredModelUpdateIn(serializers.Serializer):
+    task = serializers.ChoiceField(choices=Task.choices, required=False)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
+    tags = StringMapField(required=False)
+
+
+class ModelVersionOut(serializers.ModelSerializer):
+    model = serializers.CharField(source="model.name")
+    aliases = serializers.SlugRelatedField(many=True, read_only=True, slug_field="name")
+    created_by = serializers.CharField(source="created_by.username", default=None, read_only=True)
+
+    class Meta:
+        model = ModelVersion
+        fields = ["model", "version", "flavor", "format", "status", "status_reason", "sha256", "size_bytes",
+                  "signature", "metrics", "params", "tags", "description", "aliases", "validation",
+                  "created_by", "created_at", "updated_at", "validated_at"]
+
+
+class ModelVersionCreateIn(serializers.Serializer):
+    # The file's name and content type are ignored: the format is detected from its bytes.
+    artifact = serializers.FileField(allow_empty_file=False, use_url=False)
+    flavor = serializers.ChoiceField(choices=Flavor.choices)
+    signature = SignatureField(required=False)
+    metrics = JSONObjectField(required=False, default=dict)
+    params = JSONObjectField(required=False, default=dict)
+    tags = StringMapField(required=False, default=dict)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=10_000, default="")
+
+
+class AliasSetIn(serializers.Serializer):
+    version = serializers.IntegerField(min_value=1)
+
+
+class AliasSetOut(serializers.Serializer):
+    model = serializers.CharField(source="model.name")
+    alias = serializers.CharField(source="name")
+    version = serializers.IntegerField(source="version.version")
+    updated_at = serializers.DateTimeField()
+
+
+class VersionStatusFilterEnum(serializers.ChoiceField):
+    def __init__(self, **kwargs):
+        super().__init__(choices=VersionStatus.choices, **kwargs)

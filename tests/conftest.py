@@ -1,0 +1,70 @@
+import functools
+import io
+import os
+import tempfile
+from pathlib import Path
+
+import django_rq
+import pytest
+from django.core.cache import cache
+from rq import SimpleWorker
+from rq.serializers import JSONSerializer
+
+
+@pytest.fixture(autouse=True)
+def _private_model_store(settings, tmp_path):
+    """Each test gets its own artifact store, so file assertions see only that test's files."""
+    settings.MODEL_STORE_DIR = tmp_path / "models"
+
+
+@pytest.fixture(autouse=True)
+def _clean_redis():
+    """Empty job queues and throttle buckets so tests never see each other's state."""
+    for name in ("high", "default", "low"):
+        django_rq.get_queue(name).empty()
+    cache.clear()
+    yield
+
+
+def run_jobs() -> None:
+    """Drains the queues in this process (no fork), so jobs see the test's database transaction."""
+    queues = [django_rq.get_queue(name) for name in ("high", "default", "low")]
+    worker = SimpleWorker(queues, connection=queues[0].connection, serializer=JSONSerializer)
+    worker.work(burst=True)
+
+
+@functools.cache
+def skops_artifact() -> bytes:
+    """A real skops artifact: LogisticRegression on 4 features, 3 classes (built once per run)."""
+    import numpy as np
+    import skops.io as sio
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 4))
+    y = (x[:, 0] + x[:, 1] > 0).astype(int) + (x[:, 2] > 1).astype(int)
+    model = LogisticRegression(max_iter=500).fit(x, y)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.skops"
+        sio.dump(model, path)
+        return path.read_bytes()
+
+
+class MarkerPickle:
+    """Unpickling this runs os.system(touch <marker>): proves whether a pickle was ever loaded."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def upload(name: str, data: bytes, filename: str = "model.bin"):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return SimpleUploadedFile(filename, data, content_type="application/octet-stream")
+
+
+def as_file(data: bytes) -> io.BytesIO:
+    return io.BytesIO(data)

