@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 serve: $(STAMP)
-	$(PY) scripts/platform.py
+	$(PY) scripts/serve.py
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

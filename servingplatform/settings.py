@@ -24,7 +24,7 @@ DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY")
 _EMBEDDED_SECRET = VAR_DIR / "secret_key"
 if not SECRET_KEY and _EMBEDDED_SECRET.exists():
-    # Written once by `make serve` (scripts/platform.py) for the embedded default, so manage.py
+    # Written once by `make serve` (scripts/serve.py) for the embedded default, so manage.py
     # commands run beside it sign sessions and tokens with the same key.
     SECRET_KEY = _EMBEDDED_SECRET.read_text().strip()
 if not SECRET_KEY:
