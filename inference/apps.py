@@ -3,3 +3,12 @@ from django.apps import AppConfig
 
 class InferenceConfig(AppConfig):
     name = "inference"
+    verbose_name = "Serving"
+
+    def ready(self) -> None:
+        # The registry refuses to delete versions that live deployments serve, without importing us.
+        from inference.selectors import deployments_using_version
+        from registry.selectors import IN_USE_PROVIDERS
+
+        if deployments_using_version not in IN_USE_PROVIDERS:
+            IN_USE_PROVIDERS.append(deployments_using_version)

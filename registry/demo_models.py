@@ -26,6 +26,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from torch import nn
 
+DEMO_MODEL_NAMES = ("churn-logreg", "fraud-forest", "sentiment-text", "demand-mlp", "router-scorer")
 SENTIMENT_CLASSES = ("negative", "neutral", "positive")
 DEMAND_CLASSES = ("low", "medium", "high")
 ROUTER_SEPARATOR = " || "

@@ -16,7 +16,9 @@ def validate_model_version(version_id: int) -> str | None:
 
 
 def enqueue_validation(version_id: int) -> str:
-    queue = django_rq.get_queue(VALIDATION_QUEUE)
+    # Callers already defer this to transaction.on_commit; "auto" makes django-rq enqueue now
+    # instead of deferring a second time (which would hide the job and its id from us).
+    queue = django_rq.get_queue(VALIDATION_QUEUE, commit_mode="auto")
     job = queue.enqueue(
         validate_model_version, version_id,
         job_id=f"validate-{version_id}-{uuid.uuid4().hex[:8]}",

@@ -189,3 +189,9 @@ def test_the_same_seed_gives_identical_predictions(
             probe_predictions(rebuilt[name]), probe_predictions(model), err_msg=name
         )
         assert rebuilt[name].metrics == model.metrics
+
+
+def test_the_name_list_matches_what_is_built(demos: dict[str, DemoModel]) -> None:
+    from registry.demo_models import DEMO_MODEL_NAMES
+
+    assert tuple(demos) == DEMO_MODEL_NAMES

@@ -15,8 +15,13 @@ class Command(BaseCommand):
     help = "Train the demo models on generated data and register them with the 'production' alias. Idempotent."
 
     def handle(self, *args, **options):
-        from registry.demo_models import build_demo_models  # sklearn/torch: only when this command runs
+        from registry.demo_models import DEMO_MODEL_NAMES, build_demo_models  # sklearn/torch: imported here only
 
+        if all(self._already_seeded(name) for name in DEMO_MODEL_NAMES):
+            for name in DEMO_MODEL_NAMES:
+                self.stderr.write(f"{name}: already seeded ({name}@{ALIAS})")
+            self.stdout.write(f"seeded {len(DEMO_MODEL_NAMES)} demo models")
+            return
         with tempfile.TemporaryDirectory(prefix="sp-demo-") as folder:
             self.stderr.write("Training demo models on generated data...")
             demos = build_demo_models(Path(folder))
@@ -51,6 +56,12 @@ class Command(BaseCommand):
         except RegisteredModelNotFound:
             return services.registered_model_create(name=demo.name, task=demo.task,
                                                     description=demo.description, tags=demo.tags)
+
+    def _already_seeded(self, name: str) -> bool:
+        try:
+            return self._has_usable_production(selectors.registered_model_get(name))
+        except RegisteredModelNotFound:
+            return False
 
     def _has_usable_production(self, model: RegisteredModel) -> bool:
         try:

@@ -1,0 +1,31 @@
+from django.db.models import QuerySet
+
+from inference.errors import EndpointNotFound
+from inference.models import LIVE, Deployment, PlatformConfig
+
+
+def deployment_list(*, include_stopped: bool = False) -> QuerySet[Deployment]:
+    deployments = Deployment.objects.select_related("model", "model_version", "created_by")
+    return deployments if include_stopped else deployments.filter(LIVE)
+
+
+def deployment_get_live(endpoint: str) -> Deployment:
+    try:
+        return deployment_list().get(endpoint=endpoint)
+    except Deployment.DoesNotExist:
+        raise EndpointNotFound(f"No live deployment at endpoint '{endpoint}'.") from None
+
+
+def deployments_using_version(version) -> list[str]:
+    """In-use reasons for the registry: live deployments serving a version (directly or in an ensemble)."""
+    reasons = []
+    for deployment in Deployment.objects.filter(LIVE, model=version.model).select_related("model_version"):
+        members = {deployment.model_version.version} | {m.get("version") for m in deployment.ensemble}
+        if version.version in members:
+            reasons.append(f"deployed at endpoint '{deployment.endpoint}'")
+    return reasons
+
+
+def platform_config_get() -> PlatformConfig:
+    config, _ = PlatformConfig.objects.get_or_create(pk=1)
+    return config

@@ -1,0 +1,213 @@
+import pickle
+import re
+
+import django_rq
+from django.contrib.auth import get_user_model
+from django.contrib.messages import get_messages
+from django.test import TestCase
+from rest_framework.test import APIClient
+
+from core.models import ApiKey
+from registry import services
+from registry.jobs import VALIDATION_QUEUE
+from registry.models import ModelAlias, ModelVersion, RegisteredModel, VersionStatus
+from tests.conftest import run_jobs, skops_artifact, upload
+from tests.factories import make_model
+
+VERSIONS = "/admin/registry/modelversion/"
+UPLOAD = VERSIONS + "add/"
+
+
+def messages_of(response) -> list[str]:
+    return [str(message) for message in get_messages(response.wsgi_request)]
+
+
+class AdminTestCase(TestCase):
+    def setUp(self):
+        self.admin = get_user_model().objects.create_superuser("root", "root@example.com", "pw-root")
+        self.client.force_login(self.admin)
+        self.model = make_model("churn")
+
+    def add_version(self) -> ModelVersion:
+        return services.model_version_create(model=self.model, artifact=upload("a", skops_artifact()),
+                                             flavor="sklearn")
+
+    def run_action(self, action: str, versions, **extra):
+        body = {"action": action, "_selected_action": [version.pk for version in versions], **extra}
+        return self.client.post(VERSIONS, body)
+
+
+class ModelVersionUploadAdminTests(AdminTestCase):
+    def post_upload(self, data: bytes, filename: str = "model.skops"):
+        body = {"model": self.model.pk, "artifact": upload("artifact", data, filename), "flavor": "sklearn",
+                "description": "", "signature": "", "metrics": "", "tags": ""}
+        return self.client.post(UPLOAD, body)
+
+    def test_it_renders_the_upload_form(self):
+        response = self.client.get(UPLOAD)
+        self.assertEqual(response.status_code, 200)
+        self.assertTemplateUsed(response, "admin/registry/modelversion/upload.html")
+        self.assertContains(response, 'enctype="multipart/form-data"')
+        for field in ("model", "artifact", "flavor", "signature"):
+            self.assertContains(response, f'name="{field}"')
+
+    def test_it_creates_a_pending_version_one_and_redirects_to_its_change_page(self):
+        response = self.post_upload(skops_artifact())
+        version = ModelVersion.objects.get(model=self.model)
+        self.assertRedirects(response, f"{VERSIONS}{version.pk}/change/")
+        self.assertEqual((version.version, version.status, version.format), (1, VersionStatus.PENDING, "skops"))
+        self.assertEqual(version.created_by, self.admin)
+        self.assertEqual(len(version.sha256), 64)
+
+    def test_it_shows_the_pickle_refusal_on_the_page_and_creates_nothing(self):
+        response = self.post_upload(pickle.dumps({"a": 1}), filename="model.pkl")
+        self.assertEqual(response.status_code, 200)
+        self.assertContains(response, "ALLOW_PICKLE_ARTIFACTS")
+        self.assertFalse(ModelVersion.objects.exists())
+        self.model.refresh_from_db()
+        self.assertEqual(self.model.last_version, 0)
+
+    def test_it_redisplays_the_form_when_the_signature_is_not_json(self):
+        body = {"model": self.model.pk, "artifact": upload("a", skops_artifact()), "flavor": "sklearn",
+                "signature": "{not json"}
+        response = self.client.post(UPLOAD, body)
+        self.assertEqual(response.status_code, 200)
+        self.assertContains(response, "signature is not valid JSON")
+        self.assertFalse(ModelVersion.objects.exists())
+
+
+class ValidateAgainActionTests(AdminTestCase):
+    def test_it_resets_a_failed_version_to_pending_and_the_job_makes_it_ready(self):
+        version = self.add_version()
+        ModelVersion.objects.filter(pk=version.pk).update(status=VersionStatus.FAILED, status_reason="boom")
+        with self.captureOnCommitCallbacks(execute=True):
+            response = self.run_action("validate_again", [version])
+        self.assertEqual(response.status_code, 302)
+        self.assertEqual(django_rq.get_queue(VALIDATION_QUEUE).count, 1)
+        version.refresh_from_db()
+        self.assertEqual(version.status, VersionStatus.PENDING)
+        self.assertIn("Queued validation of 1 version(s).", messages_of(response))
+        run_jobs()
+        version.refresh_from_db()
+        self.assertEqual(version.status, VersionStatus.READY, version.status_reason)
+        self.assertEqual(version.signature["n_features"], 4)
+
+
+class SetAliasActionTests(AdminTestCase):
+    def test_its_first_post_shows_the_alias_form_and_points_nothing(self):
+        version = self.add_version()
+        response = self.run_action("set_alias", [version])
+        self.assertEqual(response.status_code, 200)
+        self.assertTemplateUsed(response, "admin/registry/modelversion/set_alias.html")
+        self.assertContains(response, 'name="alias"')
+        self.assertContains(response, 'name="apply"')
+        self.assertFalse(ModelAlias.objects.exists())
+
+    def test_it_points_the_alias_when_applied(self):
+        self.add_version()
+        second = self.add_version()
+        response = self.run_action("set_alias", [second], apply="1", alias="production")
+        self.assertRedirects(response, VERSIONS, fetch_redirect_response=False)
+        alias = ModelAlias.objects.get(model=self.model, name="production")
+        self.assertEqual(alias.version, second)
+        self.assertIn("churn@production -> v2", messages_of(response))
+
+    def test_it_moves_an_existing_alias(self):
+        first, second = self.add_version(), self.add_version()
+        self.run_action("set_alias", [first], apply="1", alias="production")
+        self.run_action("set_alias", [second], apply="1", alias="production")
+        self.assertEqual(ModelAlias.objects.get(name="production").version, second)
+        self.assertEqual(ModelAlias.objects.count(), 1)
+
+    def test_it_refuses_two_selected_versions(self):
+        versions = [self.add_version(), self.add_version()]
+        response = self.run_action("set_alias", versions, apply="1", alias="production")
+        self.assertEqual(response.status_code, 302)
+        self.assertIn("Select exactly one version to point an alias at.", messages_of(response))
+        self.assertFalse(ModelAlias.objects.exists())
+
+    def test_it_refuses_a_failed_version_with_a_message(self):
+        version = self.add_version()
+        ModelVersion.objects.filter(pk=version.pk).update(status=VersionStatus.FAILED, status_reason="boom")
+        response = self.run_action("set_alias", [version], apply="1", alias="production")
+        self.assertTrue(any("failed validation" in message for message in messages_of(response)))
+        self.assertFalse(ModelAlias.objects.exists())
+
+
+class ChangelistAdminTests(AdminTestCase):
+    def test_it_lists_registered_models(self):
+        response = self.client.get("/admin/registry/registeredmodel/")
+        self.assertEqual(response.status_code, 200)
+        self.assertContains(response, "churn")
+        self.assertContains(response, "column-last_version")
+
+    def test_it_lists_versions_with_status_and_short_sha256(self):
+        version = self.add_version()
+        services.model_alias_set(model=self.model, alias="production", version_number=1)
+        response = self.client.get(VERSIONS)
+        self.assertEqual(response.status_code, 200)
+        self.assertContains(response, "column-status")
+        self.assertContains(response, "column-short_sha256")
+        self.assertContains(response, version.sha256[:12])
+        self.assertNotContains(response, version.sha256)
+        self.assertContains(response, "pending")
+        self.assertContains(response, "production")
+
+    def test_it_renders_a_version_change_page(self):
+        version = self.add_version()
+        response = self.client.get(f"{VERSIONS}{version.pk}/change/")
+        self.assertEqual(response.status_code, 200)
+        self.assertContains(response, version.sha256)
+
+    def test_it_lists_api_keys_with_prefix_and_scope(self):
+        key, _ = ApiKey.objects.create_key(name="ci-key", scope="manage")
+        response = self.client.get("/admin/core/apikey/")
+        self.assertEqual(response.status_code, 200)
+        self.assertContains(response, "ci-key")
+        self.assertContains(response, key.prefix)
+        self.assertContains(response, "column-scope")
+
+
+class ApiKeyAdminTests(AdminTestCase):
+    def test_it_shows_the_new_key_once_and_stores_only_its_hash(self):
+        response = self.client.post("/admin/core/apikey/add/", {"name": "ci", "scope": "manage"}, follow=True)
+        self.assertEqual(response.status_code, 200)
+        row = ApiKey.objects.get(name="ci")
+        shown = [re.search(r"The API key for ci is: (\S+?)\. ", m) for m in messages_of(response)]
+        keys = [match.group(1) for match in shown if match]
+        self.assertEqual(len(keys), 1)
+        key = keys[0]
+        self.assertTrue(key.startswith(row.prefix + "."))
+        self.assertEqual(row.scope, "manage")
+        stored = [str(value) for value in ApiKey.objects.filter(pk=row.pk).values().get().values()]
+        secret = key.partition(".")[2]
+        self.assertFalse(any(secret in value for value in stored))
+        self.assertTrue(row.is_valid(key))
+
+        client = APIClient()
+        client.credentials(HTTP_X_API_KEY=key)
+        self.assertEqual(client.get("/api/v1/models/").status_code, 200)
+
+        again = self.client.get(f"/admin/core/apikey/{row.pk}/change/")
+        self.assertEqual(again.status_code, 200)
+        self.assertNotContains(again, secret)
+        self.assertNotContains(self.client.get("/admin/core/apikey/"), secret)
+
+
+class AdminAccessTests(TestCase):
+    def test_it_redirects_a_non_staff_user_to_the_login_page(self):
+        user = get_user_model().objects.create_user("member", password="pw-member", is_staff=False)
+        self.client.force_login(user)
+        for url in (UPLOAD, VERSIONS, "/admin/core/apikey/"):
+            response = self.client.get(url)
+            self.assertRedirects(response, f"/admin/login/?next={url}", fetch_redirect_response=False)
+
+    def test_it_does_not_let_a_non_staff_user_upload(self):
+        user = get_user_model().objects.create_user("member", password="pw-member", is_staff=False)
+        self.client.force_login(user)
+        model = make_model("churn")
+        response = self.client.post(UPLOAD, {"model": model.pk, "artifact": upload("a", skops_artifact()),
+                                             "flavor": "sklearn"})
+        self.assertEqual(response.status_code, 302)
+        self.assertFalse(ModelVersion.objects.exists())
+        self.assertEqual(RegisteredModel.objects.get().last_version, 0)
