@@ -1,7 +1,40 @@
+import hashlib
+import threading
+import time
+
+from django.conf import settings
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
 from core.models import ApiKey
+
+_cache_lock = threading.Lock()
+_verified: dict[str, tuple[ApiKey, float]] = {}
+_MAX_CACHED = 10_000
+
+
+def _cached_key(raw: str) -> ApiKey | None:
+    """Verified keys are remembered per process for API_KEY_CACHE_S, keyed by a hash of the secret:
+    the prediction hot path then costs no DB query; a revocation takes effect within that window."""
+    entry = _verified.get(hashlib.sha256(raw.encode()).hexdigest())
+    if entry and entry[1] > time.monotonic():
+        return entry[0]
+    return None
+
+
+def _remember(raw: str, key: ApiKey) -> None:
+    ttl = settings.API_KEY_CACHE_S
+    if ttl <= 0:
+        return
+    with _cache_lock:
+        if len(_verified) >= _MAX_CACHED:
+            _verified.clear()
+        _verified[hashlib.sha256(raw.encode()).hexdigest()] = (key, time.monotonic() + ttl)
+
+
+def forget_cached_keys() -> None:
+    with _cache_lock:
+        _verified.clear()
 
 
 class ApiKeyUser:
@@ -34,13 +67,19 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         raw = request.META.get(self.header)
         if not raw:
             return None
-        try:
-            key = ApiKey.objects.get_from_key(raw)
-        except ApiKey.DoesNotExist:
-            raise exceptions.AuthenticationFailed("Invalid, revoked or expired API key.") from None
+        key = _cached_key(raw)
+        if key is None:
+            key = self._verify(raw)
+            _remember(raw, key)
         if key.has_expired:
             raise exceptions.AuthenticationFailed("Invalid, revoked or expired API key.")
         return ApiKeyUser(key), key
+
+    def _verify(self, raw: str) -> ApiKey:
+        try:
+            return ApiKey.objects.get_from_key(raw)
+        except ApiKey.DoesNotExist:
+            raise exceptions.AuthenticationFailed("Invalid, revoked or expired API key.") from None
 
     def authenticate_header(self, request: Request) -> str:
         # Makes DRF answer 401 (not 403) when credentials are missing.

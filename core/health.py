@@ -7,6 +7,8 @@ from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 
 @require_GET
@@ -23,7 +25,7 @@ def _check_database() -> dict:
 def _check_redis() -> dict:
     client = redis.Redis.from_url(
         settings.REDIS_URL, socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT_S,
-        socket_timeout=settings.REDIS_SOCKET_TIMEOUT_S,
+        socket_timeout=settings.REDIS_SOCKET_TIMEOUT_S, retry=Retry(NoBackoff(), 0),
     )
     try:
         client.ping()

@@ -12,3 +12,7 @@ class InferenceConfig(AppConfig):
 
         if deployments_using_version not in IN_USE_PROVIDERS:
             IN_USE_PROVIDERS.append(deployments_using_version)
+        from core.health import READINESS_CHECKS
+        from inference.health import model_server_check
+
+        READINESS_CHECKS["model_server"] = model_server_check

@@ -33,3 +33,8 @@ class ModelFailed(ApplicationError):
 
 class NoDeploymentForVersion(NotFound):
     code = "no_live_deployment"
+
+
+class TooManyRows(ApplicationError):
+    status_code = 413
+    code = "too_many_rows"

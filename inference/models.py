@@ -27,8 +27,9 @@ class Deployment(models.Model):
     """An endpoint name serving one model version (or a weighted ensemble of versions)."""
 
     endpoint = models.CharField(max_length=64, validators=[slug_validator])
-    model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="deployments")
-    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="deployments")
+    # CASCADE only ever removes history rows: live deployments make the registry refuse the delete (409).
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="deployments")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="deployments")
     # With follow_alias, the supervisor rolls the deployment whenever the alias moves.
     alias = models.CharField(max_length=64, blank=True, default="")
     follow_alias = models.BooleanField(default=False)

@@ -2,12 +2,14 @@
 """`make serve`: prepares the embedded default and runs every process the platform needs in the
 foreground until Ctrl-C (or any of them exiting) stops them all.
 
-Processes: [private redis-server when REDIS_URL is unset] -> gunicorn (web) + RQ worker (jobs,
-validation, with RQ's scheduler). Runs under the project's virtualenv; imports no Django itself.
+Processes: [private redis-server when REDIS_URL is unset] -> model server (worker processes holding
+the loaded models) + gunicorn (web) + RQ worker (jobs, validation, with RQ's scheduler). Runs under the
+project's virtualenv; imports no Django itself.
 """
 
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -59,9 +61,19 @@ def start(name: str, args: list[str]) -> tuple[str, subprocess.Popen]:
     return name, subprocess.Popen(args, cwd=ROOT)
 
 
+def ensure_metrics_dir() -> None:
+    # prometheus_client's multiprocess mode: every gunicorn worker writes its own files here and
+    # /metrics sums them. Stale files from a previous run would be counted again, so start empty.
+    folder = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR", RUN / "prometheus"))
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, mode=0o700)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+
+
 def processes(host: str, port: str) -> list[tuple[str, subprocess.Popen]]:
     web_workers = os.environ.get("WEB_WORKERS", "2")
     return [
+        start("models", [PYTHON, "manage.py", "run_model_server"]),
         start("web", [PYTHON, "-m", "gunicorn", "servingplatform.wsgi:application", "--bind", f"{host}:{port}",
                       "--workers", web_workers, "--worker-class", "gthread", "--threads", "8",
                       "--keep-alive", "5", "--access-logfile", "-", "--log-level", "warning"]),
@@ -97,6 +109,7 @@ def main() -> int:
     host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "8000")
     ensure_secret_key()
     private_redis = ensure_redis()
+    ensure_metrics_dir()
     children: list[tuple[str, subprocess.Popen]] = []
     # SIGTERM behaves like Ctrl-C so `kill` of the launcher also stops every child.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))

@@ -186,6 +186,18 @@ MAX_ARTIFACT_BYTES = env_int("MAX_ARTIFACT_MB", 512, minimum=1) * 1024 * 1024
 VALIDATION_TIMEOUT_S = env_int("VALIDATION_TIMEOUT_S", 120, minimum=1)
 VALIDATION_MEMORY_MB = env_int("VALIDATION_MEMORY_MB", 4096, minimum=256)
 
+# --- Model server ---------------------------------------------------------------------------
+# Worker sockets and the routing table live here (0700): the channel is private to this user.
+# Unix socket paths are limited to ~100 bytes, so keep this short.
+MODEL_SERVER_DIR = Path(env_str("MODEL_SERVER_DIR", str(VAR_DIR / "run" / "ms")))
+MODEL_SERVER_POLL_S = env_int("MODEL_SERVER_POLL_MS", 500, minimum=50, maximum=2000) / 1000
+MODEL_SERVER_MAX_CRASHES = env_int("MODEL_SERVER_MAX_CRASHES", 5, minimum=1)
+MODEL_LOAD_TIMEOUT_S = env_int("MODEL_LOAD_TIMEOUT_S", 300, minimum=1)
+# In-process cache of verified API keys on the prediction hot path; a revoked key stops working
+# within this many seconds.
+API_KEY_CACHE_S = env_int("API_KEY_CACHE_S", 10, minimum=0, maximum=300)
+PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR", "")
+
 # --- HTTP limits ----------------------------------------------------------------------------
 MAX_REQUEST_BYTES = env_int("MAX_REQUEST_MB", 10, minimum=1) * 1024 * 1024
 MAX_JSON_DEPTH = env_int("MAX_JSON_DEPTH", 32, minimum=4, maximum=512)

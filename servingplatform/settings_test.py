@@ -11,6 +11,8 @@ os.environ.setdefault("SECRET_KEY", "test-only-secret-key-0123456789abcdefghijkl
 os.environ.setdefault("LOG_FORMAT", "text")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 os.environ.setdefault("MODEL_STORE_DIR", tempfile.mkdtemp(prefix="sp-test-models-"))
+# Short and private: Unix socket paths are limited to ~100 bytes.
+os.environ.setdefault("MODEL_SERVER_DIR", tempfile.mkdtemp(prefix="spms-", dir="/tmp"))
 
 from servingplatform.settings import *
 from servingplatform.settings import DATABASES, VAR_DIR

@@ -4,9 +4,11 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from core import health
 from core.auth_apis import TokenObtainApi, TokenRefreshApi
+from inference.apis import PrometheusMetricsApi
 
 api_v1 = [
     path("", include("registry.urls")),
+    path("", include("inference.urls")),
     path("auth/token/", TokenObtainApi.as_view(), name="token-obtain"),
     path("auth/token/refresh/", TokenRefreshApi.as_view(), name="token-refresh"),
 ]
@@ -14,6 +16,7 @@ api_v1 = [
 urlpatterns = [
     path("health", health.live, name="health"),
     path("health/ready", health.ready, name="health-ready"),
+    path("metrics", PrometheusMetricsApi.as_view(), name="metrics"),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),

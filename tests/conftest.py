@@ -23,6 +23,9 @@ def _clean_redis():
     for name in ("high", "default", "low"):
         django_rq.get_queue(name).empty()
     cache.clear()
+    connection = django_rq.get_queue("default").connection
+    for key in connection.scan_iter("sp:throttle:*"):
+        connection.delete(key)
     yield
 
 
@@ -68,3 +71,12 @@ def upload(name: str, data: bytes, filename: str = "model.bin"):
 
 def as_file(data: bytes) -> io.BytesIO:
     return io.BytesIO(data)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_key_cache():
+    """Verified API keys are cached per process; tests that revoke keys must not see another test's."""
+    from core.auth import forget_cached_keys
+
+    forget_cached_keys()
+    yield

@@ -40,6 +40,17 @@ class PredictionError(ModelRuntimeError):
     status_code = 400
 
 
+class UnsupportedOperation(ModelRuntimeError):
+    """The model cannot do what was asked (uncertainty without dropout, explaining text, ...)."""
+
+    code = "unsupported"
+    status_code = 400
+
+
+# Load-time optimizations a deployment may ask for through `RuntimeOptions.extra`.
+OPTIMIZATIONS = ("compile", "quantize")
+
+
 @dataclass
 class Prediction:
     predictions: list[Any]
@@ -76,6 +87,21 @@ class ModelRuntime(abc.ABC):
 
     @abc.abstractmethod
     def signature(self) -> Signature: ...
+
+    def check_options(self, options: RuntimeOptions) -> None:
+        """Refuse optimizations this runtime cannot apply, so a deployment never silently runs without them."""
+        for name in OPTIMIZATIONS:
+            if options.extra.get(name):
+                raise ArtifactLoadError(f"{name} is not available for {self.format} models")
+
+    def predict_with_dropout(self, inputs: Any, samples: int) -> tuple[Prediction, list[Any]]:
+        """Monte Carlo dropout: the mean over `samples` stochastic passes and its standard deviation
+        (per class probability for classifiers, per value otherwise)."""
+        raise UnsupportedOperation(f"uncertainty estimates are not available for {self.format} models")
+
+    def builtin_importances(self) -> list[float] | None:
+        """Per-feature importances the model itself records (trees, linear coefficients), if any."""
+        return None
 
     def smoke_inputs(self, rows: int, signature: Signature | None = None) -> Any:
         """Valid generated inputs; `signature` overrides the inferred one (e.g. merged with upload's)."""

@@ -139,6 +139,14 @@ class _SklearnRuntime(ModelRuntime):
             return text_batch(inputs)
         return tabular_batch(inputs, n_features=signature["n_features"], dtype=np.float64)
 
+    def builtin_importances(self) -> list[float] | None:
+        n_features = self.signature()["n_features"]
+        values = recorded_importances(_final_estimator(self._model))
+        # A pipeline step that changes the width (one-hot, polynomials) leaves them on other features.
+        if values is None or n_features is None or len(values) != n_features:
+            return None
+        return values
+
     def unload(self) -> None:
         self._model = None
         self._signature = None
@@ -229,6 +237,27 @@ def infer_sklearn_signature(model: Any) -> Signature:
         output_width=_output_width(model),
         probabilities=has_probabilities(model),
     )
+
+
+def recorded_importances(estimator: Any) -> list[float] | None:
+    """`feature_importances_` (trees) or the mean |coefficient| over classes (linear models)."""
+    try:
+        values = getattr(estimator, "feature_importances_", None)
+        if values is None:
+            coef = getattr(estimator, "coef_", None)
+            if coef is None:
+                return None
+            coef = coef.toarray() if hasattr(coef, "toarray") else coef  # sparsified SGD models
+            values = np.abs(np.atleast_2d(np.asarray(coef, dtype=np.float64))).mean(axis=0)
+        return [float(v) for v in np.asarray(values, dtype=np.float64).ravel()]
+    except (AttributeError, TypeError, ValueError):
+        return None  # unfitted attribute properties raise; importances are optional
+
+
+def _final_estimator(model: Any) -> Any:
+    while isinstance(model, Pipeline):
+        model = model.steps[-1][1]
+    return model
 
 
 def has_probabilities(model: Any) -> bool:

@@ -17,12 +17,16 @@ from inference.runtime.base import (
     PredictionError,
     RuntimeOptions,
     Signature,
+    UnsupportedOperation,
     scrub_paths,
     tabular_batch,
 )
 from inference.runtime.signature import build_signature
 
 _NUMPY_DTYPES = {"float32": np.float32, "float64": np.float64}
+_DROPOUT_NAMES = frozenset(
+    {"Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout"}
+)
 
 
 @dataclass(frozen=True)
@@ -45,11 +49,13 @@ class _TorchRuntime(ModelRuntime):
         self._width: int | None = None
 
     def load(self, path: str, *, task: str, options: RuntimeOptions) -> None:
+        self.check_options(options)
         device = resolve_device(options.device)
         if options.threads:
             torch.set_num_threads(options.threads)
         try:
-            self._module, self._spec = self._read(path, device)
+            module, self._spec = self._read(path, device)
+            self._module = self._optimize(module, options, device)
         except ModelRuntimeError:
             raise
         except Exception as exc:
@@ -61,6 +67,39 @@ class _TorchRuntime(ModelRuntime):
 
     def _read(self, path: str, device: str) -> tuple[Any, _InputSpec]:
         raise NotImplementedError
+
+    def _optimize(self, module: Any, options: RuntimeOptions, device: str) -> Any:
+        return module
+
+    def predict_with_dropout(self, inputs: Any, samples: int) -> tuple[Prediction, list[Any]]:
+        if self._module is None:
+            raise ModelRuntimeError("the model is not loaded")
+        layers = dropout_layers(self._module)
+        if not layers:
+            raise UnsupportedOperation("the model has no dropout layers that can be switched on")
+        batch = tabular_batch(inputs, n_features=self._spec.n_features, dtype=_NUMPY_DTYPES[self._spec.dtype])
+        # One forward pass over the batch repeated `samples` times: dropout masks are drawn per
+        # element, so the copies are independent samples, at the cost of a single call.
+        for layer in layers:
+            layer.train(True)
+        try:
+            scores = self._forward(np.concatenate([batch] * samples))
+        finally:
+            for layer in layers:
+                layer.train(False)
+        return self._summarize(scores.reshape(samples, len(batch), -1))
+
+    def _summarize(self, scores: np.ndarray) -> tuple[Prediction, list[Any]]:
+        if self._task == "classification":
+            proba = np.stack([probabilities(sample) for sample in scores])
+            mean = proba.mean(axis=0)
+            labels = self._labels(mean.shape[1]) or []
+            prediction = Prediction([labels[i] for i in mean.argmax(axis=1)], mean.tolist(), labels)
+            return prediction, proba.std(axis=0).tolist()
+        mean, std = scores.mean(axis=0), scores.std(axis=0)
+        if mean.shape[1] == 1:
+            return Prediction(mean[:, 0].tolist()), std[:, 0].tolist()
+        return Prediction(mean.tolist()), std.tolist()
 
     def signature(self) -> Signature:
         if self._module is None:
@@ -146,10 +185,21 @@ class _TorchRuntime(ModelRuntime):
 class TorchScriptRuntime(_TorchRuntime):
     format = "torchscript"
 
+    def check_options(self, options: RuntimeOptions) -> None:
+        if options.extra.get("compile"):
+            raise ArtifactLoadError(
+                "torch.compile cannot compile TorchScript models; upload a torch.export program to compile it"
+            )
+
     def _read(self, path: str, device: str) -> tuple[Any, _InputSpec]:
         module = torch.jit.load(path, map_location=device)
         module.eval()
         return module, _script_input_spec(module)
+
+    def _optimize(self, module: Any, options: RuntimeOptions, device: str) -> Any:
+        if not options.extra.get("quantize"):
+            return module
+        return quantize_script(module, device)
 
 
 class TorchExportRuntime(_TorchRuntime):
@@ -162,6 +212,34 @@ class TorchExportRuntime(_TorchRuntime):
         # Exported modules refuse .eval(); their graph is already fixed in inference form.
         return (module if device == "cpu" else module.to(device)), spec
 
+    def check_options(self, options: RuntimeOptions) -> None:
+        if options.extra.get("quantize"):
+            raise ArtifactLoadError(
+                "int8 quantization is available for TorchScript models only: an exported program has "
+                "no Linear modules to swap for quantized ones"
+            )
+
+    def _optimize(self, module: Any, options: RuntimeOptions, device: str) -> Any:
+        if not options.extra.get("compile"):
+            return module
+        compiled = torch.compile(module, dynamic=True)
+        self._warm_compiled(compiled, device)
+        return compiled
+
+    def _warm_compiled(self, compiled: Any, device: str) -> None:
+        # Compilation is lazy: pay for it here, not on the first requests. Two shapes because a
+        # dynamic graph still specializes one-row batches.
+        if self._spec.n_features is None:
+            return
+        dtype = getattr(torch, self._spec.dtype)
+        try:
+            with torch.inference_mode():
+                for rows in (1, 2):
+                    size = self._spec.static_batch or rows
+                    compiled(torch.zeros((size, self._spec.n_features), dtype=dtype, device=device))
+        except Exception as exc:
+            raise ArtifactLoadError(f"torch.compile failed: {scrub_paths(str(exc))[:500]}") from exc
+
 
 def resolve_device(requested: str) -> str:
     if requested == "auto":
@@ -173,14 +251,54 @@ def resolve_device(requested: str) -> str:
     raise ArtifactLoadError(f"unsupported device {requested!r}; use cpu, cuda or auto")
 
 
-def classify(scores: np.ndarray, labels: list[Any] | None) -> Prediction:
+def quantize_script(module: Any, device: str) -> Any:
+    """Dynamic int8 quantization of a TorchScript module's Linear layers (graph mode).
+
+    Eager `quantize_dynamic` leaves a ScriptModule untouched without a word, so the JIT pass is the
+    one that works here. It freezes the graph: dropout can no longer be switched on afterwards.
+    """
+    if device != "cpu":
+        raise ArtifactLoadError("int8 quantized models run on CPU only; deploy on cpu or turn quantize off")
+    from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic_jit
+
+    quantized = quantize_dynamic_jit(module, {"": default_dynamic_qconfig})
+    if "quantized::linear_dynamic" not in str(quantized.graph):
+        raise ArtifactLoadError("quantize found no Linear layers to convert to int8")
+    return quantized
+
+
+def dropout_layers(module: Any) -> list[Any]:
+    """Dropout modules whose behaviour follows their `training` flag.
+
+    A traced module bakes `training=False` into its graph, so its Dropout submodules are inert.
+    """
+    found = []
+    for _, sub in module.named_modules():
+        if isinstance(sub, torch.nn.modules.dropout._DropoutNd):
+            found.append(sub)
+        elif getattr(sub, "original_name", None) in _DROPOUT_NAMES and "self.training" in _script_code(sub):
+            found.append(sub)
+    return found
+
+
+def _script_code(module: Any) -> str:
+    try:
+        return str(module.code)
+    except (AttributeError, RuntimeError):
+        return ""
+
+
+def probabilities(scores: np.ndarray) -> np.ndarray:
     """Scores are logits: one column means a sigmoid head, several a softmax head."""
     if scores.shape[1] == 1:
         positive = 1.0 / (1.0 + np.exp(-scores[:, 0]))
-        proba = np.stack([1.0 - positive, positive], axis=1)
-    else:
-        shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
-        proba = shifted / shifted.sum(axis=1, keepdims=True)
+        return np.stack([1.0 - positive, positive], axis=1)
+    shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def classify(scores: np.ndarray, labels: list[Any] | None) -> Prediction:
+    proba = probabilities(scores)
     if labels is None or len(labels) != proba.shape[1]:
         raise PredictionError(f"the model scores {proba.shape[1]} classes; the class labels do not match")
     return Prediction([labels[i] for i in proba.argmax(axis=1)], proba.tolist(), list(labels))

@@ -28,6 +28,21 @@ ROUTES = [
     ("POST", "/api/v1/models/churn/versions/1/validate/", MANAGE),
     ("PUT", "/api/v1/models/churn/aliases/staging/", MANAGE),
     ("DELETE", "/api/v1/models/churn/aliases/staging/", MANAGE),
+    ("GET", "/api/v1/deployments/", MANAGE),
+    ("POST", "/api/v1/deployments/", MANAGE),
+    ("GET", "/api/v1/deployments/demo/", MANAGE),
+    ("PATCH", "/api/v1/deployments/demo/", MANAGE),
+    ("DELETE", "/api/v1/deployments/demo/", MANAGE),
+    ("GET", "/api/v1/cache/stats", MANAGE),
+    ("POST", "/api/v1/cache/clear", MANAGE),
+    ("GET", "/api/v1/config", MANAGE),
+    ("PATCH", "/api/v1/config", MANAGE),
+    ("GET", "/api/v1/metrics", MANAGE),
+    ("GET", "/metrics", MANAGE),
+    ("POST", "/api/v1/predict/demo", PREDICT),
+    ("POST", "/api/v1/predict/demo/explain", PREDICT),
+    ("POST", "/api/v1/predict", PREDICT),
+    ("POST", "/api/v1/predict/batch", PREDICT),
     ("POST", "/api/v1/auth/token/", PUBLIC),
     ("POST", "/api/v1/auth/token/refresh/", PUBLIC),
     ("GET", "/health", PUBLIC),
@@ -40,6 +55,12 @@ BODIES = {
     ("POST", "/api/v1/models/"): {"name": "new-model"},
     ("PATCH", "/api/v1/models/churn/"): {"description": "x"},
     ("PUT", "/api/v1/models/churn/aliases/staging/"): {"version": 1},
+    ("POST", "/api/v1/deployments/"): {"endpoint": "x", "model": "churn", "version": 1},
+    ("PATCH", "/api/v1/config"): {"cache_ttl_s": 60},
+    ("POST", "/api/v1/predict/demo"): {"inputs": [[1, 2, 3, 4]]},
+    ("POST", "/api/v1/predict/demo/explain"): {"inputs": [[1, 2, 3, 4]]},
+    ("POST", "/api/v1/predict"): {"model": "churn", "inputs": [[1, 2, 3, 4]]},
+    ("POST", "/api/v1/predict/batch"): {"requests": [{"endpoint": "demo", "inputs": [[1, 2, 3, 4]]}]},
 }
 DENIED = (401, 403)
 
@@ -83,10 +104,10 @@ class AuthMatrixTests(TestCase):
 
     def test_every_api_route_is_in_the_matrix(self):
         known = {path for _, path, _ in ROUTES}
-        api_patterns = {p for p in _route_patterns() if p.startswith("api/v1/")}
+        api_patterns = {p for p in _route_patterns() if p.startswith("api/v1/") or p == "metrics"}
         for pattern in api_patterns:
             concrete = "/" + pattern.replace("<str:name>", "churn").replace("<str:version>", "1") \
-                .replace("<str:alias>", "staging")
+                .replace("<str:alias>", "staging").replace("<str:endpoint>", "demo")
             covered = concrete in known or concrete.replace("/churn/", "/other/") in known \
                 or concrete.replace("versions/1/", "versions/9/") in known
             self.assertTrue(covered, f"route {pattern} has no auth matrix entry")
@@ -95,24 +116,35 @@ class AuthMatrixTests(TestCase):
         for scope in (MANAGE, PUBLIC):
             self.expect(self.callers.anonymous, scope, allowed_scopes={PUBLIC})
 
-    def test_a_predict_key_cannot_manage(self):
-        for scope in (MANAGE, PUBLIC):
-            self.expect(self.callers.predict, scope, allowed_scopes={PUBLIC})
+    def test_anonymous_cannot_predict_while_keys_are_required(self):
+        self.expect(self.callers.anonymous, PREDICT, allowed_scopes=set())
+
+    def test_a_predict_key_predicts_but_cannot_manage(self):
+        for scope in (MANAGE, PREDICT, PUBLIC):
+            self.expect(self.callers.predict, scope, allowed_scopes={PREDICT, PUBLIC})
 
     def test_a_manage_key_reaches_everything(self):
-        for scope in (MANAGE, PUBLIC):
-            self.expect(self.callers.manage, scope, allowed_scopes={MANAGE, PUBLIC})
+        for scope in (MANAGE, PREDICT, PUBLIC):
+            self.expect(self.callers.manage, scope, allowed_scopes={MANAGE, PREDICT, PUBLIC})
 
     def test_a_staff_session_reaches_everything(self):
-        for scope in (MANAGE, PUBLIC):
-            self.expect(self.callers.staff, scope, allowed_scopes={MANAGE, PUBLIC})
+        for scope in (MANAGE, PREDICT, PUBLIC):
+            self.expect(self.callers.staff, scope, allowed_scopes={MANAGE, PREDICT, PUBLIC})
 
-    def test_a_non_staff_user_without_permissions_cannot_manage(self):
+    def test_a_non_staff_user_without_permissions_cannot_manage_or_predict(self):
+        self.expect(self.callers.user, MANAGE, allowed_scopes=set())
+        self.expect(self.callers.user, PREDICT, allowed_scopes=set())
+
+    def test_a_user_with_the_predict_permission_may_predict_only(self):
+        user = get_user_model().objects.get(username="member")
+        user.user_permissions.add(Permission.objects.get(codename="use_predict"))
+        self.expect(self.callers.user, PREDICT, allowed_scopes={PREDICT})
         self.expect(self.callers.user, MANAGE, allowed_scopes=set())
 
     @override_settings(REQUIRE_API_KEY=False)
-    def test_turning_keys_off_never_opens_management(self):
+    def test_turning_keys_off_opens_prediction_and_never_management(self):
         self.expect(APIClient(), MANAGE, allowed_scopes=set())
+        self.expect(APIClient(), PREDICT, allowed_scopes={PREDICT})
 
     def test_a_revoked_key_is_refused(self):
         from core.models import ApiKey

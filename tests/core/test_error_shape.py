@@ -88,7 +88,7 @@ class ErrorShapeTests(TestCase):
 
     @override_settings(REST_FRAMEWORK={
         **__import__("django.conf").conf.settings.REST_FRAMEWORK,
-        "DEFAULT_THROTTLE_RATES": {"predict": "1000/min", "manage": "2/min", "anon": "2/min"},
+        "DEFAULT_THROTTLE_RATES": {"predict": "1000/day", "manage": "2/day", "anon": "2/day"},
     })
     def test_throttling_is_429_with_retry_after(self):
         self.client.get("/api/v1/models/")

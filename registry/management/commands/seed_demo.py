@@ -15,20 +15,36 @@ class Command(BaseCommand):
     help = "Train the demo models on generated data and register them with the 'production' alias. Idempotent."
 
     def handle(self, *args, **options):
-        from registry.demo_models import DEMO_MODEL_NAMES, build_demo_models  # sklearn/torch: imported here only
+        from registry.demo_models import DEMO_MODEL_NAMES  # sklearn/torch: imported here only
 
         if all(self._already_seeded(name) for name in DEMO_MODEL_NAMES):
             for name in DEMO_MODEL_NAMES:
                 self.stderr.write(f"{name}: already seeded ({name}@{ALIAS})")
-            self.stdout.write(f"seeded {len(DEMO_MODEL_NAMES)} demo models")
+        else:
+            self._train_and_register()
+        for name in DEMO_MODEL_NAMES:
+            self._ensure_deployed(name)
+        self.stdout.write(f"seeded {len(DEMO_MODEL_NAMES)} demo models")
+
+    def _ensure_deployed(self, name: str) -> None:
+        """Each demo model serves at an endpoint of its own name, following its production alias."""
+        from inference import services as serving_services
+        from inference.models import LIVE, Deployment
+
+        if Deployment.objects.filter(LIVE, endpoint=name).exists():
             return
+        serving_services.deployment_create(endpoint=name, model=name, alias=ALIAS, follow_alias=True)
+        self.stderr.write(f"  deployed {name}@{ALIAS} at /api/v1/predict/{name}")
+
+    def _train_and_register(self) -> None:
+        from registry.demo_models import build_demo_models
+
         with tempfile.TemporaryDirectory(prefix="sp-demo-") as folder:
             self.stderr.write("Training demo models on generated data...")
             demos = build_demo_models(Path(folder))
             for index, demo in enumerate(demos, start=1):
                 self.stderr.write(f"[{index}/{len(demos)}] {demo.name}")
                 self._seed(demo)
-        self.stdout.write(f"seeded {len(demos)} demo models")
 
     def _seed(self, demo) -> None:
         model = self._model(demo)

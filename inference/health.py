@@ -1,0 +1,20 @@
+def model_server_check() -> dict:
+    """Ready when every live deployment that should be loaded has at least one worker up."""
+    from inference.models import LIVE, Deployment
+    from inference.serving import routes
+
+    live = list(Deployment.objects.filter(LIVE).values_list("endpoint", "scale_to_zero"))
+    if not live:
+        return {"ok": True, "deployments": 0}
+    reader = routes()
+    if not reader.supervisor_alive():
+        return {"ok": False, "error": "model server not running", "deployments": len(live)}
+    down = [endpoint for endpoint, scale_to_zero in live if not _serving(reader.endpoint(endpoint), scale_to_zero)]
+    return {"ok": not down, "deployments": len(live), "not_serving": down}
+
+
+def _serving(route: dict | None, scale_to_zero: bool) -> bool:
+    if route is None:
+        return False
+    # A scaled-to-zero deployment is healthy while idle: its next request loads it.
+    return bool(route["sockets"]) or (scale_to_zero and route["status"] == "scaled_to_zero")

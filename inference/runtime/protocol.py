@@ -1,0 +1,126 @@
+"""The private channel between web processes and model worker processes.
+
+Transport: a Unix domain socket per worker replica, in a directory only the platform's user can enter
+(0700; sockets 0600). Framing: a 4-byte big-endian length, then one UTF-8 JSON object. JSON (never
+pickle) because the payload carries client data. One request in flight per connection; a web thread
+keeps its own connection.
+
+Request  {"id": str, "op": str, "deadline": float (time.time() seconds), "inputs": list, "params": dict}
+  ops: "predict"   inputs = validated rows (lists of numbers, or strings for text models)
+                   params: {"uncertainty": {"samples": N}} for Monte Carlo dropout (torch with dropout)
+       "explain"   inputs = rows; params: {"baseline": row | None}; answers per-feature importances
+       "ping"      liveness; answers {"ok": true}
+       "stats"     answers {"ok": true, "stats": WorkerStats}
+       "configure" params: {"max_batch_size", "batch_timeout_ms", "max_queue", "threads"} (any subset)
+Response {"id": str, "ok": true, ...op-specific fields} or {"id": str, "ok": false, "error": {"code", "message"}}
+  predict  -> "predictions": [...], "probabilities": [[...]] | null, "classes": [...] | null,
+              "std": [...] | null (uncertainty only), "batch_size": int (rows in the forward pass it rode),
+              "queue_ms": float, "compute_ms": float
+  explain  -> "importances": [[float per feature] per row], "baseline": row, "baseline_prediction": value,
+              "predictions": [...], "builtin_importances": [float] | null
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+HEADER = struct.Struct(">I")
+MAX_FRAME_BYTES = 64 * 1024 * 1024
+
+
+class ErrorCode:
+    QUEUE_FULL = "queue_full"  # -> 503 + Retry-After
+    DEADLINE_EXCEEDED = "deadline_exceeded"  # -> 504
+    INVALID_INPUT = "invalid_input"  # -> 400 (the model refused this request's data)
+    MODEL_ERROR = "model_error"  # -> 500-class, message safe to show
+    DRAINING = "draining"  # -> retry on another replica / 503
+    UNSUPPORTED = "unsupported"  # -> 400 (e.g. uncertainty on a model without dropout)
+    BAD_REQUEST = "bad_request"  # malformed message
+
+
+class FrameError(Exception):
+    pass
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    body = json.dumps(message, separators=(",", ":"), allow_nan=False).encode()
+    return HEADER.pack(len(body)) + body
+
+
+def decode(body: bytes) -> dict[str, Any]:
+    message = json.loads(body)
+    if not isinstance(message, dict):
+        raise FrameError("a frame must hold a JSON object")
+    return message
+
+
+def recv_exactly(sock: socket.socket, size: int) -> bytes:
+    chunks, remaining = [], size
+    while remaining:
+        chunk = sock.recv(min(remaining, 1 << 20))
+        if not chunk:
+            raise ConnectionResetError("the worker closed the connection")
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def recv_message(sock: socket.socket) -> dict[str, Any]:
+    (size,) = HEADER.unpack(recv_exactly(sock, HEADER.size))
+    if size > MAX_FRAME_BYTES:
+        raise FrameError(f"frame of {size} bytes exceeds the limit")
+    return decode(recv_exactly(sock, size))
+
+
+@dataclass
+class MemberSpec:
+    """One model a worker loads; several with weights make an ensemble (averaged outputs)."""
+
+    path: str
+    format: str
+    sha256: str
+    weight: float = 1.0
+    version_id: int | None = None
+
+
+@dataclass
+class WorkerSpec:
+    """Everything a worker process needs; written as JSON to the worker's stdin by the supervisor."""
+
+    socket_path: str
+    deployment_id: int
+    endpoint: str
+    generation: int
+    replica: int
+    task: str
+    members: list[MemberSpec]
+    signature: dict[str, Any] = field(default_factory=dict)
+    classes: list[Any] | None = None
+    device: str = "cpu"
+    threads: int | None = None
+    compile: bool = False
+    quantize: bool = False
+    max_batch_size: int = 32
+    batch_timeout_ms: float = 5.0
+    max_queue: int = 256
+    warmup_requests: int = 1
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> WorkerSpec:
+        data = json.loads(text)
+        data["members"] = [MemberSpec(**member) for member in data["members"]]
+        return cls(**data)
+
+
+# The worker announces itself on stdout with ONE JSON line, then keeps stdout quiet:
+#   {"event": "ready", "load_ms": float, "memory_mb": float, "pid": int}
+#   {"event": "failed", "error": "reason safe to show"}   (then exits non-zero)
+READY_EVENT = "ready"
+FAILED_EVENT = "failed"

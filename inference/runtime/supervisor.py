@@ -1,0 +1,502 @@
+# Starts, watches and stops model worker processes, one per (deployment, generation, replica).
+#
+# reconcile() runs on the server loop every ~0.5-1 s and never waits on a child: loading happens in
+# the child, its one-line announcement and its stderr are read by threads that only write into that
+# child's own _Launch, and every state change is decided inside reconcile(), so the state machine has
+# a single writer. Events are emitted after the lock is released, so a slow status write in on_event
+# cannot hold up snapshot() callers.
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from inference.runtime.protocol import FAILED_EVENT, READY_EVENT, FrameError, WorkerSpec, encode, recv_message
+
+logger = logging.getLogger(__name__)
+
+WorkerKey = tuple[int, int, int]  # (deployment_id, generation, replica)
+EventKind = Literal["ready", "failed", "crashed", "restarting", "stopped"]
+StateName = Literal["starting", "ready", "failed", "crashed", "backoff"]
+
+DEFAULT_WORKER_CMD = (sys.executable, "-m", "inference.runtime.worker")
+# Changing these never needs a reload: they are sent with the `configure` op instead.
+KNOBS = ("max_batch_size", "batch_timeout_ms", "max_queue", "threads")
+STDERR_LINES = 50
+# A child that exited may still have lines in its pipes. Its exit is judged once the reader threads
+# reach EOF, or after this long in case a grandchild holds the pipes open.
+_DRAIN_S = 1.0
+_CONFIGURE_TIMEOUT_S = 2.0
+_CONFIGURE_RETRY_S = 2.0
+_PATH = re.compile(r"(?<![\w.:/])(?:~|\.{1,2})?/[^\s'\"`:,;()\[\]<>]+")
+
+
+@dataclass(frozen=True)
+class WorkerEvent:
+    key: WorkerKey
+    kind: EventKind
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class WorkerState:
+    state: StateName
+    pid: int | None
+    socket_path: str
+    ready_at: float | None
+    load_ms: float | None
+    memory_mb: float | None
+    restarts: int
+    last_error: str | None
+
+
+class _Launch:
+    """One child process. A restart is a new _Launch, so a late reader thread of a dead child can
+    only write into its own, abandoned, launch."""
+
+    def __init__(self, spec: WorkerSpec, proc: subprocess.Popen[bytes]) -> None:
+        self.spec = spec
+        self.proc = proc
+        self.started = time.monotonic()
+        self.announcement: dict[str, Any] | None = None
+        self.stderr: deque[str] = deque(maxlen=STDERR_LINES)
+        self.exited_at: float | None = None
+        self.knobs = _knobs(spec)  # what the process runs with; differs from the desired spec until configured
+        # Written once by the configure thread: (knobs sent, error or None, whether worth retrying).
+        self.configure_result: tuple[dict[str, Any], str | None, bool] | None = None
+        self.configuring, self.configure_after = False, 0.0
+        self.refused_knobs: dict[str, Any] | None = None
+        label = f"{spec.endpoint} g{spec.generation} r{spec.replica}"
+        self.readers = [
+            threading.Thread(target=_read_stdout, args=(self, label), daemon=True),
+            threading.Thread(target=_read_stderr, args=(self, label), daemon=True),
+        ]
+        for reader in self.readers:
+            reader.start()
+
+    def finished(self, now: float) -> bool:
+        if self.proc.poll() is None:
+            return False
+        if self.exited_at is None:
+            self.exited_at = now
+        drained = not any(reader.is_alive() for reader in self.readers)
+        return drained or now - self.exited_at >= _DRAIN_S
+
+
+@dataclass
+class _Worker:
+    key: WorkerKey
+    spec: WorkerSpec  # desired
+    state: StateName = "starting"
+    launch: _Launch | None = None
+    restarts: int = 0
+    crashes: deque[float] = field(default_factory=deque)
+    start_at: float = 0.0
+    ready_at: float | None = None
+    load_ms: float | None = None
+    memory_mb: float | None = None
+    last_error: str | None = None
+
+
+@dataclass
+class _Stopping:
+    key: WorkerKey
+    launch: _Launch
+    reason: str | None  # None: reap quietly (a worker that already reported "failed")
+    kill_at: float
+    killed: bool = False
+
+
+class ProcessManager:
+    def __init__(
+        self,
+        *,
+        worker_cmd: Sequence[str] = DEFAULT_WORKER_CMD,
+        cwd: str | os.PathLike[str],
+        env: Mapping[str, str],
+        load_timeout_s: float = 120,
+        backoff: Sequence[float] = (1, 2, 4, 8, 16, 30),
+        max_crashes: int = 5,
+        crash_window_s: float = 300,
+        stop_grace_s: float = 30,
+        on_event: Callable[[WorkerEvent], None] = lambda event: None,
+    ) -> None:
+        if not backoff or min(backoff) < 0 or max_crashes < 1 or load_timeout_s <= 0 or stop_grace_s < 0:
+            raise ValueError("backoff must be non-empty and non-negative; max_crashes, load_timeout_s positive")
+        self.worker_cmd = list(worker_cmd)
+        self.cwd = cwd
+        # Explicit on purpose: the workers load artifacts, and must not inherit the web's secrets by default.
+        self.env = dict(env)
+        self.load_timeout_s = load_timeout_s
+        self.backoff = tuple(backoff)
+        self.max_crashes = max_crashes
+        self.crash_window_s = crash_window_s
+        self.stop_grace_s = stop_grace_s
+        self.on_event = on_event
+        self._workers: dict[WorkerKey, _Worker] = {}
+        self._stopping: list[_Stopping] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def reconcile(self, desired: Mapping[WorkerKey, WorkerSpec]) -> None:
+        events: list[WorkerEvent] = []
+        with self._lock:
+            if self._closed:
+                return
+            now = time.monotonic()
+            for key in self._workers.keys() - desired.keys():
+                self._retire(self._workers.pop(key), "removed", now)
+            for key, spec in desired.items():
+                self._want(key, spec, now)
+            for worker in self._workers.values():
+                self._advance(worker, now, events)
+            self._reap(now, events)
+        self._emit(events)
+
+    def snapshot(self) -> dict[WorkerKey, WorkerState]:
+        with self._lock:
+            return {key: _public_state(worker) for key, worker in self._workers.items()}
+
+    def collect_stats(self, timeout_s: float = 0.5) -> dict[WorkerKey, dict[str, Any]]:
+        """The `stats` answer of each ready worker; one that does not answer gets an error entry."""
+        with self._lock:
+            targets = {k: w.spec.socket_path for k, w in self._workers.items() if w.state == "ready"}
+        if not targets:
+            return {}
+        with ThreadPoolExecutor(max_workers=min(16, len(targets)), thread_name_prefix="stats") as pool:
+            futures = {key: pool.submit(_ask_stats, path, timeout_s) for key, path in targets.items()}
+            answers = {key: future.result() for key, future in futures.items()}
+        with self._lock:
+            for key, answer in answers.items():
+                memory_mb = _number((answer.get("stats") or {}).get("memory_mb"))
+                if key in self._workers and memory_mb is not None:
+                    self._workers[key].memory_mb = memory_mb
+        return answers
+
+    def shutdown(self, grace_s: float = 20) -> None:
+        """SIGTERM every worker (they drain), wait up to grace_s, SIGKILL what is left."""
+        events: list[WorkerEvent] = []
+        with self._lock:
+            self._closed = True
+            now = time.monotonic()
+            for worker in self._workers.values():
+                self._retire(worker, "shutdown", now)
+            self._workers.clear()
+            for stopping in self._stopping:
+                stopping.kill_at = min(stopping.kill_at, now + grace_s)
+        # SIGKILL'd children still need a moment to be reaped; they cannot ignore it.
+        deadline = time.monotonic() + grace_s + 5
+        while time.monotonic() < deadline:
+            with self._lock:
+                self._reap(time.monotonic(), events)
+                if not self._stopping:
+                    break
+            time.sleep(0.05)
+        self._emit(events)
+
+    def _want(self, key: WorkerKey, spec: WorkerSpec, now: float) -> None:
+        worker = self._workers.get(key)
+        if worker is not None and worker.spec == spec:
+            return
+        if worker is None or worker.state == "failed" or _needs_reload(worker.spec, spec):
+            # A changed spec is a fresh start: crash history and restarts belong to the old one.
+            if worker is not None:
+                self._retire(worker, "replaced", now)
+            self._workers[key] = _Worker(key=key, spec=spec)
+        else:
+            worker.spec = spec  # knobs only: _configure_knobs sends them to the running process
+
+    def _advance(self, worker: _Worker, now: float, events: list[WorkerEvent]) -> None:
+        if worker.state == "backoff" and now >= worker.start_at:
+            worker.state = "starting"
+        if worker.state == "starting" and worker.launch is None:
+            self._start(worker, events)
+        if worker.state == "starting" and worker.launch is not None:
+            self._check_loading(worker, worker.launch, now, events)
+        if worker.state == "ready" and worker.launch is not None:
+            if worker.launch.proc.poll() is None:
+                self._configure_knobs(worker, worker.launch, now)
+            else:
+                worker.state, worker.ready_at = "crashed", None  # off the routes at once
+        if worker.state == "crashed" and worker.launch is not None and worker.launch.finished(now):
+            self._after_exit(worker, worker.launch, now, events)
+
+    def _start(self, worker: _Worker, events: list[WorkerEvent]) -> None:
+        path = worker.spec.socket_path
+        if any(s.launch.spec.socket_path == path for s in self._stopping):
+            return  # the process it replaces still drains on this socket path
+        try:
+            Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            proc = subprocess.Popen(
+                self.worker_cmd,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=self.cwd,
+                env=self.env,
+                # Its own session: a Ctrl-C on the supervisor's terminal must not interrupt workers
+                # mid-request; the supervisor stops them with SIGTERM so they drain.
+                start_new_session=True,
+            )
+        except OSError:
+            logger.exception("could not start a worker for %s", worker.key)
+            self._fail(worker, "the worker process could not be started", events)
+            return
+        worker.launch = _Launch(worker.spec, proc)
+        if worker.restarts:
+            events.append(WorkerEvent(worker.key, "restarting", {"pid": proc.pid, "restarts": worker.restarts}))
+
+    def _check_loading(self, worker: _Worker, launch: _Launch, now: float, events: list[WorkerEvent]) -> None:
+        announcement = launch.announcement or {}
+        if announcement.get("event") == READY_EVENT:
+            self._mark_ready(worker, launch, announcement, events)
+        elif announcement.get("event") == FAILED_EVENT:
+            self._fail_launch(worker, launch, announcement, now, events)
+        elif launch.proc.poll() is not None:
+            worker.state = "crashed"
+        elif now - launch.started > self.load_timeout_s:
+            self._stop(worker.key, launch, None, now)
+            worker.launch = None
+            self._fail(worker, f"the model did not load within {self.load_timeout_s:g}s", events)
+
+    def _mark_ready(
+        self, worker: _Worker, launch: _Launch, announcement: dict[str, Any], events: list[WorkerEvent]
+    ) -> None:
+        worker.state, worker.ready_at = "ready", time.time()
+        worker.load_ms = _number(announcement.get("load_ms"))
+        worker.memory_mb = _number(announcement.get("memory_mb"))
+        detail = {"pid": launch.proc.pid, "socket_path": launch.spec.socket_path, "load_ms": worker.load_ms}
+        detail |= {"memory_mb": worker.memory_mb, "restarts": worker.restarts}
+        events.append(WorkerEvent(worker.key, "ready", detail))
+
+    def _fail_launch(
+        self, worker: _Worker, launch: _Launch, announcement: dict[str, Any], now: float, events: list[WorkerEvent]
+    ) -> None:
+        # The worker exits by itself after a failed event; reaping it (and killing it should it hang) is ours.
+        self._stop(worker.key, launch, None, now)
+        worker.launch = None
+        self._fail(worker, scrub(str(announcement.get("error") or "the model could not be loaded")), events)
+
+    def _after_exit(self, worker: _Worker, launch: _Launch, now: float, events: list[WorkerEvent]) -> None:
+        announcement = launch.announcement or {}
+        if announcement.get("event") == FAILED_EVENT:
+            self._fail_launch(worker, launch, announcement, now, events)  # it exited before we read the line
+            return
+        reason = _exit_reason(launch)
+        worker.launch, worker.last_error = None, reason
+        worker.crashes.append(now)
+        while now - worker.crashes[0] > self.crash_window_s:
+            worker.crashes.popleft()
+        crashes = len(worker.crashes)
+        delay = None if crashes >= self.max_crashes else self.backoff[min(crashes, len(self.backoff)) - 1]
+        detail = {"pid": launch.proc.pid, "error": reason, "crashes": crashes, "retry_in_s": delay}
+        events.append(WorkerEvent(worker.key, "crashed", detail))
+        if delay is None:
+            self._fail(worker, reason, events, crashes=crashes)
+        else:
+            worker.state, worker.start_at, worker.restarts = "backoff", now + delay, worker.restarts + 1
+
+    def _fail(self, worker: _Worker, reason: str, events: list[WorkerEvent], **detail: Any) -> None:
+        worker.state, worker.ready_at, worker.last_error = "failed", None, reason
+        events.append(WorkerEvent(worker.key, "failed", {"error": reason, "restarts": worker.restarts, **detail}))
+
+    def _configure_knobs(self, worker: _Worker, launch: _Launch, now: float) -> None:
+        result = launch.configure_result
+        if result is not None:
+            # The sender thread writes the result once and starts no other until this one is consumed.
+            launch.configure_result, launch.configuring = None, False
+            self._configured(worker, launch, result, now)
+        wanted = _knobs(worker.spec)
+        changes = {name: value for name, value in wanted.items() if launch.knobs.get(name) != value}
+        if not changes or launch.configuring or now < launch.configure_after or wanted == launch.refused_knobs:
+            return
+        launch.configuring = True
+        # A thread, because the worker may be busy and reconcile must not wait on its socket.
+        threading.Thread(target=_send_configure, args=(launch, changes), daemon=True).start()
+
+    def _configured(
+        self, worker: _Worker, launch: _Launch, result: tuple[dict[str, Any], str | None, bool], now: float
+    ) -> None:
+        knobs, error, transient = result
+        if error is None:
+            launch.knobs |= knobs
+            return
+        worker.last_error = f"configure failed: {error}"
+        if transient:
+            launch.configure_after = now + _CONFIGURE_RETRY_S
+        else:
+            launch.refused_knobs = _knobs(worker.spec)  # the same values would be refused again
+
+    def _retire(self, worker: _Worker, reason: str, now: float) -> None:
+        if worker.launch is not None:
+            self._stop(worker.key, worker.launch, reason, now)
+            worker.launch = None
+
+    def _stop(self, key: WorkerKey, launch: _Launch, reason: str | None, now: float) -> None:
+        if launch.proc.poll() is None:
+            # The worker itself gets SIGTERM so it can drain; SIGKILL later goes to its whole group.
+            launch.proc.send_signal(signal.SIGTERM)
+        self._stopping.append(_Stopping(key, launch, reason, kill_at=now + self.stop_grace_s))
+
+    def _reap(self, now: float, events: list[WorkerEvent]) -> None:
+        for stopping in list(self._stopping):
+            proc = stopping.launch.proc
+            if proc.poll() is not None:
+                self._stopping.remove(stopping)
+                if stopping.reason is not None:
+                    detail = {"pid": proc.pid, "reason": stopping.reason, "exit": describe_exit(proc.returncode)}
+                    events.append(WorkerEvent(stopping.key, "stopped", detail))
+            elif now >= stopping.kill_at and not stopping.killed:
+                _kill_group(stopping.launch.proc)
+                stopping.killed = True
+
+    def _emit(self, events: list[WorkerEvent]) -> None:
+        for event in events:
+            try:
+                self.on_event(event)
+            except Exception:
+                # Recording status is the caller's business; a failure there must not stop supervision.
+                logger.exception("on_event failed for %s %s", event.kind, event.key)
+
+
+def scrub(text: str, limit: int = 300) -> str:
+    """Replaces filesystem paths: error messages reach API clients and must not reveal the layout."""
+    return _PATH.sub("<path>", text).strip()[:limit]
+
+
+def describe_exit(returncode: int) -> str:
+    if returncode >= 0:
+        return f"worker exited with code {returncode}"
+    number = -returncode
+    name = signal.Signals(number).name if number in signal.valid_signals() else str(number)
+    return f"worker exited with signal {name}"
+
+
+def _exit_reason(launch: _Launch) -> str:
+    reason = describe_exit(launch.proc.returncode if launch.proc.returncode is not None else -1)
+    last_line = next((line for line in reversed(launch.stderr) if line.strip()), "")
+    return f"{reason}: {scrub(last_line)}" if last_line else reason
+
+
+def _public_state(worker: _Worker) -> WorkerState:
+    launch = worker.launch
+    return WorkerState(
+        state=worker.state,
+        pid=launch.proc.pid if launch is not None else None,
+        socket_path=worker.spec.socket_path,
+        ready_at=worker.ready_at,
+        load_ms=worker.load_ms,
+        memory_mb=worker.memory_mb,
+        restarts=worker.restarts,
+        last_error=worker.last_error,
+    )
+
+
+def _knobs(spec: WorkerSpec) -> dict[str, Any]:
+    return {name: getattr(spec, name) for name in KNOBS}
+
+
+def _needs_reload(old: WorkerSpec, new: WorkerSpec) -> bool:
+    def without_knobs(spec: WorkerSpec) -> dict[str, Any]:
+        return {name: value for name, value in asdict(spec).items() if name not in KNOBS}
+
+    # `configure` can set a knob but not reset one to its default (None): that takes a fresh process.
+    reset = any(getattr(new, name) is None and getattr(old, name) is not None for name in KNOBS)
+    return reset or without_knobs(old) != without_knobs(new)
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    # Only called while the child is unreaped, so its pid (= its group id) cannot have been reused.
+    with suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _read_stdout(launch: _Launch, label: str) -> None:
+    proc = launch.proc
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        # Written here rather than in reconcile: a child that is slow to read its stdin (importing
+        # torch) would block a large spec's write.
+        proc.stdin.write(launch.spec.to_json().encode() + b"\n")
+        proc.stdin.close()
+    except OSError:
+        pass  # it died before reading its spec; its exit status tells why
+    for raw in proc.stdout:
+        line = raw.decode(errors="replace").rstrip()
+        event = _parse_announcement(line) if launch.announcement is None else None
+        if event is not None:
+            launch.announcement = event
+        elif line:
+            # A library printing to stdout before the announcement must not fail the load, and the
+            # pipe has to be drained for the child's whole life or it blocks on a full buffer.
+            _echo(label, line)
+
+
+def _read_stderr(launch: _Launch, label: str) -> None:
+    assert launch.proc.stderr is not None
+    for raw in launch.proc.stderr:
+        line = raw.decode(errors="replace").rstrip()
+        launch.stderr.append(line)
+        _echo(label, line)
+
+
+def _echo(label: str, line: str) -> None:
+    # The parent's stderr may be closed already (interpreter exit); the ring buffer still has the line.
+    with suppress(OSError, ValueError):
+        sys.stderr.write(f"[{label}] {line}\n")
+
+
+def _parse_announcement(line: str) -> dict[str, Any] | None:
+    try:
+        message = json.loads(line)
+    except ValueError:
+        return None
+    if isinstance(message, dict) and message.get("event") in (READY_EVENT, FAILED_EVENT):
+        return message
+    return None
+
+
+def _ask(socket_path: str, op: str, params: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+    request = {"id": uuid.uuid4().hex, "op": op, "deadline": time.time() + timeout_s, "inputs": [], "params": params}
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout_s)
+        sock.connect(socket_path)
+        sock.sendall(encode(request))
+        return recv_message(sock)
+
+
+def _ask_stats(socket_path: str, timeout_s: float) -> dict[str, Any]:
+    try:
+        return _ask(socket_path, "stats", {}, timeout_s)
+    except (OSError, FrameError, ValueError) as exc:
+        message = "timed out" if isinstance(exc, TimeoutError) else "unreachable"
+        return {"ok": False, "error": {"code": "unreachable", "message": f"the worker {message}"}}
+
+
+def _send_configure(launch: _Launch, changes: dict[str, Any]) -> None:
+    try:
+        answer = _ask(launch.spec.socket_path, "configure", changes, _CONFIGURE_TIMEOUT_S)
+    except (OSError, FrameError, ValueError) as exc:
+        launch.configure_result = (changes, f"the worker did not answer ({type(exc).__name__})", True)
+        return
+    error = None if answer.get("ok") else scrub(str((answer.get("error") or {}).get("message", "refused")))
+    launch.configure_result = (changes, error, False)

@@ -1,0 +1,5 @@
+import sys
+
+from inference.runtime.worker.process import main
+
+sys.exit(main())

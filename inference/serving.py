@@ -1,0 +1,242 @@
+"""The prediction hot path in web processes: routing table -> input checks -> cache -> worker.
+
+No database query and no model code here: deployments reach us through the model server's routing
+table (a file re-read only when it changes), inputs are checked against the signature before
+anything is sent, and the model itself runs in a worker process.
+"""
+
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import redis
+from django.conf import settings
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from core.errors import ApplicationError, InvalidInput
+from inference import metrics
+from inference.errors import (
+    DeadlineExceeded,
+    DeploymentNotReady,
+    EndpointNotFound,
+    ModelFailed,
+    NoDeploymentForVersion,
+    Overloaded,
+    TooManyRows,
+)
+from inference.runtime import client as worker_client
+from inference.runtime.cache import PredictionCache
+from inference.runtime.inputs import InputError, canonical_key, normalize_inputs
+from inference.runtime.protocol import ErrorCode
+from inference.runtime.routes import ControlUnavailable, RoutesReader, control_request
+
+logger = logging.getLogger(__name__)
+WAKE_POLL_S = 0.05
+
+
+@lru_cache(maxsize=1)
+def routes() -> RoutesReader:
+    return RoutesReader(str(settings.MODEL_SERVER_DIR / "routes.json"))
+
+
+@lru_cache(maxsize=1)
+def workers() -> worker_client.WorkerClient:
+    return worker_client.WorkerClient()
+
+
+@lru_cache(maxsize=1)
+def prediction_cache() -> PredictionCache:
+    # No retries: when Redis is down the cache fails open at once instead of stalling the request.
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.25, socket_connect_timeout=0.25,
+                                  retry=Retry(NoBackoff(), 0))
+    from inference.config import current_config
+
+    config = current_config()
+    return PredictionCache(client, ttl_s=config["cache_ttl_s"], capacity=config["cache_capacity"])
+
+
+@dataclass
+class PredictRequest:
+    endpoint: str
+    inputs: Any
+    params: dict
+    request_id: str | None = None
+    subject_id: str | None = None
+
+
+def _route(endpoint: str) -> dict:
+    route = routes().endpoint(endpoint)
+    if route is None:
+        _explain_missing_route(endpoint)
+    if route["status"] == "scaled_to_zero" or (route["status"] == "loading" and not route["sockets"]):
+        route = _wake(endpoint, route)
+    if not route["sockets"]:
+        reason = route.get("reason") or f"deployment is {route['status']}"
+        raise DeploymentNotReady(f"Endpoint '{endpoint}' is not ready: {reason}.", retry_after_s=2)
+    return route
+
+
+def _explain_missing_route(endpoint: str) -> None:
+    # Off the hot path: only requests for endpoints the model server does not serve get here.
+    from inference.models import LIVE, Deployment
+
+    if not Deployment.objects.filter(LIVE, endpoint=endpoint).exists():
+        raise EndpointNotFound(f"No live deployment at endpoint '{endpoint}'.")
+    if not routes().supervisor_alive():
+        raise DeploymentNotReady("The model server is not running.", retry_after_s=5)
+    raise DeploymentNotReady(f"Endpoint '{endpoint}' is starting.", retry_after_s=2)
+
+
+def _wake(endpoint: str, route: dict) -> dict:
+    """Scale-to-zero: asks the model server to load the deployment and waits (this request only)."""
+    deadline = time.monotonic() + route.get("timeout_ms", 5000) / 1000 + settings.MODEL_LOAD_TIMEOUT_S
+    try:
+        control_request(str(settings.MODEL_SERVER_DIR / "control.sock"), {"op": "wake", "endpoint": endpoint}, 2.0)
+    except ControlUnavailable:
+        raise DeploymentNotReady("The model server is not running.", retry_after_s=5) from None
+    while time.monotonic() < deadline:
+        current = routes().endpoint(endpoint)
+        if current and current["sockets"]:
+            return current
+        if current and current["status"] == "failed":
+            break
+        time.sleep(WAKE_POLL_S)
+    raise DeploymentNotReady(f"Endpoint '{endpoint}' could not be loaded in time.", retry_after_s=5)
+
+
+def _rows(route: dict, raw: Any) -> list:
+    try:
+        return normalize_inputs(raw, route.get("signature") or {}, max_rows=route.get("max_rows", 1024))
+    except InputError as exc:
+        if exc.status == 413:
+            raise TooManyRows(exc.message, details={"field": exc.field}) from None
+        raise InvalidInput(exc.message, details={"field": exc.field, "row": exc.row}) from None
+
+
+def _cache_key(route: dict, rows: list, params: dict) -> str | None:
+    if not route.get("cache", True):
+        return None
+    from inference.config import current_config
+
+    if not current_config()["cache_enabled"]:
+        return None
+    return canonical_key(f"{route['model_version_id']}:{route['sha256']}", rows, params)
+
+
+def _call_worker(route: dict, op: str, rows: list, params: dict) -> dict:
+    deadline = time.time() + route.get("timeout_ms", 5000) / 1000
+    message = {"id": uuid.uuid4().hex, "op": op, "deadline": deadline, "inputs": rows, "params": params}
+    try:
+        return _call_with_reroute(route, message, deadline)
+    except worker_client.QueueFull:
+        raise Overloaded(f"Endpoint '{route['endpoint']}' is at capacity; retry shortly.", retry_after_s=1) from None
+    except worker_client.DeadlineExceeded:
+        raise DeadlineExceeded(f"No answer within {route.get('timeout_ms')} ms.") from None
+    except worker_client.WorkerUnavailable:
+        raise DeploymentNotReady(f"Endpoint '{route['endpoint']}' lost its worker; retry.", retry_after_s=1) from None
+    except worker_client.WorkerError as exc:
+        raise _worker_error(exc) from None
+
+
+def _call_with_reroute(route: dict, message: dict, deadline: float) -> dict:
+    """A generation swap or a restarted worker changes the sockets: one retry on the fresh route."""
+    try:
+        return workers().call(route["sockets"], message, deadline=deadline)
+    except (worker_client.WorkerUnavailable, worker_client.WorkerError) as exc:
+        if isinstance(exc, worker_client.WorkerError) and exc.code != ErrorCode.DRAINING:
+            raise
+        fresh = routes().endpoint(route["endpoint"])
+        if not fresh or not fresh["sockets"] or fresh["sockets"] == route["sockets"] or time.time() >= deadline:
+            raise
+        return workers().call(fresh["sockets"], message, deadline=deadline)
+
+
+def _worker_error(exc: "worker_client.WorkerError") -> Exception:
+    if exc.code in (ErrorCode.INVALID_INPUT, ErrorCode.UNSUPPORTED, ErrorCode.BAD_REQUEST):
+        return InvalidInput(exc.message, details={"field": "inputs"})
+    if exc.code == ErrorCode.DRAINING:
+        return DeploymentNotReady("The endpoint is restarting; retry.", retry_after_s=1)
+    return ModelFailed(exc.message)
+
+
+def _worker_params(params: dict) -> dict:
+    return {key: value for key, value in params.items() if key in ("uncertainty",)}
+
+
+def predict(request: PredictRequest) -> dict:
+    started = time.perf_counter()
+    route = _route(request.endpoint)
+    try:
+        return _predict_routed(route, request, started)
+    except ApplicationError as exc:
+        metrics.observe_error(route, exc.code)
+        raise
+
+
+def _predict_routed(route: dict, request: PredictRequest, started: float) -> dict:
+    rows = _rows(route, request.inputs)
+    worker_params = _worker_params(request.params)
+    key = _cache_key(route, rows, worker_params) if request.params.get("cache") is not False else None
+    cached = prediction_cache().get(key) if key else None
+    batch_size = None
+    if cached is not None:
+        body = json.loads(cached)
+    else:
+        answer = _call_worker(route, "predict", rows, worker_params)
+        batch_size = answer.get("batch_size")
+        body = {k: answer[k] for k in ("predictions", "probabilities", "classes", "std") if answer.get(k) is not None}
+        if key:
+            prediction_cache().set(key, json.dumps(body).encode())
+    metrics.observe_prediction(route, time.perf_counter() - started, cached=cached is not None,
+                               cache_used=key is not None, rows=len(rows), batch_size=batch_size)
+    return _response(route, request, body, started, cached=cached is not None)
+
+
+def _response(route: dict, request: PredictRequest, body: dict, started: float, *, cached: bool) -> dict:
+    response = {
+        "request_id": request.request_id or uuid.uuid4().hex,
+        "endpoint": route["endpoint"], "model": route["model"], "version": route["version"],
+        "predictions": body["predictions"],
+    }
+    if body.get("probabilities") is not None:
+        response["probabilities"] = body["probabilities"]
+        response["classes"] = body.get("classes")
+    if body.get("std") is not None:
+        response["uncertainty"] = {"mean": body["predictions"], "std": body["std"]}
+    response["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)
+    response["cached"] = cached
+    return response
+
+
+def explain(request: PredictRequest) -> dict:
+    started = time.perf_counter()
+    route = _route(request.endpoint)
+    rows = _rows(route, request.inputs)
+    baseline = request.params.get("baseline")
+    if baseline is not None:
+        baseline = _rows(route, [baseline])[0]
+    body = _call_worker(route, "explain", rows, {"baseline": baseline})
+    features = (route.get("signature") or {}).get("feature_names")
+    return {
+        "request_id": request.request_id or uuid.uuid4().hex, "endpoint": route["endpoint"],
+        "model": route["model"], "version": route["version"], "feature_names": features,
+        "importances": body["importances"], "baseline": body["baseline"],
+        "baseline_prediction": body["baseline_prediction"], "predictions": body["predictions"],
+        "builtin_importances": body.get("builtin_importances"),
+        "method": "ablation against the baseline row", "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+    }
+
+
+def endpoint_for_version(model_version_id: int) -> str:
+    """The universal route: any live, routed deployment serving exactly this version."""
+    candidates = [name for name, route in routes().table().get("endpoints", {}).items()
+                  if route.get("model_version_id") == model_version_id and not route.get("ensemble")]
+    ready = [name for name in candidates if routes().endpoint(name)["sockets"]]
+    if ready or candidates:
+        return (ready or candidates)[0]
+    raise NoDeploymentForVersion("No live deployment serves this model version; deploy it first.")

@@ -1,0 +1,214 @@
+"""The serving core end to end: real model server, real worker processes, real Redis."""
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from io import StringIO
+from pathlib import Path
+
+from django.core.management import call_command
+
+from inference.models import Deployment, DeploymentStatus
+from inference.serving import routes
+from registry import services as registry_services
+from tests.conftest import skops_artifact, upload
+from tests.factories import key_client, make_model
+from tests.inference.live import LiveServerTestCase, toy_version, wait_for
+from tests.runtime.toy_runtime import CRASH, POISON
+
+ROW = [0.5, -1.0, 2.0, 0.1]
+
+
+def ready_skops_version(model):
+    version = registry_services.model_version_create(model=model, artifact=upload("a", skops_artifact()),
+                                                     flavor="sklearn")
+    return registry_services.model_version_validate(version_id=version.pk)
+
+
+class DeployPredictUndeployTests(LiveServerTestCase):
+    def test_deploy_predict_and_undeploy_over_the_api(self):
+        model = make_model("churn")
+        ready_skops_version(model)
+        manage, predict = key_client("manage"), key_client("predict")
+        created = manage.post("/api/v1/deployments/", {"endpoint": "churn", "model": "churn", "version": 1,
+                                                        "max_batch_size": 16}, format="json")
+        self.assertEqual(created.status_code, 201, created.content)
+        self.assertIn(created.json()["status"], ("pending", "loading"))
+        self.wait_ready("churn")
+        self.wait_status("churn", DeploymentStatus.READY)
+
+        response = predict.post("/api/v1/predict/churn", {"inputs": [ROW, ROW], "request_id": "r-1"}, format="json")
+        self.assertEqual(response.status_code, 200, response.content)
+        body = response.json()
+        self.assertEqual((body["request_id"], body["endpoint"], body["model"], body["version"]),
+                         ("r-1", "churn", "churn", 1))
+        self.assertEqual(len(body["predictions"]), 2)
+        self.assertEqual(body["classes"], [0, 1, 2])
+        self.assertEqual(len(body["probabilities"][0]), 3)
+        self.assertAlmostEqual(sum(body["probabilities"][0]), 1.0, places=5)
+        self.assertFalse(body["cached"])
+        self.assertGreater(body["latency_ms"], 0)
+
+        detail = manage.get("/api/v1/deployments/churn/").json()
+        self.assertEqual(detail["status"], "ready")
+        wait_for(lambda: (Deployment.objects.get(endpoint="churn").runtime or {}).get("loaded"),
+                 message="runtime figures")
+        runtime = Deployment.objects.get(endpoint="churn").runtime
+        self.assertGreater(runtime["memory_mb"], 0)
+        self.assertIsNotNone(runtime["load_ms"])
+
+        self.assertEqual(manage.delete("/api/v1/deployments/churn/").status_code, 200)
+        wait_for(lambda: routes().endpoint("churn") is None, message="route removal")
+        gone = predict.post("/api/v1/predict/churn", {"inputs": [ROW]}, format="json")
+        self.assertEqual(gone.status_code, 404)
+        self.assertEqual(gone.json()["error"]["code"], "endpoint_not_found")
+
+    def test_deploy_and_undeploy_commands(self):
+        model = make_model("churn")
+        ready_skops_version(model)
+        out = StringIO()
+        call_command("deploy", "churn-cmd", "--model", "churn", "--version", "1", "--wait", stdout=out,
+                     stderr=StringIO())
+        self.assertEqual(out.getvalue().strip(), "churn-cmd ready")
+        response = key_client("predict").post("/api/v1/predict/churn-cmd", {"inputs": ROW}, format="json")
+        self.assertEqual(response.status_code, 200, response.content)
+        self.assertEqual(len(response.json()["predictions"]), 1)
+        out = StringIO()
+        call_command("undeploy", "churn-cmd", stdout=out)
+        self.assertEqual(out.getvalue().strip(), "churn-cmd stopped")
+        self.assertEqual(Deployment.objects.get(endpoint="churn-cmd").status, DeploymentStatus.STOPPED)
+
+    def test_two_versions_of_one_model_serve_at_once_and_never_share_cache_entries(self):
+        model = make_model("scorer", task="regression")
+        toy_version(model, weights=(1.0, 0.0, 0.0))
+        toy_version(model, weights=(10.0, 0.0, 0.0))
+        manage, client = key_client("manage"), key_client("predict")
+        for endpoint, version in (("v-one", 1), ("v-two", 2)):
+            self.assertEqual(manage.post("/api/v1/deployments/", {"endpoint": endpoint, "model": "scorer",
+                                                                   "version": version}, format="json").status_code, 201)
+        self.wait_ready("v-one")
+        self.wait_ready("v-two")
+        ask = lambda endpoint: client.post(f"/api/v1/predict/{endpoint}", {"inputs": [[2, 0, 0]]}, format="json").json()
+        first, second = ask("v-one"), ask("v-two")
+        self.assertEqual((first["predictions"], first["version"]), ([2.0], 1))
+        self.assertEqual((second["predictions"], second["version"]), ([20.0], 2))
+        again_one, again_two = ask("v-one"), ask("v-two")
+        self.assertTrue(again_one["cached"] and again_two["cached"])
+        self.assertEqual((again_one["predictions"], again_two["predictions"]), ([2.0], [20.0]))
+        bypass = client.post("/api/v1/predict/v-two", {"inputs": [[2, 0, 0]], "parameters": {"cache": False}},
+                             format="json").json()
+        self.assertFalse(bypass["cached"])
+
+
+class BatchingTests(LiveServerTestCase):
+    def test_batched_results_equal_unbatched_results_row_for_row(self, rows: int = 48):
+        model = make_model("scorer", task="classification")
+        record = Path(self.server_dir_file("batches.log"))
+        toy_version(model, weights=(0.3, -0.2, 0.5), task_classes=[0, 1], sleep_ms=20, record=str(record))
+        manage = key_client("manage")
+        manage.post("/api/v1/deployments/", {"endpoint": "batched", "model": "scorer", "version": 1,
+                                             "max_batch_size": 16, "batch_timeout_ms": 20}, format="json")
+        manage.post("/api/v1/deployments/", {"endpoint": "single", "model": "scorer", "version": 1,
+                                             "max_batch_size": 1, "batch_timeout_ms": 0}, format="json")
+        self.wait_ready("batched")
+        self.wait_ready("single")
+        inputs = [[i * 0.1, (i % 7) - 3.0, (i % 5) * 0.7] for i in range(rows)]
+        clients = [key_client("predict", f"k{i}") for i in range(8)]
+
+        def ask(endpoint):
+            def one(index):
+                body = {"inputs": [inputs[index]], "parameters": {"cache": False}}
+                return clients[index % 8].post(f"/api/v1/predict/{endpoint}", body, format="json").json()
+
+            with ThreadPoolExecutor(8) as pool:
+                return list(pool.map(one, range(rows)))
+
+        batched, single = ask("batched"), ask("single")
+        for index in range(rows):
+            self.assertEqual(batched[index]["predictions"], single[index]["predictions"], index)
+            # A batched matrix product may round the last bit differently from a one-row one.
+            for got, expected in zip(batched[index]["probabilities"][0], single[index]["probabilities"][0]):
+                self.assertAlmostEqual(got, expected, places=12, msg=index)
+        sizes = [int(line.split()[0]) for line in record.read_text().splitlines()]
+        self.assertGreater(max(sizes), 1, "the batched endpoint never batched")
+
+    def server_dir_file(self, name: str) -> str:
+        from django.conf import settings
+
+        return str(Path(settings.MODEL_STORE_DIR).parent / name)
+
+
+class FailureTests(LiveServerTestCase):
+    def deploy_toy(self, endpoint: str, model_name: str, **knobs):
+        model = make_model(model_name, task="regression")
+        toy_version(model, **knobs.pop("toy", {}))
+        response = key_client("manage").post("/api/v1/deployments/", {"endpoint": endpoint, "model": model_name,
+                                                                       "version": 1, **knobs}, format="json")
+        self.assertEqual(response.status_code, 201, response.content)
+        return self.wait_ready(endpoint)
+
+    def test_a_worker_killed_mid_request_answers_503_fast_and_is_respawned(self):
+        self.deploy_toy("fragile", "fragile")
+        client = key_client("predict")
+        started = time.monotonic()
+        response = client.post("/api/v1/predict/fragile", {"inputs": [[CRASH, 0, 0]]}, format="json")
+        elapsed = time.monotonic() - started
+        self.assertEqual(response.status_code, 503, response.content)
+        self.assertIn("Retry-After", response)
+        self.assertLess(elapsed, 2.0)
+        wait_for(lambda: any(r["restarts"] >= 1 and r["state"] == "ready"
+                             for r in (Deployment.objects.get(endpoint="fragile").runtime or {}).get("replicas", [])),
+                 message="the worker to be respawned")
+        ok = client.post("/api/v1/predict/fragile", {"inputs": [[1, 1, 1]]}, format="json")
+        self.assertEqual(ok.status_code, 200, ok.content)
+        self.assertEqual(ok.json()["predictions"], [6.0])
+
+    def test_a_crash_looping_model_ends_failed_while_others_serve(self):
+        self.deploy_toy("steady", "steady")
+        broken = make_model("broken", task="regression")
+        toy_version(broken, fail_load="the weights are corrupt")
+        key_client("manage").post("/api/v1/deployments/", {"endpoint": "broken", "model": "broken", "version": 1},
+                                  format="json")
+        failed = self.wait_status("broken", DeploymentStatus.FAILED)
+        self.assertIn("the weights are corrupt", failed.status_reason)
+        response = key_client("predict").post("/api/v1/predict/steady", {"inputs": [[1, 0, 0]]}, format="json")
+        self.assertEqual(response.status_code, 200)
+        refused = key_client("predict").post("/api/v1/predict/broken", {"inputs": [[1, 0, 0]]}, format="json")
+        self.assertEqual(refused.status_code, 503)
+
+    def test_a_full_queue_answers_503_at_once_and_a_deadline_504(self):
+        self.deploy_toy("slow", "slow", max_queue=1, max_batch_size=1, timeout_ms=3000, toy={"sleep_ms": 400})
+        clients = [key_client("predict", f"k{i}") for i in range(6)]
+
+        def ask(index):
+            started = time.monotonic()
+            response = clients[index].post("/api/v1/predict/slow", {"inputs": [[index, 0, 0]],
+                                                                   "parameters": {"cache": False}}, format="json")
+            return response, time.monotonic() - started
+
+        with ThreadPoolExecutor(6) as pool:
+            answers = list(pool.map(ask, range(6)))
+        refused = [(r, t) for r, t in answers if r.status_code == 503]
+        served = [t for r, t in answers if r.status_code == 200]
+        self.assertTrue(refused and served, [r.status_code for r, _ in answers])
+        for response, _ in refused:
+            self.assertEqual(response.json()["error"]["code"], "overloaded")
+            self.assertEqual(response["Retry-After"], "1")
+        # "At once": a refusal does not wait for the queue; it is back before any served request.
+        self.assertLess(max(t for _, t in refused), min(served))
+        key_client("manage").patch("/api/v1/deployments/slow/", {"timeout_ms": 100}, format="json")
+        time.sleep(0.5)  # the routing table carries the new deadline within a tick
+        late = clients[0].post("/api/v1/predict/slow", {"inputs": [[9, 0, 0]], "parameters": {"cache": False}},
+                               format="json")
+        self.assertEqual(late.status_code, 504, late.content)
+        self.assertEqual(late.json()["error"]["code"], "deadline_exceeded")
+
+    def test_a_bad_row_in_a_batch_fails_only_its_own_request(self):
+        self.deploy_toy("mixed", "mixed", max_batch_size=8, batch_timeout_ms=50)
+        clients = [key_client("predict", f"k{i}") for i in range(4)]
+        bodies = [[[1, 0, 0]], [[POISON, 0, 0]], [[2, 0, 0]], [[3, 0, 0]]]
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda i: clients[i].post("/api/v1/predict/mixed", {"inputs": bodies[i]},
+                                                              format="json"), range(4)))
+        self.assertEqual([a.status_code for a in answers], [200, 400, 200, 200])
+        self.assertEqual([a.json()["predictions"] for a in (answers[0], answers[2], answers[3])],
+                         [[1.0], [2.0], [3.0]])
