@@ -1,7 +1,11 @@
 from django.contrib import admin, messages
 from rest_framework_api_key.admin import APIKeyModelAdmin
+from rest_framework_api_key.models import APIKey
 
 from core.models import ApiKey
+
+# The library registers its own scope-less key model; ours (with scopes) is the only one used.
+admin.site.unregister(APIKey)
 
 
 @admin.register(ApiKey)

@@ -1,9 +1,12 @@
+from django import forms
 from django.contrib import admin, messages
+from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
 from core.errors import ApplicationError
 from inference import metrics, services
 from inference.models import Deployment, DeploymentStatus, PlatformConfig
+from registry.admin import ModelVersionAdmin
 
 STATUS_COLOURS = {"ready": "#2e7d32", "loading": "#f9a825", "pending": "#757575", "failed": "#c62828",
                   "stopped": "#9e9e9e"}
@@ -118,3 +121,37 @@ class PlatformConfigAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return not PlatformConfig.objects.exists()
+
+
+class DeployForm(forms.Form):
+    endpoint = forms.SlugField(max_length=64)
+    replicas = forms.IntegerField(min_value=1, max_value=16, initial=1)
+    max_batch_size = forms.IntegerField(min_value=1, max_value=4096, initial=32)
+    batch_timeout_ms = forms.FloatField(min_value=0, max_value=10_000, initial=5.0)
+
+
+@admin.action(description="Deploy to an endpoint")
+def deploy_version(modeladmin, request, queryset):
+    if queryset.count() != 1:
+        modeladmin.message_user(request, "Select exactly one version to deploy.", messages.ERROR)
+        return None
+    version = queryset.select_related("model").get()
+    form = DeployForm(request.POST if "apply" in request.POST else None,
+                      initial={"endpoint": f"{version.model.name}-v{version.version}"})
+    if form.is_valid():
+        try:
+            deployment = services.deployment_create(model=version.model.name, version=version.version,
+                                                    created_by=request.user, **form.cleaned_data)
+        except ApplicationError as exc:
+            modeladmin.message_user(request, exc.message, messages.ERROR)
+        else:
+            modeladmin.message_user(request, f"Deployed {deployment}; the model server loads it within seconds.")
+        return None
+    context = {**modeladmin.admin_site.each_context(request), "form": form, "version": version,
+               "title": f"Deploy {version}", "opts": modeladmin.model._meta,
+               "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME}
+    return TemplateResponse(request, "admin/inference/deploy_version.html", context)
+
+
+# Deploying is an action on a model version; the registry's admin does not know about serving.
+ModelVersionAdmin.actions = [*ModelVersionAdmin.actions, deploy_version]

@@ -94,7 +94,7 @@ def _body(request) -> dict:
     return request.data
 
 
-def _predict_request(endpoint: str, data: dict, request) -> serving.PredictRequest:
+def _predict_request(endpoint: str, data: dict, request, *, suffix: str = "") -> serving.PredictRequest:
     # Hand-checked rather than through a DRF serializer: this is the hot path.
     if "inputs" not in data:
         raise ValidationError({"inputs": ["This field is required."]})
@@ -106,8 +106,9 @@ def _predict_request(endpoint: str, data: dict, request) -> serving.PredictReque
         raise ValidationError({"request_id": ["Must be a string of at most 128 characters."]})
     _check_uncertainty(params)
     subject = request.headers.get("X-Subject-Id") or data.get("subject_id")
+    default_id = f"{getattr(request, 'request_id', '')}{suffix}" or None
     return serving.PredictRequest(endpoint=endpoint, inputs=data["inputs"], params=params,
-                                  request_id=request_id or getattr(request, "request_id", None), subject_id=subject)
+                                  request_id=request_id or default_id, subject_id=subject)
 
 
 def _check_uncertainty(params: dict) -> None:
@@ -166,7 +167,8 @@ def _batch_item(index: int, item, request) -> dict:
         if not isinstance(item, dict):
             raise InvalidInput("Each request must be a JSON object.", details={"field": f"requests[{index}]"})
         endpoint = item.get("endpoint") or _universal_endpoint(item)
-        return {"index": index, "ok": True, "result": serving.predict(_predict_request(endpoint, item, request))}
+        prediction = serving.predict(_predict_request(endpoint, item, request, suffix=f"-{index}"))
+        return {"index": index, "ok": True, "result": prediction}
     except Exception as exc:  # one bad item never fails the rest; each carries its own error
         error = to_application_error(exc) or ApplicationError("Internal server error.")
         return {"index": index, "ok": False, "status": error.status_code,

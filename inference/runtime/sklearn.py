@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 import zipfile
 from typing import Any
 
@@ -127,12 +128,22 @@ class _SklearnRuntime(ModelRuntime):
         signature = self.signature()
         batch = self._batch(inputs, signature)
         try:
-            labels = self._model.predict(batch)
-            proba = self._model.predict_proba(batch) if self._has_proba else None
+            with warnings.catch_warnings():
+                # Rows arrive ordered by the signature's feature names; sklearn cannot tell from a plain array.
+                warnings.filterwarnings("ignore", message="X does not have valid feature names")
+                labels, proba = self._labels_and_proba(batch)
         except Exception as exc:
             raise PredictionError(f"the model could not predict: {exc}") from exc
         probabilities = None if proba is None else np.asarray(proba, dtype=np.float64).tolist()
         return Prediction(json_safe(labels), probabilities, signature["classes"])
+
+    def _labels_and_proba(self, batch: Any) -> tuple[Any, Any]:
+        if not self._has_proba:
+            return self._model.predict(batch), None
+        # One pass: the label is the most probable class (what predict() computes again internally for
+        # forests); predicting twice would double the cost of every batch.
+        proba = self._model.predict_proba(batch)
+        return np.asarray(self._model.classes_)[np.argmax(proba, axis=1)], proba
 
     def _batch(self, inputs: Any, signature: Signature) -> Any:
         if signature["input_kind"] == "text":

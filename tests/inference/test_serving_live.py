@@ -212,3 +212,59 @@ class FailureTests(LiveServerTestCase):
         self.assertEqual([a.status_code for a in answers], [200, 400, 200, 200])
         self.assertEqual([a.json()["predictions"] for a in (answers[0], answers[2], answers[3])],
                          [[1.0], [2.0], [3.0]])
+
+
+class ModelFeatureTests(LiveServerTestCase):
+    def test_an_ensemble_averages_its_members_by_weight(self):
+        model = make_model("blend", task="regression")
+        toy_version(model, weights=(1.0, 0.0, 0.0))
+        toy_version(model, weights=(3.0, 0.0, 0.0))
+        response = key_client("manage").post("/api/v1/deployments/", {
+            "endpoint": "blend", "model": "blend", "version": 1, "ensemble": [{"version": 2, "weight": 1.0}],
+        }, format="json")
+        self.assertEqual(response.status_code, 201, response.content)
+        self.wait_ready("blend")
+        answer = key_client("predict").post("/api/v1/predict/blend", {"inputs": [[2, 0, 0]]}, format="json").json()
+        self.assertEqual(answer["predictions"], [4.0])  # (1*2 + 3*2) / 2
+
+    def test_monte_carlo_dropout_and_explanations_through_the_api(self):
+        import torch
+        from torch import nn
+
+        torch.manual_seed(0)
+        net = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 2)).eval()
+        path = Path(self.server_dir_file("mlp.pt"))
+        torch.jit.save(torch.jit.script(net), str(path))
+        mlp = make_model("mlp", task="classification")
+        version = registry_services.model_version_create(model=mlp, artifact=path.open("rb"), flavor="torch",
+                                                         signature={"n_features": 4, "classes": ["no", "yes"]})
+        self.assertEqual(registry_services.model_version_validate(version_id=version.pk).status, "ready")
+        churn = make_model("churn")
+        ready_skops_version(churn)
+        manage, client = key_client("manage"), key_client("predict")
+        for endpoint, name in (("mlp", "mlp"), ("churn", "churn")):
+            manage.post("/api/v1/deployments/", {"endpoint": endpoint, "model": name, "version": 1}, format="json")
+            self.wait_ready(endpoint)
+        sampled = client.post("/api/v1/predict/mlp", {"inputs": [ROW], "parameters": {
+            "uncertainty": {"samples": 30}, "cache": False}}, format="json")
+        self.assertEqual(sampled.status_code, 200, sampled.content)
+        body = sampled.json()
+        self.assertEqual(body["classes"], ["no", "yes"])
+        self.assertEqual(len(body["uncertainty"]["std"][0]), 2)
+        self.assertGreater(max(body["uncertainty"]["std"][0]), 0.0)
+        refused = client.post("/api/v1/predict/churn", {"inputs": [ROW], "parameters": {
+            "uncertainty": {"samples": 30}}}, format="json")
+        self.assertEqual(refused.status_code, 400)
+        bad = client.post("/api/v1/predict/mlp", {"inputs": [ROW], "parameters": {"uncertainty": {"samples": 0}}},
+                          format="json")
+        self.assertEqual(bad.status_code, 400)
+        self.assertIn("samples", bad.json()["error"]["message"])
+        explained = client.post("/api/v1/predict/churn/explain", {"inputs": [ROW]}, format="json")
+        self.assertEqual(explained.status_code, 200, explained.content)
+        self.assertEqual(len(explained.json()["importances"][0]), 4)
+        self.assertEqual(len(explained.json()["builtin_importances"]), 4)
+
+    def server_dir_file(self, name: str) -> str:
+        from django.conf import settings
+
+        return str(Path(settings.MODEL_STORE_DIR).parent / name)
