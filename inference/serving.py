@@ -9,7 +9,7 @@ import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -67,6 +67,37 @@ class PredictRequest:
     params: dict
     request_id: str | None = None
     subject_id: str | None = None
+
+
+@dataclass
+class Routing:
+    """Where an experiment sends one request: the variant's deployment answers, shadows get a copy."""
+
+    endpoint: str
+    variant: str
+    experiment_id: int
+    shadows: list[str] = field(default_factory=list)
+
+
+class ExperimentHooks:
+    """Implemented by the experiments app and registered at start-up (serving knows no experiments).
+
+    `route` must be cheap (no DB query on the hot path) and return None when no running experiment
+    owns the endpoint. `record` is told every routed outcome (a response dict or an ApplicationError)
+    and must not raise or block for long. `shadow` runs a shadow copy off the request path.
+    """
+
+    def route(self, request: PredictRequest) -> Routing | None:
+        return None
+
+    def record(self, routing: Routing, request: PredictRequest, outcome: Any, seconds: float) -> None:
+        return None
+
+    def shadow(self, routing: Routing, request: PredictRequest) -> None:
+        return None
+
+
+experiment_hooks = ExperimentHooks()
 
 
 def _route(endpoint: str) -> dict:
@@ -169,6 +200,28 @@ def _worker_params(params: dict) -> dict:
 
 
 def predict(request: PredictRequest) -> dict:
+    routing = experiment_hooks.route(request)
+    if routing is None:
+        return predict_direct(request)
+    return _predict_routed_by_experiment(routing, request)
+
+
+def _predict_routed_by_experiment(routing: Routing, request: PredictRequest) -> dict:
+    started = time.perf_counter()
+    if routing.shadows:
+        experiment_hooks.shadow(routing, request)
+    try:
+        response = predict_direct(replace(request, endpoint=routing.endpoint))
+    except ApplicationError as exc:
+        experiment_hooks.record(routing, request, exc, time.perf_counter() - started)
+        raise
+    # The client called the experiment's public endpoint and learns which variant answered.
+    response = {**response, "endpoint": request.endpoint, "variant": routing.variant}
+    experiment_hooks.record(routing, request, response, time.perf_counter() - started)
+    return response
+
+
+def predict_direct(request: PredictRequest) -> dict:
     started = time.perf_counter()
     route = _route(request.endpoint)
     try:

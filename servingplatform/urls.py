@@ -9,6 +9,8 @@ from inference.apis import PrometheusMetricsApi
 api_v1 = [
     path("", include("registry.urls")),
     path("", include("inference.urls")),
+    path("", include("inference.job_urls")),
+    path("", include("experiments.urls")),
     path("auth/token/", TokenObtainApi.as_view(), name="token-obtain"),
     path("auth/token/refresh/", TokenRefreshApi.as_view(), name="token-refresh"),
 ]
@@ -18,6 +20,7 @@ urlpatterns = [
     path("health/ready", health.ready, name="health-ready"),
     path("metrics", PrometheusMetricsApi.as_view(), name="metrics"),
     path("api/v1/", include(api_v1)),
+    path("", include("inference.v2_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),

@@ -8,8 +8,10 @@ from rest_framework.test import APIClient
 
 from registry.services import model_version_create
 from tests.conftest import skops_artifact, upload
+from tests import auth_routes as feature_routes
 from tests.factories import make_model, principals
 
+UUID = "00000000-0000-0000-0000-000000000001"
 MANAGE = "manage"
 PREDICT = "predict"
 PUBLIC = "public"
@@ -62,6 +64,8 @@ BODIES = {
     ("POST", "/api/v1/predict"): {"model": "churn", "inputs": [[1, 2, 3, 4]]},
     ("POST", "/api/v1/predict/batch"): {"requests": [{"endpoint": "demo", "inputs": [[1, 2, 3, 4]]}]},
 }
+ROUTES += feature_routes.ROUTES
+BODIES.update(feature_routes.BODIES)
 DENIED = (401, 403)
 
 
@@ -84,6 +88,8 @@ class AuthMatrixTests(TestCase):
 
     def call(self, client: APIClient, method: str, path: str):
         body = BODIES.get((method, path))
+        if (method, path) in feature_routes.MULTIPART:
+            return client.post(path, body or {}, format="multipart")
         if method == "POST" and path.endswith("/versions/"):
             return client.post(path, {"artifact": upload("a", skops_artifact()), "flavor": "sklearn"},
                                format="multipart")
@@ -104,10 +110,11 @@ class AuthMatrixTests(TestCase):
 
     def test_every_api_route_is_in_the_matrix(self):
         known = {path for _, path, _ in ROUTES}
-        api_patterns = {p for p in _route_patterns() if p.startswith("api/v1/") or p == "metrics"}
+        api_patterns = {p for p in _route_patterns() if p.startswith(("api/v1/", "v2")) or p == "metrics"}
         for pattern in api_patterns:
             concrete = "/" + pattern.replace("<str:name>", "churn").replace("<str:version>", "1") \
-                .replace("<str:alias>", "staging").replace("<str:endpoint>", "demo")
+                .replace("<str:alias>", "staging").replace("<str:endpoint>", "demo").replace("<uuid:pk>", UUID) \
+                .replace("<int:pk>", "1")
             covered = concrete in known or concrete.replace("/churn/", "/other/") in known \
                 or concrete.replace("versions/1/", "versions/9/") in known
             self.assertTrue(covered, f"route {pattern} has no auth matrix entry")
