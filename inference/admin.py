@@ -1,8 +1,8 @@
 from django import forms
 from django.contrib import admin, messages
-from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
+from core.admin_actions import one_object_form_action
 from core.errors import ApplicationError
 from inference import metrics, services
 from inference.models import Deployment, DeploymentStatus, PlatformConfig
@@ -132,25 +132,16 @@ class DeployForm(forms.Form):
 
 @admin.action(description="Deploy to an endpoint")
 def deploy_version(modeladmin, request, queryset):
-    if queryset.count() != 1:
-        modeladmin.message_user(request, "Select exactly one version to deploy.", messages.ERROR)
-        return None
-    version = queryset.select_related("model").get()
-    form = DeployForm(request.POST if "apply" in request.POST else None,
-                      initial={"endpoint": f"{version.model.name}-v{version.version}"})
-    if form.is_valid():
-        try:
-            deployment = services.deployment_create(model=version.model.name, version=version.version,
-                                                    created_by=request.user, **form.cleaned_data)
-        except ApplicationError as exc:
-            modeladmin.message_user(request, exc.message, messages.ERROR)
-        else:
-            modeladmin.message_user(request, f"Deployed {deployment}; the model server loads it within seconds.")
-        return None
-    context = {**modeladmin.admin_site.each_context(request), "form": form, "version": version,
-               "title": f"Deploy {version}", "opts": modeladmin.model._meta,
-               "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME}
-    return TemplateResponse(request, "admin/inference/deploy_version.html", context)
+    def apply(version, data):
+        deployment = services.deployment_create(model=version.model.name, version=version.version,
+                                                created_by=request.user, **data)
+        return f"Deployed {deployment}; the model server loads it within seconds."
+
+    return one_object_form_action(
+        modeladmin, request, queryset.select_related("model"), action="deploy_version", form_class=DeployForm,
+        template="admin/inference/deploy_version.html", title="Deploy {obj}", apply=apply,
+        initial=lambda version: {"endpoint": f"{version.model.name}-v{version.version}"},
+    )
 
 
 # Deploying is an action on a model version; the registry's admin does not know about serving.

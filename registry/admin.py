@@ -1,10 +1,11 @@
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db import transaction
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
+from core.admin_actions import one_object_form_action
 from core.errors import ApplicationError
 from registry import services
 from registry.forms import AliasForm, ModelVersionUploadForm
@@ -94,21 +95,10 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Set alias (production, staging, ...)")
     def set_alias(self, request, queryset):
-        if queryset.count() != 1:
-            self.message_user(request, "Select exactly one version to point an alias at.", messages.ERROR)
-            return None
-        version = queryset.get()
-        form = AliasForm(request.POST if "apply" in request.POST else None)
-        if form.is_valid():
-            try:
-                services.model_alias_set(model=version.model, alias=form.cleaned_data["alias"],
-                                         version_number=version.version)
-            except ApplicationError as exc:
-                self.message_user(request, exc.message, messages.ERROR)
-            else:
-                self.message_user(request, f"{version.model.name}@{form.cleaned_data['alias']} -> v{version.version}")
-            return None
-        context = {**self.admin_site.each_context(request), "form": form, "version": version,
-                   "title": f"Set an alias on {version}", "opts": self.model._meta,
-                   "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME}
-        return TemplateResponse(request, "admin/registry/modelversion/set_alias.html", context)
+        def apply(version, data):
+            services.model_alias_set(model=version.model, alias=data["alias"], version_number=version.version)
+            return f"{version.model.name}@{data['alias']} -> v{version.version}"
+
+        return one_object_form_action(self, request, queryset, action="set_alias", form_class=AliasForm,
+                                      template="admin/registry/modelversion/set_alias.html",
+                                      title="Set an alias on {obj}", apply=apply)

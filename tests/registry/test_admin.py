@@ -123,7 +123,7 @@ class SetAliasActionTests(AdminTestCase):
         versions = [self.add_version(), self.add_version()]
         response = self.run_action("set_alias", versions, apply="1", alias="production")
         self.assertEqual(response.status_code, 302)
-        self.assertIn("Select exactly one version to point an alias at.", messages_of(response))
+        self.assertIn("Select exactly one model version for this action.", messages_of(response))
         self.assertFalse(ModelAlias.objects.exists())
 
     def test_it_refuses_a_failed_version_with_a_message(self):
