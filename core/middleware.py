@@ -2,7 +2,7 @@ import re
 import uuid
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from core.errors import PayloadTooLarge, error_response
 from core.logging import request_id_var
@@ -50,5 +50,8 @@ class BodySizeLimitMiddleware:
             length = 0
         limit = body_limit_for(request.path)
         if length > limit:
+            if request.path.startswith("/v2/"):
+                # Open Inference Protocol clients parse {"error": "<message>"} (inference/v2.py).
+                return JsonResponse({"error": PayloadTooLarge(limit).message}, status=413)
             return error_response(PayloadTooLarge(limit))
         return self.get_response(request)

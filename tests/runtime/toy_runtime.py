@@ -3,8 +3,8 @@
 The worker loads it through `MemberSpec(format="tests.runtime.toy_runtime:ToyRuntime")`, honoured only
 with SERVINGPLATFORM_TEST_HOOKS=1. Its "artifact" is a JSON file:
     {"weights": [w0, w1, ...], "bias": 0.0, "sleep_ms": 0, "record": "/path/batches.log",
-     "text": false, "fail_load": null}
-A tabular row's score is bias + w . row; classifiers (task "classification") answer classes [0, 1]
+     "text": false, "fail_load": null, "classes": [0, 1]}
+A tabular row's score is bias + w . row; classifiers (task "classification") answer their two classes
 with sigmoid probabilities. Marker values in a row's first column drive failure modes:
     POISON  -> the call raises PredictionError (only that request must fail)
     CRASH   -> the process SIGKILLs itself
@@ -62,10 +62,10 @@ class ToyRuntime(ModelRuntime):
         self._sleep_s = float(config.get("sleep_ms", 0)) / 1000.0
         self._record = config.get("record")
         self._text = bool(config.get("text", False))
-        self._classify = task == "classification"
+        self._classes = list(config.get("classes", [0, 1])) if task == "classification" else None
 
     def signature(self) -> Signature:
-        classes = [0, 1] if self._classify else None
+        classes = self._classes
         if self._text:
             return build_signature(input_kind="text", input_dtype="string", n_features=None, classes=classes)
         return build_signature(
@@ -81,11 +81,11 @@ class ToyRuntime(ModelRuntime):
         if self._sleep_s:
             time.sleep(self._sleep_s)
         scores = toy_scores(rows, self._weights, self._bias)
-        if not self._classify:
+        if self._classes is None:
             return Prediction(scores.tolist())
         positive = 1.0 / (1.0 + np.exp(-scores))
         proba = np.stack([1.0 - positive, positive], axis=1)
-        return Prediction([int(p > 0.5) for p in positive], proba.tolist(), [0, 1])
+        return Prediction([self._classes[int(p > 0.5)] for p in positive], proba.tolist(), self._classes)
 
     def unload(self) -> None:
         self._weights = []
