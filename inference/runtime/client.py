@@ -15,6 +15,9 @@ from typing import Any
 
 from inference.runtime.protocol import HEADER, MAX_FRAME_BYTES, ErrorCode, FrameError, decode, encode, recv_exactly
 
+# A worker that died turns a send into EPIPE; never let it become a process-killing SIGPIPE.
+_NO_SIGPIPE = getattr(socket, "MSG_NOSIGNAL", 0)
+
 
 class WorkerCallError(Exception):
     code = "worker_error"
@@ -58,6 +61,8 @@ class _ThreadState:
 
 
 class WorkerClient:
+    """One per web process, shared by its threads; each thread gets its own connections."""
+
     def __init__(self) -> None:
         self._local = threading.local()
         # Threads start their round robin at different replicas, so they do not all pile onto the first.
@@ -67,7 +72,11 @@ class WorkerClient:
         os.register_at_fork(after_in_child=lambda: _forget_connections(reference))
 
     def call(self, socket_paths: list[str], message: dict[str, Any], *, deadline: float) -> dict[str, Any]:
-        """Send `message` to one of the replicas and return its `ok` answer; `deadline` is time.time()."""
+        """Send `message` ({"op", "inputs", "params"}) to one replica and return its `ok` answer.
+
+        `deadline` is absolute (time.time()); the client sets the message's "id" and "deadline". Raises
+        WorkerUnavailable, DeadlineExceeded, QueueFull or WorkerError(code, message).
+        """
         if not socket_paths:
             raise WorkerUnavailable("no worker replica is running")
         state = self._state()
@@ -106,13 +115,17 @@ class WorkerClient:
         self, state: _ThreadState, path: str, frame: bytes, request_id: str, deadline: float
     ) -> dict[str, Any]:
         sock = state.connections.get(path)
-        if sock is None or not _send(sock, frame, deadline):
-            if sock is not None:
-                _drop(state, path)  # a pooled connection whose worker went away: one fresh try
-            sock = self._connect(state, path, deadline)
-            if not _send(sock, frame, deadline):
-                _drop(state, path)
-                raise _NotDelivered("the worker closed the connection")
+        try:
+            if sock is None or not _send(sock, frame, deadline):
+                if sock is not None:
+                    _drop(state, path)  # a pooled connection whose worker went away: one fresh try
+                sock = self._connect(state, path, deadline)
+                if not _send(sock, frame, deadline):
+                    _drop(state, path)
+                    raise _NotDelivered("the worker closed the connection")
+        except DeadlineExceeded:
+            _drop(state, path)  # a frame cut short by the timeout would garble the next one
+            raise
         try:
             answer = _receive(sock, deadline)
         except (TimeoutError, DeadlineExceeded):
@@ -152,7 +165,7 @@ class WorkerClient:
 def _send(sock: socket.socket, frame: bytes, deadline: float) -> bool:
     try:
         sock.settimeout(_time_left(deadline))
-        sock.sendall(frame)
+        sock.sendall(frame, _NO_SIGPIPE)
     except TimeoutError:
         raise DeadlineExceeded("the worker did not take the request before the deadline") from None
     except OSError:

@@ -206,7 +206,7 @@ class WorkerServer:
         self, connection: Connection, request_id: Any, counted: bool, done: asyncio.Future[Answer]
     ) -> None:
         self._in_flight -= 1
-        error = done.exception()
+        error = Draining() if done.cancelled() else done.exception()
         if error is None:
             self._reply(connection, request_id, counted, done.result())
         else:

@@ -1,0 +1,434 @@
+"""The model worker process, driven through its socket: real processes, a toy runtime for the batching
+and failure paths, real skops and TorchScript artifacts for uncertainty, explanations and ensembles."""
+
+import json
+import os
+import signal
+import socket
+import stat
+import struct
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skops.io as sio
+import torch
+from sklearn.linear_model import LogisticRegression
+
+from inference.runtime.base import RuntimeOptions
+from inference.runtime.protocol import encode
+from inference.runtime.sklearn import SkopsRuntime
+from tests.runtime.toy_runtime import POISON, toy_scores
+from tests.runtime.worker_helpers import (
+    computing,
+    draining,
+    member,
+    raw_frame,
+    remove_created_files,
+    short_folder,
+    spec_for,
+    start_worker,
+    toy_member,
+    wait_until,
+)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _remove_created_files():
+    yield
+    remove_created_files()
+
+
+RNG = np.random.default_rng(11)
+X = RNG.normal(size=(200, 4))
+
+
+class DropoutNet(torch.nn.Module):
+    def __init__(self, dropout: float) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.body = torch.nn.Linear(4, 32)
+        self.drop = torch.nn.Dropout(dropout)
+        self.head = torch.nn.Linear(32, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.drop(torch.relu(self.body(x))))
+
+
+def _torchscript(folder: Path, name: str, *, dropout: float = 0.5, trace: bool = False) -> Path:
+    module = DropoutNet(dropout).eval()
+    scripted = torch.jit.trace(module, torch.zeros(2, 4)) if trace else torch.jit.script(module)
+    path = folder / name
+    torch.jit.save(scripted, str(path))
+    return path
+
+
+def _skops(folder: Path, name: str, y: np.ndarray) -> Path:
+    path = folder / name
+    sio.dump(LogisticRegression(max_iter=500).fit(X, y), path)
+    return path
+
+
+def _in_process_skops(path: Path) -> SkopsRuntime:
+    runtime = SkopsRuntime()
+    runtime.load(str(path), task="classification", options=RuntimeOptions())
+    return runtime
+
+
+def _records(path: Path) -> list[tuple[int, bool]]:
+    if not path.exists():
+        return []
+    return [(int(size), poison == "1") for size, poison in (line.split() for line in path.read_text().splitlines())]
+
+
+def _parallel(calls: list, *, workers: int | None = None) -> list:
+    barrier = threading.Barrier(len(calls))
+
+    def run(call):
+        barrier.wait()
+        return call()
+
+    with ThreadPoolExecutor(workers or len(calls)) as pool:
+        return list(pool.map(run, calls))
+
+
+@pytest.fixture(scope="module")
+def toy():
+    folder = short_folder()
+    record = folder / "batches.log"
+    spec = spec_for(
+        [toy_member(folder, sleep_ms=30, record=str(record))], folder, batch_timeout_ms=20.0, max_batch_size=64
+    )
+    worker = start_worker(spec, folder=folder)
+    assert worker.ready, worker.event
+    worker.record = record
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture(scope="module")
+def slow():
+    """One row per forward pass, 300 ms each, at most two queued."""
+    folder = short_folder()
+    spec = spec_for([toy_member(folder, sleep_ms=300)], folder, max_batch_size=1, max_queue=2, batch_timeout_ms=0.0)
+    worker = start_worker(spec, folder=folder)
+    assert worker.ready, worker.event
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture(scope="module")
+def sklearn_worker():
+    """LogisticRegression whose label depends on feature 0 only."""
+    folder = short_folder()
+    path = _skops(folder, "feature0.skops", (X[:, 0] > 0).astype(int))
+    worker = start_worker(spec_for([member(path, "skops")], folder, task="classification", batch_timeout_ms=20.0))
+    assert worker.ready, worker.event
+    worker.path = path
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture(scope="module")
+def torch_worker():
+    folder = short_folder()
+    path = _torchscript(folder, "dropout.pt")
+    worker = start_worker(spec_for([member(path, "torchscript")], folder, task="classification", device="auto"))
+    assert worker.ready, worker.event
+    yield worker
+    worker.stop()
+
+
+def test_it_prints_one_ready_line_then_serves_predictions(toy):
+    assert set(toy.event) == {"event", "load_ms", "memory_mb", "pid"}
+    assert toy.event["pid"] == toy.proc.pid and toy.event["memory_mb"] > 0
+    answer = toy.call("predict", [[1, 2, 3], [0, 0, 1]])
+    assert answer["ok"] and answer["id"] == "t"
+    assert answer["predictions"] == [14.0, 3.0]
+    assert answer["probabilities"] is None and answer["std"] is None
+    assert answer["batch_size"] == 2 and answer["compute_ms"] >= 30
+
+
+def test_socket_is_private_to_the_platform_user(toy):
+    assert stat.S_IMODE(os.stat(toy.socket_path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(os.path.dirname(toy.socket_path)).st_mode) == 0o700
+
+
+def test_concurrent_requests_ride_one_batch_and_match_unbatched_results(sklearn_worker):
+    rows = [[float(v) for v in row] for row in X[:24]]
+    answers = _parallel([lambda row=row: sklearn_worker.call("predict", [row]) for row in rows])
+    assert max(answer["batch_size"] for answer in answers) > 1
+    alone = _in_process_skops(sklearn_worker.path)
+    for row, answer in zip(rows, answers):
+        expected = alone.predict([row])
+        assert answer["predictions"] == expected.predictions
+        np.testing.assert_allclose(answer["probabilities"], expected.probabilities, rtol=1e-12)
+        assert answer["classes"] == [0, 1]
+
+
+def test_a_bad_row_fails_only_its_own_request(toy):
+    seen = len(_records(toy.record))
+    good = [[float(i), 1.0, 1.0] for i in range(6)]
+    calls = [lambda row=row: toy.call("predict", [row]) for row in good]
+    calls.append(lambda: toy.call("predict", [[POISON, 0.0, 0.0]]))
+    answers = _parallel(calls)
+    for row, answer in zip(good, answers):
+        assert answer["ok"], answer
+        assert answer["predictions"] == toy_scores([row], [1, 2, 3]).tolist()
+    assert answers[-1]["error"] == {"code": "invalid_input", "message": "a poison row"}
+    poisoned_batches = [size for size, poison in _records(toy.record)[seen:] if poison]
+    assert max(poisoned_batches) > 1  # it did ride a shared batch before being isolated
+    assert toy.call("ping")["ok"]
+
+
+def test_requests_past_their_deadline_are_answered_without_running(slow, toy):
+    assert toy.call("predict", [[1, 2, 3]], deadline=time.time() - 1)["error"]["code"] == "deadline_exceeded"
+    before = slow.stats()["batches"]
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(slow.call, "predict", [[1, 0, 0]])
+        wait_until(computing(slow, before))
+        late = pool.submit(slow.call, "predict", [[2, 0, 0]], deadline=time.time() + 0.1)
+        assert first.result()["ok"]
+        assert late.result()["error"]["code"] == "deadline_exceeded"
+    assert slow.stats()["batches"] - before == 1  # the late request never reached the model
+
+
+def test_a_full_queue_answers_queue_full_at_once(slow):
+    before = slow.stats()["batches"]
+    with ThreadPoolExecutor(3) as pool:
+        running = pool.submit(slow.call, "predict", [[1, 0, 0]])
+        wait_until(computing(slow, before))
+        queued = [pool.submit(slow.call, "predict", [[2, 0, 0]]) for _ in range(2)]
+        wait_until(lambda: slow.stats()["queue_depth"] == 2)
+        started = time.perf_counter()
+        refused = slow.call("predict", [[3, 0, 0]])
+        assert time.perf_counter() - started < 0.2
+        assert refused["error"]["code"] == "queue_full"
+        assert running.result()["ok"] and all(f.result()["ok"] for f in queued)
+
+
+def test_stats_count_model_requests_but_not_health_checks(toy):
+    before = toy.stats()
+    toy.call("predict", [[1, 2, 3]])
+    toy.call("predict", [[1, 2, 3], [3, 2, 1]])
+    toy.call("predict", "not rows")
+    toy.call("ping")
+    after = toy.stats()
+    assert after["requests"] - before["requests"] == 3
+    assert after["errors"] - before["errors"] == 1
+    assert after["rows"] - before["rows"] == 3
+    assert after["batches"] - before["batches"] == 2
+    assert after["batch_size_sum"] - before["batch_size_sum"] == 3
+    assert after["queue_depth"] == 0 and after["pid"] == toy.proc.pid
+    assert after["last_request_at"] > (before["last_request_at"] or 0) and after["memory_mb"] > 0
+    assert after["started_at"] < after["last_request_at"] and after["load_ms"] == toy.event["load_ms"]
+
+
+def test_configure_changes_batching_at_runtime_and_refuses_bad_values(toy):
+    assert toy.call("configure", params={"max_batch_size": 0})["error"]["code"] == "bad_request"
+    assert toy.call("configure", params={"max_queue": True})["error"]["code"] == "bad_request"
+    assert toy.call("configure", params={"bogus": 1})["error"]["code"] == "bad_request"
+    answer = toy.call("configure", params={"max_batch_size": 1, "threads": 1})
+    assert answer["config"] == {"max_batch_size": 1, "batch_timeout_ms": 20.0, "max_queue": 256, "threads": 1}
+    try:
+        answers = _parallel([lambda i=i: toy.call("predict", [[i, 0, 0]]) for i in range(6)])
+        assert {a["batch_size"] for a in answers} == {1}
+    finally:
+        toy.call("configure", params={"max_batch_size": 64})
+
+
+def test_malformed_frames_get_bad_request_and_the_worker_carries_on(toy):
+    body = b"{not json"
+    assert raw_frame(toy.socket_path, struct.pack(">I", len(body)) + body)["error"]["code"] == "bad_request"
+    assert raw_frame(toy.socket_path, encode({"op": "predict"}))["error"]["code"] == "bad_request"
+    assert toy.call("teleport")["error"]["code"] == "bad_request"
+    assert toy.call("predict", [[1, 2, 3]], params={"uncertainty": {"samples": 0}})["error"]["code"] == "bad_request"
+    # A frame too big to read: the framing is lost, so the worker answers once and hangs up.
+    oversized = raw_frame(toy.socket_path, struct.pack(">I", 2**31))
+    assert oversized["error"]["code"] == "bad_request"
+    # Wrong width is the model refusing the data; inf cannot travel as JSON.
+    assert toy.call("predict", [[1, 2]])["error"]["code"] == "invalid_input"
+    assert toy.call("predict", [[1e308, 1e308, 0]])["error"]["code"] == "model_error"
+    assert toy.call("ping") == {"id": "t", "ok": True}
+
+
+def test_checksum_mismatch_fails_the_load_without_showing_paths():
+    folder = short_folder()
+    toy = toy_member(folder)
+    toy.sha256 = "0" * 64
+    worker = start_worker(spec_for([toy], folder))
+    assert worker.event["event"] == "failed"
+    assert "sha256 mismatch" in worker.event["error"]
+    assert worker.proc.wait(10) == 1
+    assert str(folder) not in worker.event["error"]
+    assert not os.path.exists(worker.socket_path)
+
+
+def test_load_errors_are_reported_without_paths():
+    folder = short_folder()
+    worker = start_worker(spec_for([toy_member(folder, fail_load=f"cannot read {folder}/toy.json")], folder))
+    assert worker.event == {"event": "failed", "error": "cannot read <artifact>"}
+    assert worker.proc.wait(10) == 1
+
+
+def test_test_runtimes_are_refused_without_the_test_hook_variable():
+    folder = short_folder()
+    worker = start_worker(spec_for([toy_member(folder)], folder), hooks=False)
+    assert worker.event["event"] == "failed" and "no runtime serves" in worker.event["error"]
+
+
+def test_sigterm_finishes_in_flight_work_refuses_new_work_and_exits_zero():
+    folder = short_folder()
+    stale = socket.socket(socket.AF_UNIX)  # a socket file left behind by a dead worker
+    (folder / "sockets").mkdir(mode=0o700)
+    stale.bind(str(folder / "sockets" / "w.sock"))
+    stale.close()
+    worker = start_worker(spec_for([toy_member(folder, sleep_ms=600)], folder), folder=folder)
+    assert worker.ready, worker.event
+    with socket.socket(socket.AF_UNIX) as idle:
+        idle.connect(worker.socket_path)  # a pooled connection from a web thread
+        with ThreadPoolExecutor(1) as pool:
+            in_flight = pool.submit(worker.call, "predict", [[1, 1, 1]])
+            wait_until(computing(worker, 0))
+            started = time.perf_counter()
+            worker.proc.send_signal(signal.SIGTERM)
+            wait_until(lambda: draining(worker))
+            idle.sendall(encode({"id": "late", "op": "predict", "inputs": [[1, 1, 1]], "deadline": time.time() + 5}))
+            refused = json.loads(idle.recv(65536)[4:])
+            assert refused["error"]["code"] == "draining"
+            assert in_flight.result()["predictions"] == [6.0]
+        assert worker.proc.wait(5) == 0
+        assert time.perf_counter() - started < 3
+    worker.stop()
+
+
+def test_ensembles_average_values_by_weight():
+    folder = short_folder()
+    members = [
+        toy_member(folder, "a.json", weights=[1, 0, 0], weight=3.0),
+        toy_member(folder, "b.json", weights=[0, 0, 1], weight=1.0),
+    ]
+    worker = start_worker(spec_for(members, folder), folder=folder)
+    try:
+        assert worker.call("predict", [[4, 0, 8]])["predictions"] == [0.75 * 4 + 0.25 * 8]
+    finally:
+        worker.stop()
+
+
+def test_classifier_ensembles_average_probabilities_and_refuse_different_classes():
+    folder = short_folder()
+    a = _skops(folder, "a.skops", (X[:, 0] > 0).astype(int))
+    b = _skops(folder, "b.skops", (X[:, 1] > 0).astype(int))
+    spec = spec_for([member(a, "skops", weight=2.0), member(b, "skops")], folder, task="classification")
+    worker = start_worker(spec)
+    try:
+        rows = X[:5].tolist()
+        answer = worker.call("predict", rows)
+        expected = (
+            2 * np.array(_in_process_skops(a).predict(rows).probabilities)
+            + np.array(_in_process_skops(b).predict(rows).probabilities)
+        ) / 3
+        np.testing.assert_allclose(answer["probabilities"], expected, rtol=1e-12)
+        assert answer["predictions"] == expected.argmax(axis=1).tolist() and answer["classes"] == [0, 1]
+    finally:
+        worker.stop()
+    members = [toy_member(folder, "c.json"), toy_member(folder, "d.json", classes=["no", "yes"])]
+    mismatch = start_worker(spec_for(members, folder, task="classification"))
+    assert mismatch.event["event"] == "failed" and "same classes" in mismatch.event["error"]
+
+
+def test_mc_dropout_gives_a_spread_and_leaves_normal_predictions_deterministic(torch_worker):
+    rows = X[:3].tolist()
+    answer = torch_worker.call("predict", rows, params={"uncertainty": {"samples": 30}})
+    assert answer["ok"], answer
+    std = np.array(answer["std"])
+    assert std.shape == (3, 3) and (std > 0).all()
+    np.testing.assert_allclose(np.sum(answer["probabilities"], axis=1), 1.0)
+    assert answer["predictions"] == np.argmax(answer["probabilities"], axis=1).tolist()
+    first, second = torch_worker.call("predict", rows), torch_worker.call("predict", rows)
+    assert first["probabilities"] == second["probabilities"] and first["std"] is None
+
+
+def test_uncertainty_is_unsupported_without_switchable_dropout(sklearn_worker):
+    answer = sklearn_worker.call("predict", [X[0].tolist()], params={"uncertainty": {"samples": 5}})
+    assert answer["error"]["code"] == "unsupported"
+    folder = short_folder()
+    traced = _torchscript(folder, "traced.pt", trace=True)  # tracing bakes dropout off
+    worker = start_worker(spec_for([member(traced, "torchscript")], folder, task="classification"))
+    try:
+        answer = worker.call("predict", [X[0].tolist()], params={"uncertainty": {"samples": 5}})
+        assert answer["error"]["code"] == "unsupported"
+    finally:
+        worker.stop()
+
+
+def test_explain_ranks_the_only_feature_the_model_uses_first(sklearn_worker):
+    rows = [[2.0, 0.5, -0.3, 1.0], [-1.5, 1.0, 0.2, -0.7]]
+    answer = sklearn_worker.call("explain", rows)
+    assert answer["ok"], answer
+    importances = np.array(answer["importances"])
+    assert importances.shape == (2, 4)
+    assert importances.argmax(axis=1).tolist() == [0, 0]
+    assert answer["baseline"] == [0.0] * 4 and answer["baseline_prediction"] in (0, 1)
+    assert answer["predictions"] == [1, 0]
+    assert int(np.argmax(answer["builtin_importances"])) == 0
+    custom = sklearn_worker.call("explain", rows[:1], params={"baseline": [2.0, 0.0, 0.0, 0.0]})
+    assert custom["importances"][0][0] == pytest.approx(0.0, abs=1e-9)  # feature 0 equals its baseline
+
+
+def test_explain_is_unsupported_for_text_models():
+    folder = short_folder()
+    worker = start_worker(spec_for([toy_member(folder, text=True)], folder, task="classification"))
+    try:
+        assert worker.call("predict", ["some words"])["ok"]
+        assert worker.call("explain", ["some words"])["error"]["code"] == "unsupported"
+    finally:
+        worker.stop()
+
+
+def test_quantize_converts_torchscript_linears_and_other_combinations_fail_clearly(torch_worker):
+    folder = short_folder()
+    path = _torchscript(folder, "q.pt")
+    quantized = start_worker(spec_for([member(path, "torchscript")], folder, task="classification", quantize=True))
+    try:
+        assert quantized.ready, quantized.event
+        rows = X[:5].tolist()
+        np.testing.assert_allclose(
+            quantized.call("predict", rows)["probabilities"],
+            torch_worker.call("predict", rows)["probabilities"],
+            atol=0.03,
+        )
+        # The int8 graph is frozen: its dropout can no longer be switched on.
+        assert quantized.call("predict", rows, params={"uncertainty": {"samples": 3}})["error"]["code"] == "unsupported"
+    finally:
+        quantized.stop()
+    compiled = start_worker(spec_for([member(path, "torchscript")], folder, task="classification", compile=True))
+    assert compiled.event["event"] == "failed" and "TorchScript" in compiled.event["error"]
+    skops_path = _skops(folder, "m.skops", (X[:, 0] > 0).astype(int))
+    sklearn = start_worker(spec_for([member(skops_path, "skops")], folder, task="classification", quantize=True))
+    assert sklearn.event == {"event": "failed", "error": "quantize is not available for skops models"}
+
+
+def test_compile_applies_to_exported_programs():
+    folder = short_folder()
+    module = DropoutNet(0.0).eval()
+    path = folder / "model.pt2"
+    program = torch.export.export(module, (torch.zeros(2, 4),), dynamic_shapes={"x": {0: torch.export.Dim("batch")}})
+    torch.export.save(program, str(path))
+    worker = start_worker(spec_for([member(path, "torch_export")], folder, task="regression", compile=True))
+    try:
+        assert worker.ready, (worker.event, worker.stderr()[-2000:])
+        rows = X[:5].tolist()
+        with torch.no_grad():
+            expected = module(torch.tensor(rows, dtype=torch.float32)).double().numpy()
+        for batch in (rows[:1], rows):  # both the one-row and the dynamic graph compiled at load
+            answer = worker.call("predict", batch)
+            np.testing.assert_allclose(answer["predictions"], expected[: len(batch)], rtol=1e-4, atol=1e-5)
+            assert answer["compute_ms"] < 1000
+    finally:
+        worker.stop()
