@@ -268,3 +268,27 @@ class ModelFeatureTests(LiveServerTestCase):
         from django.conf import settings
 
         return str(Path(settings.MODEL_STORE_DIR).parent / name)
+
+
+class OrphanTests(LiveServerTestCase):
+    def test_workers_exit_when_the_model_server_is_killed(self):
+        import os
+        import signal
+
+        model = make_model("orphaned", task="regression")
+        toy_version(model)
+        key_client("manage").post("/api/v1/deployments/", {"endpoint": "orphaned", "model": "orphaned",
+                                                            "version": 1}, format="json")
+        self.wait_ready("orphaned")
+        pid = wait_for(lambda: ((Deployment.objects.get(endpoint="orphaned").runtime or {}).get("replicas")
+                                or [{}])[0].get("pid"), message="the worker's pid")
+        os.kill(self.server.process.pid, signal.SIGKILL)
+
+        def gone():
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            return False
+
+        wait_for(gone, timeout=30, message="the orphaned worker to exit")

@@ -29,6 +29,9 @@ class SpecInvalid(Exception):
     pass
 
 
+ORPHAN_CHECK_S = 1.0
+
+
 def main() -> int:
     announce = _claim_stdout()
     started, started_at = time.perf_counter(), time.time()
@@ -156,7 +159,17 @@ async def _serve(
     await server.start(listener)
     ready = {"event": READY_EVENT, "load_ms": timing["load_ms"], "memory_mb": rss_mb(), "pid": os.getpid()}
     _announce(announce, ready)
+    watch = asyncio.ensure_future(_drain_when_orphaned(server, os.getppid()))
     await server.stopped()
+    watch.cancel()
+
+
+async def _drain_when_orphaned(server: Any, parent: int) -> None:
+    # A supervisor killed with SIGKILL cannot stop its workers; a worker whose parent is gone would hold
+    # its model (and memory) forever, so it drains and exits by itself.
+    while os.getppid() == parent:
+        await asyncio.sleep(ORPHAN_CHECK_S)
+    server.drain()
 
 
 def describe(exc: BaseException, spec: WorkerSpec | None) -> str:
