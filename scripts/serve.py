@@ -37,7 +37,7 @@ def ensure_secret_key() -> None:
     if not key_file.exists():
         key_file.write_text(secrets.token_urlsafe(50))
         key_file.chmod(0o600)
-        log(f"generated a secret key for this installation in {key_file.relative_to(ROOT)}")
+        log(f"generated a secret key for this installation in {key_file}")
 
 
 def ensure_redis():

@@ -1,0 +1,63 @@
+-- wrk script for bench_serving.py: single-row POSTs, a fresh random row per request (no cache hits).
+-- Usage: wrk -s serving_load.lua URL -- <platform|v2> <n_features> <vary:1|0> [api-key]
+-- The done() hook prints one line, "BENCH {json}", that bench_serving.py parses.
+local mode, width, vary, key = "platform", 10, true, nil
+local fixed
+local counter = 0
+
+local function row()
+  local values = {}
+  for i = 1, width do
+    values[i] = string.format("%.6f", math.random() * 4 - 2)
+  end
+  return "[" .. table.concat(values, ",") .. "]"
+end
+
+local function body()
+  local r = row()
+  if mode == "v2" then
+    -- predict_proba only: one pass of the model, as the platform makes for labels + probabilities
+    -- (asking for "predict" as well would run a forest twice); the labels are its argmax.
+    return '{"inputs":[{"name":"input-0","shape":[1,' .. width .. '],"datatype":"FP64","data":' .. r ..
+           '}],"outputs":[{"name":"predict_proba"}]}'
+  end
+  return '{"inputs":[' .. r .. ']}'
+end
+
+local threads_seen = 0
+function setup(thread)
+  threads_seen = threads_seen + 1
+  thread:set("thread_id", threads_seen)
+end
+
+function init(args)
+  mode = args[1] or mode
+  width = tonumber(args[2] or width)
+  vary = (args[3] or "1") == "1"
+  key = args[4]
+  math.randomseed(os.time() * 1000 + (thread_id or 0) * 7919)
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/json"
+  if key and key ~= "" then
+    wrk.headers["X-API-Key"] = key
+  end
+  fixed = body()
+end
+
+function request()
+  if vary then
+    return wrk.format(nil, nil, nil, body())
+  end
+  return wrk.format(nil, nil, nil, fixed)
+end
+
+function done(summary, latency, requests)
+  local seconds = summary.duration / 1e6
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH {"requests":%d,"seconds":%.3f,"rps":%.1f,"p50_ms":%.3f,"p90_ms":%.3f,"p99_ms":%.3f,' ..
+    '"max_ms":%.3f,"non2xx":%d,"socket_errors":%d}\n',
+    summary.requests, seconds, summary.requests / seconds,
+    latency:percentile(50) / 1000, latency:percentile(90) / 1000, latency:percentile(99) / 1000,
+    latency.max / 1000, e.status, e.connect + e.read + e.write + e.timeout))
+end
