@@ -34,6 +34,9 @@ def body_limit_for(path: str) -> int:
         return settings.MAX_ARTIFACT_BYTES
     if path.startswith("/admin/registry/modelversion/"):
         return settings.MAX_ARTIFACT_BYTES
+    if path.startswith("/api/v1/batch-jobs/"):
+        # Multipart framing around the file; the file itself is held to BATCH_MAX_FILE_MB (a 400).
+        return settings.BATCH_MAX_FILE_BYTES + 1024 * 1024
     return settings.MAX_REQUEST_BYTES
 
 

@@ -146,3 +146,4 @@ def deploy_version(modeladmin, request, queryset):
 
 # Deploying is an action on a model version; the registry's admin does not know about serving.
 ModelVersionAdmin.actions = [*ModelVersionAdmin.actions, deploy_version]
+from inference import admin_jobs  # noqa: E402,F401  (jobs and batch jobs)

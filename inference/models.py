@@ -1,7 +1,10 @@
+import uuid
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from registry.models import ModelVersion, RegisteredModel, slug_validator
 
@@ -101,3 +104,130 @@ class PlatformConfig(models.Model):
 
     def __str__(self) -> str:
         return "platform configuration"
+
+
+# --- async inference and batch jobs ---------------------------------------------------------
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+ACTIVE_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+class JobPriority(models.TextChoices):
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+
+class _Job(models.Model):
+    """What async and batch jobs share. The row is the record of truth; RQ only carries the job's id."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    endpoint = models.CharField(max_length=64)
+    # The version the endpoint served at submission, then the one that actually answered.
+    model_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL,
+                                      related_name="+")
+    priority = models.CharField(max_length=8, choices=JobPriority.choices, default=JobPriority.NORMAL)
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    error_code = models.CharField(max_length=64, blank=True, default="")
+    error = models.TextField(blank=True, default="")
+    # Each execution claims the row by incrementing this; the value doubles as a fencing token, so an
+    # execution presumed dead (and replaced) can never write over its successor.
+    attempts = models.PositiveSmallIntegerField(default=0)
+    timeout_s = models.PositiveIntegerField(default=300)
+    # Who may read the job and the scope of idempotency keys: "key:<prefix>", "user:<id>" or "anonymous".
+    owner = models.CharField(max_length=64)
+    api_key = models.ForeignKey("core.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    submitted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
+    rq_job_id = models.CharField(max_length=80, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Set explicitly by every conditional update (auto_now does not apply to QuerySet.update).
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        abstract = True
+        ordering = ["-created_at"]
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status not in ACTIVE_JOB_STATUSES
+
+
+class InferenceJob(_Job):
+    """One async prediction: POST /api/v1/predict/{endpoint}/async."""
+
+    inputs = models.JSONField()
+    parameters = models.JSONField(default=dict, blank=True)
+    rows = models.PositiveIntegerField(default=0)
+    request_id = models.CharField(max_length=128, blank=True, default="")
+    # Experiments assign variants by subject: the job is routed as the sync request would have been.
+    subject_id = models.CharField(max_length=128, blank=True, default="")
+    idempotency_key = models.CharField(max_length=255, blank=True, default="")
+    # sha256 of the submitted request: a reused Idempotency-Key with another body is refused.
+    request_hash = models.CharField(max_length=64, blank=True, default="")
+    result = models.JSONField(null=True, blank=True)
+
+    class Meta(_Job.Meta):
+        constraints = [
+            # Two concurrent repeats of one submission race to insert; the database lets exactly one win.
+            models.UniqueConstraint(fields=["owner", "idempotency_key"], condition=~Q(idempotency_key=""),
+                                    name="unique_inference_job_idempotency_key"),
+        ]
+        indexes = [
+            models.Index(fields=["owner", "-created_at"], name="inference_job_owner_idx"),
+            # The sweeper's scan: active jobs by age.
+            models.Index(fields=["status", "updated_at"], name="inference_job_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"job {self.id} ({self.endpoint}, {self.status})"
+
+
+class BatchFormat(models.TextChoices):
+    CSV = "csv"
+    JSONL = "jsonl", "JSON Lines"
+
+
+class BatchJob(_Job):
+    """An offline scoring run over an uploaded CSV / JSON Lines file: POST /api/v1/batch-jobs/."""
+
+    input_format = models.CharField(max_length=8, choices=BatchFormat.choices)
+    filename = models.CharField(max_length=255, blank=True, default="", help_text="the client's name, display only")
+    # Relative to BATCH_DIR and always server-generated.
+    input_path = models.CharField(max_length=255)
+    result_path = models.CharField(max_length=255)
+    columns = models.JSONField(default=list, blank=True)
+    # The serving version's signature at submission: the file was checked against it, and the job reads
+    # the file (feature order, classes for the result columns) with the same one.
+    signature = models.JSONField(default=dict, blank=True)
+    chunk_size = models.PositiveIntegerField(default=500)
+    total_rows = models.PositiveIntegerField(default=0)
+    # Rows processed (succeeded or failed) and committed to the result file up to result_bytes: a retried
+    # execution truncates the file there and resumes after that many rows.
+    rows_done = models.PositiveIntegerField(default=0)
+    rows_failed = models.PositiveIntegerField(default=0)
+    result_bytes = models.BigIntegerField(default=0)
+    row_errors = models.JSONField(default=list, blank=True)
+
+    class Meta(_Job.Meta):
+        indexes = [
+            models.Index(fields=["owner", "-created_at"], name="batch_job_owner_idx"),
+            models.Index(fields=["status", "updated_at"], name="batch_job_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"batch {self.id} ({self.endpoint}, {self.status})"
+
+    @property
+    def progress(self) -> float:
+        return round(self.rows_done / self.total_rows, 4) if self.total_rows else 0.0

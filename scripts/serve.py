@@ -79,6 +79,8 @@ def processes(host: str, port: str) -> list[tuple[str, subprocess.Popen]]:
                       "--keep-alive", "5", "--access-logfile", "-", "--log-level", "warning"]),
         start("jobs", [PYTHON, "manage.py", "rqworker", "high", "default", "low", "--with-scheduler",
                        "--serializer", "rq.serializers.JSONSerializer"]),
+        # RQ's cron scheduler: queues the job sweeper (expiry + reconciliation) every JOB_SWEEP_INTERVAL_S.
+        start("sweeper", [PYTHON, "manage.py", "sweep_jobs", "--schedule"]),
     ]
 
 

@@ -37,7 +37,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS")
 CORS_ALLOW_HEADERS = (
     "accept", "authorization", "content-type", "x-api-key", "x-request-id", "x-subject-id",
-    "idempotency-key",
+    "idempotency-key", "inference-header-content-length",
 )
 
 # Behind a TLS-terminating proxy these are switched on through the environment; the embedded
@@ -284,3 +284,33 @@ LOGGING = {
         "rq.worker": {"level": LOG_LEVEL},
     },
 }
+
+# --- Async inference and batch jobs ---------------------------------------------------------
+# A job still queued this long after submission is expired by the sweeper instead of run: its caller
+# has long stopped waiting. RQ's own copy of a queued job gets the same TTL.
+JOB_TTL_SECONDS = env_int("JOB_TTL_SECONDS", 86_400, minimum=60)
+JOB_DEFAULT_TIMEOUT_S = env_int("JOB_DEFAULT_TIMEOUT_S", 300, minimum=1)
+JOB_MAX_TIMEOUT_S = env_int("JOB_MAX_TIMEOUT_S", 3600, minimum=1)
+# Executions per job, counting those lost to a dead worker; RQ's Retry gets one fewer.
+JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3, minimum=1, maximum=20)
+# How long RQ keeps a job's return value; the database keeps the result regardless.
+JOB_RESULT_TTL_S = env_int("JOB_RESULT_TTL_S", 3600, minimum=1)
+# How long one job keeps retrying a deployment that is loading or at capacity before it fails.
+JOB_UNAVAILABLE_RETRY_S = env_int("JOB_UNAVAILABLE_RETRY_S", 60, minimum=0)
+JOB_SWEEP_INTERVAL_S = env_int("JOB_SWEEP_INTERVAL_S", 60, minimum=5)
+# Active jobs younger than this are left alone by the reconciler: their enqueue may still be in flight.
+JOB_RECONCILE_GRACE_S = env_int("JOB_RECONCILE_GRACE_S", 120, minimum=1)
+# Finished jobs (and batch files) older than this are deleted by the sweeper; 0 keeps them forever.
+JOB_RETENTION_DAYS = env_int("JOB_RETENTION_DAYS", 30, minimum=0)
+BATCH_DIR = Path(env_str("BATCH_DIR", str(VAR_DIR / "batch")))
+BATCH_MAX_FILE_BYTES = env_int("BATCH_MAX_FILE_MB", 100, minimum=1) * 1024 * 1024
+BATCH_MAX_ROWS = env_int("BATCH_MAX_ROWS", 1_000_000, minimum=1)
+BATCH_CHUNK_SIZE = env_int("BATCH_CHUNK_SIZE", 500, minimum=1, maximum=100_000)
+BATCH_JOB_TIMEOUT_S = env_int("BATCH_JOB_TIMEOUT_S", 6 * 3600, minimum=60)
+# Queued + running batch jobs one caller may have at once (each holds a worker for a long time).
+BATCH_MAX_ACTIVE_PER_OWNER = env_int("BATCH_MAX_ACTIVE_PER_OWNER", 5, minimum=1)
+# Job statuses share the field name "status" with deployments and versions: name their enum explicitly.
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update({
+    "JobStatusEnum": "inference.models.JobStatus",
+    "JobPriorityEnum": "inference.models.JobPriority",
+})

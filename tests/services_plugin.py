@@ -6,9 +6,12 @@ on a free loopback port for the session and stopped afterwards, as `make serve` 
 
 import os
 
+import pytest
+
 _private = None
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-django imports the settings, which read REDIS_URL
 def pytest_load_initial_conftests(early_config, parser, args):
     global _private
     if os.environ.get("REDIS_URL"):
