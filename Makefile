@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint schema clean-venv
+.PHONY: serve test lint schema clean-venv browser
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -15,7 +15,12 @@ $(STAMP): pyproject.toml
 serve: $(STAMP)
 	$(PY) scripts/serve.py
 
-test: $(STAMP)
+# The admin chart test drives Debian's chromium through Playwright (never a browser download).
+browser:
+	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium; } \
+	  || echo "chromium missing: 'sudo apt-get install chromium' (the browser test is skipped until then)"
+
+test: $(STAMP) browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -92,7 +92,8 @@ class PredictOut(serializers.Serializer):
     probabilities = serializers.ListField(child=serializers.ListField(child=serializers.FloatField()), required=False)
     classes = serializers.ListField(child=serializers.JSONField(), required=False)
     uncertainty = serializers.DictField(required=False)
-    variant = serializers.CharField(required=False)
+    variant = serializers.CharField(required=False,
+                                    help_text="the experiment variant that answered (experiment endpoints only)")
     latency_ms = serializers.FloatField()
     cached = serializers.BooleanField()
 

@@ -314,3 +314,11 @@ SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update({
     "JobStatusEnum": "inference.models.JobStatus",
     "JobPriorityEnum": "inference.models.JobPriority",
 })
+
+# --- Experiments ----------------------------------------------------------------------------
+# How long a routed request's record (experiment, variant, prediction) waits in Redis for its feedback.
+EXPERIMENT_FEEDBACK_TTL_S = env_int("EXPERIMENT_FEEDBACK_TTL_S", 7 * 86_400, minimum=60)
+# How long promote waits for the endpoint to serve the winner before answering 503 (call it again to finish).
+EXPERIMENT_PROMOTE_WAIT_S = env_int("EXPERIMENT_PROMOTE_WAIT_S", 120, minimum=1)
+# Threads per web process sending shadow copies; twice as many copies may wait, more are dropped.
+EXPERIMENT_SHADOW_THREADS = env_int("EXPERIMENT_SHADOW_THREADS", 4, minimum=1, maximum=64)

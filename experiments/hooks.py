@@ -1,0 +1,167 @@
+"""The experiments side of the prediction hot path (see inference.serving.ExperimentHooks).
+
+`route` answers from a per-process table of active experiments rebuilt from the database at most once
+a second (TABLE_TTL_S), by one request while the others keep using the previous table; writes in this
+process invalidate it at once, other processes catch up within the TTL. `record` appends to the
+recorder's in-process buffer. Shadow copies run on a small thread pool behind a semaphore: when it is
+full the copy is dropped (and counted) rather than making a client wait.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+
+from django.conf import settings
+from django.db import connections
+
+from core.errors import ApplicationError
+from experiments import recording
+from experiments.routing import Arm, CompiledExperiment
+from inference import serving
+
+logger = logging.getLogger(__name__)
+
+TABLE_TTL_S = 1.0
+
+
+@dataclass
+class ExperimentRouting(serving.Routing):
+    compiled: CompiledExperiment | None = None
+
+
+class ExperimentTable:
+    def __init__(self, ttl_s: float = TABLE_TTL_S):
+        self.ttl_s = ttl_s
+        # (loaded_at, {endpoint: experiment}), swapped whole so lock-free readers see one consistent table.
+        self._state: tuple[float, dict[str, CompiledExperiment]] | None = None
+        self._lock = threading.Lock()
+
+    def get(self, endpoint: str) -> CompiledExperiment | None:
+        state = self._state
+        if state is None or time.monotonic() - state[0] > self.ttl_s:
+            state = self._refresh(state)
+        return state[1].get(endpoint)
+
+    def invalidate(self) -> None:
+        self._state = None
+
+    def _refresh(self, seen):
+        if seen is not None and not self._lock.acquire(blocking=False):
+            return seen  # another thread is reloading; this request routes by the previous table
+        if seen is None:
+            self._lock.acquire()
+        try:
+            current = self._state
+            if current is not None and current is not seen and time.monotonic() - current[0] <= self.ttl_s:
+                return current
+            self._state = (time.monotonic(), self._load(seen))
+            return self._state
+        finally:
+            self._lock.release()
+
+    def _load(self, seen) -> dict[str, CompiledExperiment]:
+        from experiments import selectors, services
+
+        try:
+            table = selectors.experiment_routing_table()
+            if any(entry.due for entry in table.values()):
+                services.experiments_stop_due()
+                table = selectors.experiment_routing_table()
+            return {endpoint: entry.compiled for endpoint, entry in table.items()}
+        except Exception:
+            # The database is unreachable: keep routing as before rather than failing predictions.
+            logger.warning("could not load the experiments table; keeping the previous one", exc_info=True)
+            return seen[1] if seen else {}
+
+
+class ExperimentRouter(serving.ExperimentHooks):
+    def __init__(self):
+        self.table = ExperimentTable()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_pid: int | None = None
+        self._pool_lock = threading.Lock()
+        threads = int(getattr(settings, "EXPERIMENT_SHADOW_THREADS", 4))
+        self._shadow_threads = threads
+        # Running plus waiting shadow copies; past this a copy is dropped, never queued without bound.
+        self._slots = threading.BoundedSemaphore(threads * 2)
+
+    def route(self, request: serving.PredictRequest) -> serving.Routing | None:
+        compiled = self.table.get(request.endpoint)
+        if compiled is None:
+            return None
+        subject = request.subject_id if request.subject_id not in (None, "") else request.request_id
+        arm = compiled.assign(str(subject) if subject is not None else uuid.uuid4().hex)
+        shadows = [shadow.endpoint for shadow in compiled.shadows] if compiled.recording else []
+        return ExperimentRouting(endpoint=arm.endpoint, variant=arm.name, experiment_id=compiled.id,
+                                 shadows=shadows, compiled=compiled)
+
+    def record(self, routing, request, outcome, seconds: float) -> None:
+        compiled = getattr(routing, "compiled", None)
+        if compiled is None or not compiled.recording:
+            return
+        try:
+            recording.recorder.add(_event(compiled, routing.variant, request, outcome, seconds, shadow=False))
+        except Exception:  # recording must never fail a prediction
+            logger.warning("could not record an experiment outcome", exc_info=True)
+
+    def shadow(self, routing, request) -> None:
+        compiled = getattr(routing, "compiled", None)
+        if compiled is None or not compiled.recording:
+            return
+        for arm in compiled.shadows:
+            if not self._slots.acquire(blocking=False):
+                recording.count_dropped_shadow(compiled.id, arm.name)
+                continue
+            try:
+                self._executor().submit(self._run_shadow, compiled, arm, request)
+            except Exception:
+                self._slots.release()
+                logger.warning("could not start a shadow copy", exc_info=True)
+
+    def _executor(self) -> ThreadPoolExecutor:
+        # Created in the process that uses it: a pool inherited through fork has no threads.
+        if self._pool_pid != os.getpid():
+            with self._pool_lock:
+                if self._pool_pid != os.getpid():
+                    self._pool = ThreadPoolExecutor(self._shadow_threads, thread_name_prefix="experiment-shadow")
+                    self._pool_pid = os.getpid()
+        return self._pool
+
+    def _run_shadow(self, compiled: CompiledExperiment, arm: Arm, request: serving.PredictRequest) -> None:
+        started = time.perf_counter()
+        try:
+            outcome = serving.predict_direct(replace(request, endpoint=arm.endpoint))
+        except ApplicationError as exc:
+            outcome = exc
+        except Exception as exc:  # a shadow's failure is a figure in its results, never a client's error
+            logger.warning("shadow copy to %s failed", arm.endpoint, exc_info=True)
+            outcome = exc
+        finally:
+            self._slots.release()
+            # The serving path may have asked the database (its config, once a second; a missing route):
+            # closed here so that idle pool threads never hold database connections.
+            connections.close_all()
+        recording.recorder.add(_event(compiled, arm.name, request, outcome, time.perf_counter() - started,
+                                      shadow=True))
+
+
+def _event(compiled: CompiledExperiment, variant: str, request, outcome, seconds: float, *,
+           shadow: bool) -> recording.Event:
+    keep_predictions = compiled.outcome == "accuracy"
+    if isinstance(outcome, dict):
+        return recording.Event(
+            compiled.id, variant, shadow, None, bool(outcome.get("cached")), seconds, time.time(),
+            outcome.get("request_id") or request.request_id,
+            outcome.get("predictions") if keep_predictions else None,
+        )
+    code = getattr(outcome, "code", None) or "internal_error"
+    return recording.Event(compiled.id, variant, shadow, code, False, seconds, time.time(), request.request_id)
+
+
+router = ExperimentRouter()

@@ -1,0 +1,400 @@
+"""The experiments API: validation with named problems, lifecycle, vetoes, feedback."""
+
+import json
+from datetime import timedelta
+
+from django.test import TestCase
+from django.utils import timezone
+
+from experiments.hooks import router
+from experiments.models import Experiment
+from inference import serving
+from inference.models import DeploymentStatus
+from tests.experiments.helpers import arms, deployment, tabular_signature
+from tests.factories import key_client
+
+BASE = "/api/v1/experiments/"
+
+
+class ExperimentApiTestCase(TestCase):
+    def setUp(self):
+        self.manage = key_client("manage")
+        self.predict = key_client("predict")
+        deployment("churn-a")
+        deployment("churn-b")
+
+    def create(self, expect: int = 201, **fields):
+        body = {"name": "Churn v2", "endpoint": "churn",
+                "variants": arms(("control", "churn-a", 50), ("treatment", "churn-b", 50)), **fields}
+        response = self.manage.post(BASE, body, format="json")
+        self.assertEqual(response.status_code, expect, response.content)
+        return response.json()
+
+    def act(self, pk: int, action: str, expect: int = 200, body=None):
+        response = self.manage.post(f"{BASE}{pk}/{action}/", body or {}, format="json")
+        self.assertEqual(response.status_code, expect, response.content)
+        return response.json()
+
+    def refused(self, response, status: int = 400) -> str:
+        self.assertEqual(response.status_code, status, response.content)
+        error = response.json()["error"]
+        self.assertEqual(set(error), {"code", "message", "details"})
+        return error["message"]
+
+
+class CreateTests(ExperimentApiTestCase):
+    def test_create_answers_201_with_the_experiment_and_its_id(self):
+        body = self.create(description="does v2 keep more customers", outcome="conversion", duration_hours=48)
+        self.assertIsInstance(body["id"], int)
+        self.assertEqual((body["name"], body["endpoint"], body["status"], body["outcome"]),
+                         ("Churn v2", "churn", "draft", "conversion"))
+        self.assertEqual(body["variants"], [{"name": "control", "deployment": "churn-a", "weight": 50.0},
+                                            {"name": "treatment", "deployment": "churn-b", "weight": 50.0}])
+        self.assertEqual(body["control"], "control")
+        self.assertEqual(body["duration_hours"], 48)
+        self.assertEqual(self.manage.get(f"{BASE}{body['id']}/").json()["id"], body["id"])
+
+    def test_shadows_are_listed_apart_and_named_after_their_deployment_by_default(self):
+        deployment("churn-c")
+        body = self.create(shadows=[{"deployment": "churn-c"}])
+        self.assertEqual(body["shadows"], [{"name": "churn-c", "deployment": "churn-c"}])
+        self.assertEqual(len(body["variants"]), 2)
+
+    def weights_refused(self, weights) -> str:
+        variants = [{"name": f"v{i}", "deployment": "churn-a" if i % 2 == 0 else "churn-b", "weight": w}
+                    for i, w in enumerate(weights)]
+        response = self.manage.post(BASE, {"name": "x", "endpoint": "churn", "variants": variants}, format="json")
+        return self.refused(response)
+
+    def test_invalid_weight_sets_are_refused_naming_the_problem(self):
+        self.assertIn("variants: weights must sum to 100 (percent); [60, 50] sums to 110",
+                      self.weights_refused([60, 50]))
+        self.assertIn("sums to 90", self.weights_refused([50, 40]))
+        self.assertIn("variants[0].weight: must not be negative (got -10)", self.weights_refused([-10, 110]))
+        # DRF refuses non-finite numbers before the service (which refuses them too, for the admin).
+        self.assertIn("variants.1.weight: A valid number is required", self.weights_refused([50, "NaN"]))
+        self.assertIn("variants.0.weight: A valid number is required", self.weights_refused(["Infinity", 100]))
+        self.assertIn("variants: at least one variant is required", self.weights_refused([]))
+        self.assertIn("variants.0.weight: A valid number is required", self.weights_refused(["lots", 50]))
+        self.assertEqual(Experiment.objects.count(), 0)
+
+    def test_a_nan_literal_is_refused_by_the_parser(self):
+        body = '{"name": "x", "endpoint": "churn", "variants": [{"name": "a", "deployment": "churn-a", "weight": NaN}]}'
+        response = self.manage.post(BASE, body, content_type="application/json")
+        self.assertIn("NaN is not valid JSON", self.refused(response))
+
+    def test_deployments_must_exist_be_ready_and_take_the_same_inputs(self):
+        missing = self.create(expect=400, variants=arms(("a", "churn-a", 50), ("b", "nope", 50)))
+        self.assertEqual(missing["error"]["message"], "variants[1].deployment: no live deployment named 'nope'")
+        self.assertEqual(missing["error"]["details"]["field"], "variants[1].deployment")
+        deployment("loading", status=DeploymentStatus.LOADING)
+        loading = self.create(expect=400, variants=arms(("a", "churn-a", 50), ("b", "loading", 50)))
+        self.assertIn("deployment 'loading' is loading; only ready deployments can take traffic",
+                      loading["error"]["message"])
+        deployment("wide", model="wide", signature=tabular_signature(7))
+        wide = self.create(expect=400, variants=arms(("a", "churn-a", 50), ("b", "wide", 50)))
+        self.assertIn("'wide' takes 7 features but the control 'churn-a' takes 4 features", wide["error"]["message"])
+        deployment("text", model="text", signature={"input_kind": "text", "n_features": None})
+        shadow = self.create(expect=400, shadows=[{"deployment": "text"}])
+        self.assertIn("shadows[0].deployment: deployment 'text' takes text", shadow["error"]["message"])
+
+    def test_variant_names_are_unique_and_shadows_need_their_own_deployment(self):
+        twice = self.create(expect=400, variants=arms(("a", "churn-a", 50), ("a", "churn-b", 50)))
+        self.assertIn("variants[1].name: 'a' is already the name of variants[0]", twice["error"]["message"])
+        echo = self.create(expect=400, shadows=[{"deployment": "churn-b"}])
+        self.assertIn("shadows[0].deployment: 'churn-b' already gets this traffic", echo["error"]["message"])
+
+    def test_fields_are_checked_by_the_serializer(self):
+        bad = self.create(expect=400, endpoint="Not A Slug")
+        self.assertTrue(bad["error"]["message"].startswith("endpoint:"))
+        bad = self.create(expect=400, outcome="happiness")
+        self.assertTrue(bad["error"]["message"].startswith("outcome:"))
+        bad = self.create(expect=400, duration_hours=0)
+        self.assertTrue(bad["error"]["message"].startswith("duration_hours:"))
+
+
+class LifecycleTests(ExperimentApiTestCase):
+    def test_start_pause_resume_stop(self):
+        pk = self.create()["id"]
+        running = self.act(pk, "start")
+        self.assertEqual(running["status"], "running")
+        self.assertIsNotNone(running["started_at"])
+        self.assertEqual(self.act(pk, "pause")["status"], "paused")
+        self.act(pk, "pause", expect=409)
+        self.assertEqual(self.act(pk, "start")["status"], "running")
+        self.assertEqual(self.act(pk, "start", expect=409)["error"]["code"], "invalid_transition")
+        refused = self.act(pk, "stop", expect=409)
+        self.assertIn("No deployment is named 'churn'", refused["error"]["message"])
+        stopped = self.act(pk, "stop", body={"force": True})
+        self.assertEqual(stopped["status"], "stopped")
+        self.assertIsNotNone(stopped["stopped_at"])
+        self.act(pk, "start", expect=409)
+        self.assertEqual(self.manage.patch(f"{BASE}{pk}/", {"name": "x"}, format="json").status_code, 409)
+
+    def test_stop_needs_no_force_when_the_endpoint_has_a_deployment(self):
+        deployment("churn")
+        pk = self.create()["id"]
+        self.act(pk, "start")
+        self.assertEqual(self.act(pk, "stop")["status"], "stopped")
+
+    def test_a_duration_sets_the_planned_end_at_start(self):
+        pk = self.create(duration_hours=2)["id"]
+        ends_at = timezone.datetime.fromisoformat(self.act(pk, "start")["ends_at"].replace("Z", "+00:00"))
+        self.assertAlmostEqual((ends_at - timezone.now()).total_seconds(), 7200, delta=60)
+
+    def test_one_running_experiment_per_endpoint(self):
+        first = self.create()["id"]
+        second = self.create(name="Another")["id"]
+        self.act(first, "start")
+        refused = self.act(second, "start", expect=400)
+        self.assertEqual(refused["error"]["code"], "endpoint_in_experiment")
+        self.assertIn(f"'churn' already has a running experiment ('Churn v2', id {first})",
+                      refused["error"]["message"])
+        self.act(first, "pause")
+        self.act(second, "start", expect=400)  # a paused experiment still owns its endpoint
+        self.act(first, "stop", body={"force": True})
+        self.assertEqual(self.act(second, "start")["status"], "running")
+
+    def test_start_checks_the_deployments_again(self):
+        pk = self.create()["id"]
+        from inference.models import Deployment
+
+        Deployment.objects.filter(endpoint="churn-b").update(status=DeploymentStatus.FAILED)
+        refused = self.act(pk, "start", expect=400)
+        self.assertIn("deployment 'churn-b' is failed", refused["error"]["message"])
+
+    def test_changes_while_running(self):
+        pk = self.create()["id"]
+        self.act(pk, "start")
+        ramp = self.manage.patch(f"{BASE}{pk}/", {"variants": arms(("control", "churn-a", 90),
+                                                                   ("treatment", "churn-b", 10))}, format="json")
+        self.assertEqual(ramp.status_code, 200, ramp.content)
+        self.assertEqual([v["weight"] for v in ramp.json()["variants"]], [90.0, 10.0])
+        bad = self.manage.patch(f"{BASE}{pk}/", {"variants": arms(("a", "churn-a", 60), ("b", "churn-b", 50))},
+                                format="json")
+        self.assertIn("sums to 110", self.refused(bad))
+        moved = self.manage.patch(f"{BASE}{pk}/", {"endpoint": "elsewhere"}, format="json")
+        self.assertIn("endpoint can only change while the experiment is a draft", self.refused(moved, 409))
+        renamed = self.manage.patch(f"{BASE}{pk}/", {"name": "Renamed", "description": "d"}, format="json")
+        self.assertEqual(renamed.json()["name"], "Renamed")
+
+    def test_delete_only_when_not_active(self):
+        pk = self.create()["id"]
+        self.act(pk, "start")
+        self.assertEqual(self.manage.delete(f"{BASE}{pk}/").status_code, 409)
+        self.act(pk, "stop", body={"force": True})
+        self.assertEqual(self.manage.delete(f"{BASE}{pk}/").status_code, 204)
+        self.assertEqual(self.manage.get(f"{BASE}{pk}/").status_code, 404)
+
+    def test_list_filters_by_status_and_endpoint(self):
+        first = self.create()["id"]
+        self.create(name="Other", endpoint="other")
+        self.act(first, "start")
+        running = self.manage.get(BASE, {"status": "running"}).json()
+        self.assertEqual([e["id"] for e in running["results"]], [first])
+        self.assertEqual(self.manage.get(BASE, {"endpoint": "other"}).json()["count"], 1)
+        self.assertEqual(self.manage.get(BASE, {"status": "bogus"}).status_code, 400)
+
+    def test_a_planned_end_stops_the_experiment_or_pauses_it_when_the_endpoint_has_no_deployment(self):
+        orphan = self.create()["id"]
+        self.act(orphan, "start")
+        deployment("kept")
+        owned = self.create(name="Owned", endpoint="kept")["id"]
+        self.act(owned, "start")
+        Experiment.objects.update(ends_at=timezone.now() - timedelta(seconds=1))
+        listed = {e["id"]: e for e in self.manage.get(BASE).json()["results"]}
+        self.assertEqual(listed[owned]["status"], "stopped")
+        self.assertEqual(listed[owned]["stop_reason"], "planned end reached")
+        self.assertEqual(listed[orphan]["status"], "paused")
+        self.assertIn("no deployment is named 'churn'", listed[orphan]["stop_reason"])
+
+    def test_an_unknown_experiment_is_404(self):
+        response = self.manage.get(f"{BASE}999/results/")
+        self.assertEqual(response.json()["error"]["code"], "experiment_not_found")
+        self.assertEqual(self.manage.post(f"{BASE}999/start/").status_code, 404)
+
+
+class DeploymentVetoTests(ExperimentApiTestCase):
+    def test_a_variants_deployment_cannot_be_undeployed_while_the_experiment_is_active(self):
+        deployment("churn-c")
+        pk = self.create(shadows=[{"name": "challenger", "deployment": "churn-c"}])["id"]
+        self.assertEqual(self.manage.delete("/api/v1/deployments/churn-b/").status_code, 200)  # a draft routes nothing
+        deployment("churn-b")
+        self.act(pk, "start")
+        for endpoint, role in (("churn-b", "variant 'treatment'"), ("churn-c", "a shadow")):
+            refused = self.manage.delete(f"/api/v1/deployments/{endpoint}/")
+            self.assertEqual(refused.status_code, 409, refused.content)
+            self.assertEqual(refused.json()["error"]["code"], "deployment_in_experiment")
+            self.assertIn(f"serves {role} of the running experiment 'Churn v2' (id {pk})",
+                          refused.json()["error"]["message"])
+        self.act(pk, "pause")
+        self.assertEqual(self.manage.delete("/api/v1/deployments/churn-b/").status_code, 409)
+        self.act(pk, "stop", body={"force": True})
+        self.assertEqual(self.manage.delete("/api/v1/deployments/churn-b/").status_code, 200)
+
+
+class RoutingTableTests(ExperimentApiTestCase):
+    def request(self, subject=None, endpoint="churn", **fields):
+        return serving.PredictRequest(endpoint=endpoint, inputs=[[1, 2, 3, 4]], params=fields.pop("params", {}),
+                                      request_id=fields.pop("request_id", "rid"), subject_id=subject)
+
+    def test_routing_asks_no_database_once_the_table_is_loaded(self):
+        pk = self.create()["id"]
+        self.act(pk, "start")
+        router.route(self.request("warm-up"))
+        with self.assertNumQueries(0):
+            for n in range(200):
+                routing = router.route(self.request(f"user-{n}"))
+                self.assertIn(routing.endpoint, ("churn-a", "churn-b"))
+            self.assertIsNone(router.route(self.request("x", endpoint="not-in-an-experiment")))
+
+    def test_a_client_cannot_choose_its_variant(self):
+        pk = self.create()["id"]
+        self.act(pk, "start")
+        chosen = {router.route(self.request("alice", params={"variant": "treatment"})).variant for _ in range(20)}
+        self.assertEqual(chosen, {router.route(self.request("alice")).variant})
+        by_subject = {router.route(self.request(f"s{n}")).variant for n in range(200)}
+        self.assertEqual(by_subject, {"control", "treatment"})
+
+    def test_without_a_subject_the_request_id_decides(self):
+        pk = self.create()["id"]
+        self.act(pk, "start")
+        variants = {router.route(self.request(None, request_id=f"r{n}")).variant for n in range(200)}
+        self.assertEqual(variants, {"control", "treatment"})
+
+    def test_pausing_sends_everyone_to_the_control_and_stopping_routes_nothing(self):
+        deployment("churn")
+        pk = self.create()["id"]
+        self.act(pk, "start")
+        self.act(pk, "pause")
+        self.assertEqual({router.route(self.request(f"s{n}")).variant for n in range(100)}, {"control"})
+        self.act(pk, "stop")
+        self.assertIsNone(router.route(self.request("s1")))
+
+
+class FeedbackApiTests(ExperimentApiTestCase):
+    def routed(self, subject: str, request_id: str, predictions=(1,)):
+        request = serving.PredictRequest(endpoint="churn", inputs=[[1, 2, 3, 4]] * len(predictions), params={},
+                                         request_id=request_id, subject_id=subject)
+        routing = router.route(request)
+        router.record(routing, request, {"request_id": request_id, "predictions": list(predictions),
+                                         "cached": False}, 0.002)
+        return routing
+
+    def feedback(self, body, expect: int = 201):
+        response = self.predict.post("/api/v1/feedback", body, format="json")
+        self.assertEqual(response.status_code, expect, response.content)
+        return response.json()
+
+    def test_feedback_updates_the_statistics(self):
+        pk = self.create()["id"]
+        self.act(pk, "start")
+        routing = self.routed("alice", "req-1", predictions=(1,))
+        answer = self.feedback({"request_id": "req-1", "label": 1})
+        self.assertEqual(answer, {"request_id": "req-1", "experiment": pk, "variant": routing.variant,
+                                  "outcome": "accuracy", "rows": 1, "correct": 1})
+        self.routed("alice", "req-2", predictions=(1, 0))
+        self.feedback({"request_id": "req-2", "label": [1, 1]})
+        results = self.manage.get(f"{BASE}{pk}/results/").json()
+        row = next(v for v in results["variants"] if v["name"] == routing.variant)
+        self.assertEqual(row["requests"], 2)
+        self.assertEqual(row["outcome"]["n"], 3)
+        self.assertAlmostEqual(row["outcome"]["value"], 2 / 3)
+        low, high = row["outcome"]["ci"]
+        self.assertTrue(0 <= low < 2 / 3 < high <= 1)
+
+    def test_feedback_is_refused_when_it_cannot_apply(self):
+        pk = self.create()["id"]
+        self.act(pk, "start")
+        self.routed("bob", "req-1", predictions=(1, 0))
+        unknown = self.feedback({"request_id": "never-routed", "label": 1}, expect=404)
+        self.assertEqual(unknown["error"]["code"], "request_not_recorded")
+        self.assertEqual(self.feedback({"request_id": "req-1"}, expect=400)["error"]["code"], "invalid_feedback")
+        both = self.feedback({"request_id": "req-1", "label": 1, "value": 1}, expect=400)
+        self.assertIn("exactly one of 'label'", both["error"]["message"])
+        wrong_kind = self.feedback({"request_id": "req-1", "value": 1}, expect=400)
+        self.assertIn("measures accuracy: send 'label'", wrong_kind["error"]["message"])
+        rows = self.feedback({"request_id": "req-1", "label": 1}, expect=400)
+        self.assertIn("the request had 2 row(s)", rows["error"]["message"])
+        self.feedback({"request_id": "req-1", "label": [1, 1]})
+        again = self.feedback({"request_id": "req-1", "label": [1, 1]}, expect=409)
+        self.assertEqual(again["error"]["code"], "feedback_exists")
+        results = self.manage.get(f"{BASE}{pk}/results/").json()
+        self.assertEqual(sum(v["outcome"]["n"] for v in results["variants"]), 2)
+
+    def test_conversion_and_mean_take_values(self):
+        conversion = self.create(outcome="conversion")["id"]
+        self.act(conversion, "start")
+        self.routed("carol", "c-1")
+        self.assertIn("a conversion is 0 or 1", self.feedback({"request_id": "c-1", "value": 0.5}, 400)
+                      ["error"]["message"])
+        self.assertEqual(self.feedback({"request_id": "c-1", "value": True})["value"], 1.0)
+        deployment("churn")
+        self.act(conversion, "stop")
+        mean = self.create(name="Reward", outcome="mean")["id"]
+        self.act(mean, "start")
+        self.routed("dan", "m-1")
+        self.assertIn("must be a finite number", self.feedback({"request_id": "m-1", "value": "NaN"}, 400)
+                      ["error"]["message"])
+        self.assertIn("measures mean: send 'value'", self.feedback({"request_id": "m-1", "label": 1}, 400)
+                      ["error"]["message"])
+        self.assertEqual(self.feedback({"request_id": "m-1", "value": 12.5})["value"], 12.5)
+
+    def test_requests_during_a_pause_are_not_recorded(self):
+        pk = self.create()["id"]
+        self.act(pk, "start")
+        self.act(pk, "pause")
+        self.routed("erin", "p-1")
+        self.feedback({"request_id": "p-1", "label": 1}, expect=404)
+        results = self.manage.get(f"{BASE}{pk}/results/").json()
+        self.assertEqual(sum(v["requests"] for v in results["variants"]), 0)
+        self.assertEqual(results["verdict"], "not enough data yet")
+
+    def test_the_results_are_frozen_when_the_experiment_stops(self):
+        deployment("churn")
+        pk = self.create()["id"]
+        self.act(pk, "start")
+        self.routed("fay", "f-1")
+        self.act(pk, "stop")
+        frozen = Experiment.objects.get(pk=pk).final_results
+        self.assertEqual(sum(v["requests"] for v in frozen["variants"]), 1)
+        from experiments import recording
+
+        recording.forget(pk)
+        results = self.manage.get(f"{BASE}{pk}/results/").json()
+        self.assertEqual(results["source"], "snapshot")
+        self.assertEqual(sum(v["requests"] for v in results["variants"]), 1)
+        json.dumps(results)  # plain JSON all the way down
+
+
+class PromoteApiTests(ExperimentApiTestCase):
+    def test_promote_needs_a_winner_or_a_named_variant(self):
+        pk = self.create()["id"]
+        self.act(pk, "promote", expect=409)  # a draft
+        self.act(pk, "start")
+        refused = self.act(pk, "promote", expect=409)
+        self.assertEqual(refused["error"]["code"], "no_winner")
+        unknown = self.act(pk, "promote", expect=400, body={"variant": "nope"})
+        self.assertIn("has no variant named 'nope'", unknown["error"]["message"])
+        bad_target = self.act(pk, "promote", expect=400, body={"variant": "treatment", "target": "moon"})
+        self.assertTrue(bad_target["error"]["message"].startswith("target:"))
+
+    def test_while_the_winner_loads_all_traffic_goes_to_it_unrecorded_and_promote_can_be_called_again(self):
+        pk = self.create()["id"]
+        self.act(pk, "start")
+        with self.settings(EXPERIMENT_PROMOTE_WAIT_S=0.1):  # no model server here: the new deployment never loads
+            pending = self.act(pk, "promote", expect=503, body={"variant": "treatment"})
+            self.assertEqual(pending["error"]["code"], "promotion_pending")
+            self.assertEqual(self.act(pk, "promote", expect=503)["error"]["code"], "promotion_pending")
+        experiment = self.manage.get(f"{BASE}{pk}/").json()
+        self.assertEqual((experiment["status"], experiment["promoting_to"]), ("running", "treatment"))
+        from inference.models import Deployment
+
+        public = Deployment.objects.get(endpoint="churn")
+        self.assertEqual(public.model_version, Deployment.objects.get(endpoint="churn-b").model_version)
+        request = serving.PredictRequest(endpoint="churn", inputs=[[1, 2, 3, 4]], params={}, request_id="x",
+                                         subject_id=None)
+        self.assertEqual({router.route(request).variant for _ in range(50)}, {"treatment"})
+        self.assertEqual(self.act(pk, "pause", expect=409)["error"]["code"], "invalid_transition")
+        self.assertEqual(self.act(pk, "promote", expect=409, body={"variant": "control"})["error"]["code"],
+                         "invalid_transition")
