@@ -105,17 +105,21 @@ class AsyncPredictApi(APIView):
         return Response(body, status=status.HTTP_202_ACCEPTED, headers=headers)
 
 
+def _limited_list(request, filterset, select, serializer) -> Response:
+    """The caller's jobs (all of them for manage/staff), filtered, at most `limit`."""
+    limit = _limit(request)
+    found = filter_queryset(filterset, request, select(owner=_owner_filter(request)))
+    results = serializer(found[:limit], many=True, context={"request": request}).data
+    return Response({"count": found.count(), "limit": limit, "results": results})
+
+
 class JobListApi(APIView):
     permission_classes = [PredictScope]
 
     @extend_schema(tags=["jobs"], operation_id="jobs_list", parameters=LIST_PARAMS,
                    responses={200: JobListOut, **errors(400)})
     def get(self, request):
-        limit = _limit(request)
-        found = filter_queryset(job_selectors.JobFilter, request,
-                                job_selectors.inference_job_list(owner=_owner_filter(request)))
-        results = JobOut(found[:limit], many=True, context={"request": request}).data
-        return Response({"count": found.count(), "limit": limit, "results": results})
+        return _limited_list(request, job_selectors.JobFilter, job_selectors.inference_job_list, JobOut)
 
 
 class JobDetailApi(APIView):
@@ -142,11 +146,7 @@ class BatchJobListCreateApi(APIView):
     @extend_schema(tags=["batch-jobs"], operation_id="batch_jobs_list", parameters=LIST_PARAMS,
                    responses={200: BatchJobListOut, **errors(400)})
     def get(self, request):
-        limit = _limit(request)
-        found = filter_queryset(job_selectors.BatchJobFilter, request,
-                                job_selectors.batch_job_list(owner=_owner_filter(request)))
-        results = BatchJobOut(found[:limit], many=True, context={"request": request}).data
-        return Response({"count": found.count(), "limit": limit, "results": results})
+        return _limited_list(request, job_selectors.BatchJobFilter, job_selectors.batch_job_list, BatchJobOut)
 
     @extend_schema(tags=["batch-jobs"], operation_id="batch_jobs_create",
                    request={"multipart/form-data": BatchJobCreateIn},
