@@ -13,7 +13,7 @@ _verified: dict[str, tuple[ApiKey, float]] = {}
 _MAX_CACHED = 10_000
 
 
-def _cached_key(raw: str) -> ApiKey | None:
+def cached_key(raw: str) -> ApiKey | None:
     """Verified keys are remembered per process for API_KEY_CACHE_S, keyed by a hash of the secret:
     the prediction hot path then costs no DB query; a revocation takes effect within that window."""
     entry = _verified.get(hashlib.sha256(raw.encode()).hexdigest())
@@ -67,7 +67,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         raw = request.META.get(self.header)
         if not raw:
             return None
-        key = _cached_key(raw)
+        key = cached_key(raw)
         if key is None:
             key = self._verify(raw)
             _remember(raw, key)

@@ -1,4 +1,5 @@
 import logging
+import threading
 import time
 from functools import lru_cache
 
@@ -29,11 +30,85 @@ def _redis(url: str) -> redis.Redis:
                                 socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT_S, retry=Retry(NoBackoff(), 0))
 
 
+class QuotaLeases:
+    """Fixed-window request counts in Redis, shared by every web process, bought in leases.
+
+    A bucket's count for the current window lives at `{key}:{window_start}`. Under a small limit every
+    request is one INCR (exact). Under a large one a process reserves a lease of limit/100 requests with
+    one INCRBY and spends it locally, so a busy prediction route pays a Redis round trip per lease, not
+    per request; a process can hold back at most one lease (1% of the limit) that others cannot use.
+    """
+
+    LEASE_FRACTION = 100
+    MAX_TRACKED = 10_000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # key -> (window_start, requests left in this process's lease; 0 with exhausted=True: none left at all)
+        self._leases: dict[str, tuple[int, int, bool]] = {}
+
+    def take_local(self, key: str, limit: int, window: int) -> tuple[bool, float] | None:
+        """Answers from this process's lease without Redis; None when a round trip is needed."""
+        window_start = int(time.time() // window) * window
+        with self._lock:
+            lease = self._leases.get(key)
+            if lease is None or lease[0] != window_start:
+                return None
+            _, left, exhausted = lease
+            if exhausted:
+                return False, window_start + window - time.time()
+            if left <= 0:
+                return None
+            self._leases[key] = (window_start, left - 1, False)
+        return True, window_start + window - time.time()
+
+    def take(self, key: str, limit: int, window: int) -> tuple[bool, float]:
+        """(allowed, seconds until the window resets). Raises redis.RedisError when Redis is down."""
+        local = self.take_local(key, limit, window)
+        if local is not None:
+            return local
+        window_start = int(time.time() // window) * window
+        lease = max(1, limit // self.LEASE_FRACTION)
+        pipe = _redis(settings.REDIS_URL).pipeline(transaction=False)
+        pipe.incrby(f"{key}:{window_start}", lease)
+        pipe.expire(f"{key}:{window_start}", window + 1)
+        count, _ = pipe.execute()
+        granted = lease - max(0, int(count) - limit)
+        wait = window_start + window - time.time()
+        if lease > 1:
+            self._remember(key, window_start, granted - 1, exhausted=granted <= 0)
+        return granted > 0, wait
+
+    def forget(self) -> None:
+        with self._lock:
+            self._leases.clear()
+
+    def _remember(self, key: str, window_start: int, left: int, *, exhausted: bool) -> None:
+        with self._lock:
+            if len(self._leases) >= self.MAX_TRACKED:
+                self._leases.clear()
+            self._leases[key] = (window_start, max(left, 0), exhausted)
+
+
+leases = QuotaLeases()
+
+
+def predict_quota() -> tuple[int, int] | None:
+    """(requests, window seconds) of the predict scope, for callers outside DRF (the fast lane)."""
+    rate = api_settings.DEFAULT_THROTTLE_RATES.get("predict")
+    # parse_rate reads nothing from the instance; DRF offers it only as a method.
+    return None if rate is None else SimpleRateThrottle.parse_rate(None, rate)  # type: ignore[arg-type]
+
+
+def bucket_key(scope: str, ident: str) -> str:
+    return f"sp:throttle:{scope}:{ident}"
+
+
 class ClientRateThrottle(SimpleRateThrottle):
     """One bucket per API key (or user); anonymous callers share per-address buckets.
 
-    A fixed window counted with one pipelined INCR + EXPIRE: one Redis round trip per request, where
-    DRF's default keeps (and rewrites) the list of every request time in the window.
+    Counted by QuotaLeases: a fixed window, one Redis round trip per request under small limits and
+    per lease under large ones, where DRF's default keeps (and rewrites) the list of every request time.
 
     The address comes from DRF's get_ident, which trusts X-Forwarded-For only for
     REST_FRAMEWORK['NUM_PROXIES'] hops, so a client rotating that header stays in one bucket.
@@ -46,20 +121,15 @@ class ClientRateThrottle(SimpleRateThrottle):
             return True
         limit, window = self.parse_rate(self.rate)
         try:
-            count, window_end = self._count(self.get_cache_key(request, view), window)
+            allowed, self._wait = self._count(self.get_cache_key(request, view), limit, window)
         except redis.RedisError:  # when Redis is down, serve unthrottled rather than fail
             logger.warning("throttle store unavailable; request not rate limited", exc_info=True)
             return True
-        self._wait = max(window_end - time.time(), 0.0)
-        return count <= limit
+        return allowed
 
-    def _count(self, key: str, window: int) -> tuple[int, float]:
-        window_start = int(time.time() // window) * window
-        pipe = _redis(settings.REDIS_URL).pipeline(transaction=False)
-        pipe.incr(f"{key}:{window_start}")
-        pipe.expire(f"{key}:{window_start}", window + 1)
-        count, _ = pipe.execute()
-        return int(count), window_start + window
+    def _count(self, key: str, limit: int, window: int) -> tuple[bool, float]:
+        allowed, wait = leases.take(key, limit, window)
+        return allowed, max(wait, 0.0)
 
     def wait(self) -> float:
         return self._wait
@@ -84,4 +154,4 @@ class ClientRateThrottle(SimpleRateThrottle):
             ident = f"user:{request.user.pk}"
         else:
             ident = f"ip:{self.get_ident(request)}"
-        return f"sp:throttle:{self.scope}:{ident}"
+        return bucket_key(self.scope, ident)

@@ -89,13 +89,26 @@ class _PredictApi(APIView):
 
 
 def _body(request) -> dict:
-    if not isinstance(request.data, dict):
+    return json_object(request.data)
+
+
+def json_object(data) -> dict:
+    if not isinstance(data, dict):
         raise InvalidInput("The body must be a JSON object.", details={"field": "body"})
-    return request.data
+    return data
 
 
 def _predict_request(endpoint: str, data: dict, request, *, suffix: str = "") -> serving.PredictRequest:
-    # Hand-checked rather than through a DRF serializer: this is the hot path.
+    default_id = f"{getattr(request, 'request_id', '')}{suffix}" or None
+    return predict_request(endpoint, data, subject=request.headers.get("X-Subject-Id"), default_id=default_id)
+
+
+def predict_request(endpoint: str, data: dict, *, subject: str | None, default_id: str | None
+                    ) -> serving.PredictRequest:
+    """The checks every prediction body gets, here and in the fast lane (inference/fastlane.py).
+
+    Hand-checked rather than through a DRF serializer: this is the hot path.
+    """
     if "inputs" not in data:
         raise ValidationError({"inputs": ["This field is required."]})
     params = data.get("parameters") or {}
@@ -105,10 +118,8 @@ def _predict_request(endpoint: str, data: dict, request, *, suffix: str = "") ->
     if request_id is not None and (not isinstance(request_id, str) or len(request_id) > 128):
         raise ValidationError({"request_id": ["Must be a string of at most 128 characters."]})
     _check_uncertainty(params)
-    subject = request.headers.get("X-Subject-Id") or data.get("subject_id")
-    default_id = f"{getattr(request, 'request_id', '')}{suffix}" or None
     return serving.PredictRequest(endpoint=endpoint, inputs=data["inputs"], params=params,
-                                  request_id=request_id or default_id, subject_id=subject)
+                                  request_id=request_id or default_id, subject_id=subject or data.get("subject_id"))
 
 
 def _check_uncertainty(params: dict) -> None:

@@ -161,7 +161,7 @@ def _cache_key(route: dict, rows: list, params: dict) -> str | None:
 
 def _call_worker(route: dict, op: str, rows: list, params: dict) -> dict:
     deadline = time.time() + route.get("timeout_ms", 5000) / 1000
-    message = {"id": uuid.uuid4().hex, "op": op, "deadline": deadline, "inputs": rows, "params": params}
+    message = {"op": op, "inputs": rows, "params": params}  # the client adds its id and the deadline
     try:
         return _call_with_reroute(route, message, deadline)
     except worker_client.QueueFull:

@@ -70,13 +70,19 @@ def ensure_metrics_dir() -> None:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
 
 
+def web_command(host: str, port: str | int, workers: str | int) -> list[str]:
+    """gunicorn with uvicorn workers (uvloop + httptools): the prediction fast lane runs in their event loop,
+    Django in their thread pools (servingplatform/asgi.py), and connections are kept alive."""
+    return [PYTHON, "-m", "gunicorn", "servingplatform.asgi:application", "--bind", f"{host}:{port}",
+            "--workers", str(workers), "--worker-class", "uvicorn_worker.UvicornWorker", "--keep-alive", "5",
+            "--access-logfile", "-", "--log-level", "warning"]
+
+
 def processes(host: str, port: str) -> list[tuple[str, subprocess.Popen]]:
     web_workers = os.environ.get("WEB_WORKERS", "2")
     return [
         start("models", [PYTHON, "manage.py", "run_model_server"]),
-        start("web", [PYTHON, "-m", "gunicorn", "servingplatform.wsgi:application", "--bind", f"{host}:{port}",
-                      "--workers", web_workers, "--worker-class", "gthread", "--threads", "8",
-                      "--keep-alive", "5", "--access-logfile", "-", "--log-level", "warning"]),
+        start("web", web_command(host, port, web_workers)),
         start("jobs", [PYTHON, "manage.py", "rqworker", "high", "default", "low", "--with-scheduler",
                        "--serializer", "rq.serializers.JSONSerializer"]),
         # RQ's cron scheduler: queues the job sweeper (expiry + reconciliation) every JOB_SWEEP_INTERVAL_S.

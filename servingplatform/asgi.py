@@ -1,6 +1,21 @@
+"""The web application that `make serve` runs (gunicorn with uvicorn workers).
+
+The prediction fast lane (inference/fastlane.py) answers POST /api/v1/predict/{endpoint} in the event loop;
+every other request runs Django as WSGI in a thread pool (a2wsgi), with the same thread-per-request
+semantics as before: database connections per thread, blocking views, no async-unsafe surprises.
+"""
+
 import os
 
-from django.core.asgi import get_asgi_application
+from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "servingplatform.settings")
-application = get_asgi_application()
+django_application = get_wsgi_application()
+
+from a2wsgi import WSGIMiddleware  # noqa: E402 - Django must be set up first
+from django.conf import settings  # noqa: E402
+
+from inference.fastlane import FastLane  # noqa: E402
+
+application = FastLane(WSGIMiddleware(django_application, workers=settings.WEB_THREADS),
+                       threads=settings.PREDICT_THREADS)

@@ -198,6 +198,11 @@ MODEL_LOAD_TIMEOUT_S = env_int("MODEL_LOAD_TIMEOUT_S", 300, minimum=1)
 API_KEY_CACHE_S = env_int("API_KEY_CACHE_S", 10, minimum=0, maximum=300)
 PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR", "")
 
+# Web processes (gunicorn + uvicorn, servingplatform/asgi.py): threads running Django for every route but
+# the prediction fast lane, and threads running fast-lane predictions (each holds one in-flight request).
+WEB_THREADS = env_int("WEB_THREADS", 8, minimum=1, maximum=256)
+PREDICT_THREADS = env_int("PREDICT_THREADS", 32, minimum=1, maximum=1024)
+
 # --- HTTP limits ----------------------------------------------------------------------------
 MAX_REQUEST_BYTES = env_int("MAX_REQUEST_MB", 10, minimum=1) * 1024 * 1024
 MAX_JSON_DEPTH = env_int("MAX_JSON_DEPTH", 32, minimum=4, maximum=512)

@@ -26,6 +26,9 @@ def _clean_redis():
     connection = django_rq.get_queue("default").connection
     for key in connection.scan_iter("sp:throttle:*"):
         connection.delete(key)
+    from core.throttling import leases
+
+    leases.forget()  # this process's leased quota belongs to the buckets just deleted
     yield
 
 

@@ -7,8 +7,8 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
 from registry.services import model_version_create
-from tests.conftest import skops_artifact, upload
 from tests import auth_routes as feature_routes
+from tests.conftest import skops_artifact, upload
 from tests.factories import make_model, principals
 
 UUID = "00000000-0000-0000-0000-000000000001"

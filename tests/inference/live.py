@@ -1,12 +1,16 @@
 """A real model server (`manage.py run_model_server` in a subprocess) against the test database."""
 
+import importlib.util
 import io
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 from django.conf import settings
@@ -62,6 +66,57 @@ class LiveModelServer:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         return self.process.returncode if self.process else None
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _serve_script():
+    spec = importlib.util.spec_from_file_location("serve_script", ROOT / "scripts" / "serve.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class LiveWebServer:
+    """The web tier exactly as scripts/serve.py starts it (gunicorn + uvicorn workers), on the test database."""
+
+    def __init__(self, **env: str):
+        self.port = free_port()
+        self.log = tempfile.NamedTemporaryFile(prefix="web-", suffix=".log", delete=False)
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "servingplatform.settings", "DATABASE_URL": database_url(),
+               "MODEL_SERVER_DIR": str(settings.MODEL_SERVER_DIR), "MODEL_STORE_DIR": str(settings.MODEL_STORE_DIR),
+               "PYTHONUNBUFFERED": "1", **env}
+        command = _serve_script().web_command("127.0.0.1", self.port, 1)
+        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        wait_for(self._answers, timeout=90, interval=0.2, message=f"gunicorn on port {self.port}")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _answers(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"gunicorn exited: {open(self.log.name).read()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{self.url}/v2/health/live", timeout=2) as answer:
+                return answer.status == 200
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        os.unlink(self.log.name)
 
 
 class LiveServerTestCase(TransactionTestCase):

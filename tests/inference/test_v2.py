@@ -1,21 +1,13 @@
 """The Open Inference Protocol (V2) routes: field for field against the protocol, through the real
-prediction path, and driven over real HTTP by tritonclient against gunicorn started as `make serve` does."""
+prediction path, and driven over real HTTP by tritonclient against the web tier started as `make serve` starts it."""
 
 import json
-import os
-import signal
-import socket
 import struct
-import subprocess
-import sys
-import tempfile
-import urllib.request
 from unittest import mock
 
 import numpy as np
 import pytest
 import tritonclient.http as triton
-from django.conf import settings
 from django.test import TestCase
 from rest_framework.test import APIClient
 from tritonclient.utils import InferenceServerException
@@ -26,7 +18,7 @@ from inference.services import deployment_create
 from registry import services as registry_services
 from tests.conftest import skops_artifact, upload
 from tests.factories import key_client, make_model, principals
-from tests.inference.live import ROOT, LiveServerTestCase, database_url, toy_version, wait_for
+from tests.inference.live import LiveServerTestCase, LiveWebServer, toy_version
 
 WEIGHTS = (0.3, -0.2, 0.5)
 ROWS = [[1.0, 2.0, 3.0], [0.5, -1.5, 0.25]]
@@ -254,48 +246,6 @@ class InferThroughThePredictionPathTests(LiveServerTestCase):
 
 
 # --- tritonclient against a live gunicorn -----------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class LiveWebServer:
-    """gunicorn with the arguments scripts/serve.py uses, against the test database."""
-
-    def __init__(self):
-        self.port = free_port()
-        self.log = tempfile.NamedTemporaryFile(prefix="v2-web-", suffix=".log", delete=False)
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "servingplatform.settings", "DATABASE_URL": database_url(),
-               "MODEL_SERVER_DIR": str(settings.MODEL_SERVER_DIR), "MODEL_STORE_DIR": str(settings.MODEL_STORE_DIR),
-               "PYTHONUNBUFFERED": "1"}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "servingplatform.wsgi:application", "--bind", f"127.0.0.1:{self.port}",
-             "--workers", "1", "--worker-class", "gthread", "--threads", "4", "--keep-alive", "5",
-             "--log-level", "warning"],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        wait_for(self._answers, timeout=90, interval=0.2, message=f"gunicorn on port {self.port}")
-
-    def _answers(self) -> bool:
-        if self.process.poll() is not None:
-            raise AssertionError(f"gunicorn exited: {open(self.log.name).read()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/v2/health/live", timeout=2) as answer:
-                return answer.status == 200
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        os.unlink(self.log.name)
 
 
 @pytest.mark.slow

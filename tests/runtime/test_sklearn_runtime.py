@@ -10,7 +10,7 @@ import pytest
 import skops.io as sio
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.cluster import KMeans
-from sklearn.ensemble import RandomForestRegressor
+from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier, RandomForestRegressor
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -24,7 +24,7 @@ from inference.runtime.base import (
     RuntimeOptions,
     UntrustedArtifact,
 )
-from inference.runtime.sklearn import PickleRuntime, SkopsRuntime, check_skops_types
+from inference.runtime.sklearn import PickleRuntime, SkopsRuntime, check_skops_types, forest_predict_proba
 
 RNG = np.random.default_rng(7)
 X = RNG.normal(size=(90, 4))
@@ -67,6 +67,28 @@ def test_probabilities_follow_the_order_of_classes(tmp_path):
     for label, proba in zip(result.predictions, result.probabilities):
         assert result.classes[int(np.argmax(proba))] == label
     assert result.predictions == model.predict(np.array(rows)).tolist()
+
+
+@pytest.mark.parametrize("forest", [RandomForestClassifier, ExtraTreesClassifier])
+def test_forests_predict_without_joblib_and_give_the_same_floats(tmp_path, forest):
+    model = forest(n_estimators=25, max_depth=6, random_state=3).fit(X, LABELS)
+    assert forest_predict_proba(model) is not None
+    runtime = _load_skops(tmp_path, model)
+    rows = RNG.normal(size=(40, 4))
+    result = runtime.predict(rows.tolist())
+    np.testing.assert_array_equal(np.asarray(result.probabilities), model.predict_proba(rows))
+    assert result.predictions == model.predict(rows).tolist()
+
+
+def test_only_forests_whose_method_is_reproduced_take_the_shortcut():
+    two_outputs = RandomForestClassifier(n_estimators=3, random_state=0).fit(X, np.stack([LABELS, LABELS], axis=1))
+
+    class CustomForest(RandomForestClassifier):
+        pass
+
+    assert forest_predict_proba(two_outputs) is None
+    assert forest_predict_proba(CustomForest(n_estimators=3).fit(X, LABELS)) is None
+    assert forest_predict_proba(LogisticRegression().fit(X, LABELS)) is None
 
 
 def test_predictions_are_plain_json_types(tmp_path):

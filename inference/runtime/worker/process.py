@@ -87,9 +87,14 @@ def prepare_model(spec: WorkerSpec) -> ServedModel:
     return model
 
 
+# Threads per replica when the deployment sets none. Each replica is a process and the platform scales out
+# with replicas; torch's own default (a thread per core in every replica) oversubscribes the cores that
+# the other replicas and the web tier share: demand-mlp served 1.4x the requests with 1 (bench_serving.py).
+DEFAULT_THREADS = 1
+
+
 def set_threads(threads: int | None) -> None:
-    if not threads:
-        return
+    threads = threads or DEFAULT_THREADS
     torch = sys.modules.get("torch")  # only a torch model imported it; never import it for sklearn
     if torch is not None:
         torch.set_num_threads(threads)

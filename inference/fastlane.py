@@ -1,0 +1,284 @@
+"""The fast lane: an ASGI front for the route that carries most traffic, POST /api/v1/predict/{endpoint}.
+
+Django's middleware stack, DRF's negotiation and rendering and gunicorn's threaded request handling cost
+about 3 ms of CPU per request (bench/bench_serving.py --profile), ten times the prediction itself. Under
+uvicorn this app answers the common case, a JSON body with an API key this process has already verified,
+with the very checks the DRF view makes (the same key cache, quota leases, body parser, request checks
+and serving.predict), and renders the same error shape. Anything else (another route, a key not yet
+verified here, a session or JWT, a CORS request, an empty, chunked or oversize body, an unknown host)
+goes to Django unchanged, so the two paths differ in cost, not in behaviour.
+
+serving.predict is blocking code (sockets to the worker, Redis, rarely the database), so it runs in a
+thread pool; the event loop only parses HTTP and JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import logging
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.db import close_old_connections
+from django.http.request import split_domain_port, validate_host
+from django.utils.text import compress_string
+from rest_framework import exceptions as drf
+
+from core.auth import cached_key
+from core.errors import ApplicationError, error_body, to_application_error
+from core.logging import request_id_var
+from core.middleware import request_id_from
+from core.models import Scope
+from core.parsers import loads_strict
+from core.throttling import bucket_key, leases, predict_quota
+from inference import serving
+from inference.apis import json_object, predict_request
+
+logger = logging.getLogger(__name__)
+
+PREDICT_PATH = re.compile(r"/api/v1/predict/([^/]+)")
+# Other routes under /api/v1/predict/ that the endpoint pattern would swallow (inference/urls.py).
+RESERVED_ENDPOINTS = frozenset({"batch"})
+JSON_MEDIA_TYPE = re.compile(rb"\s*application/json\s*(;.*)?", re.IGNORECASE)
+ACCEPTS_GZIP = re.compile(rb"\bgzip\b")
+# Media ranges for which DRF's negotiation picks the JSON renderer; anything else (text/html for the
+# browsable API, a 406) is Django's.
+JSON_RANGES = frozenset({b"*/*", b"application/*", b"application/json"})
+GZIP_MIN_BYTES = 200  # as django.middleware.gzip
+
+
+class FastLane:
+    """ASGI app: predictions it can answer alone, everything else to `fallback` (Django through a2wsgi)."""
+
+    def __init__(self, fallback: Any, *, threads: int) -> None:
+        self.fallback = fallback
+        self.threads = threads
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_pid: int | None = None
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        admitted = _admit(scope) if scope["type"] == "http" else None
+        if admitted is None:
+            await self.fallback(scope, receive, send)
+            return
+        await self._predict(admitted, receive, send)
+
+    async def _predict(self, request: _Admitted, receive: Any, send: Any) -> None:
+        token = request_id_var.set(request.request_id)
+        try:
+            status, data, headers = await self._answer(request, receive)
+        finally:
+            request_id_var.reset(token)
+        if data is not None:
+            await _respond(send, request, status, data, headers)
+
+    async def _answer(self, request: _Admitted, receive: Any) -> tuple[int, Any, dict[str, str]]:
+        try:
+            await self._throttle(request)
+            raw = await _read_body(receive)
+            if raw is None:
+                return 0, None, {}  # the client went away
+            data = json_object(loads_strict(raw))
+            prediction = predict_request(request.endpoint, data, subject=request.subject,
+                                         default_id=request.request_id)
+            return 200, await self.run(_predict_in_thread, prediction), {}
+        except Exception as exc:  # noqa: BLE001 - rendered exactly as core.errors.exception_handler does
+            error = to_application_error(exc)
+            if error is None:
+                logger.exception("unhandled error in the prediction fast lane")
+                error = ApplicationError("Internal server error.")
+                error.status_code, error.code = 500, "internal_error"
+            return error.status_code, error_body(error.code, error.message, error.details), dict(error.headers)
+
+    async def _throttle(self, request: _Admitted) -> None:
+        quota = predict_quota()
+        if quota is None:
+            return
+        limit, window = quota
+        taken = leases.take_local(request.bucket, limit, window)
+        if taken is None:
+            try:
+                taken = await self.run(leases.take, request.bucket, limit, window)
+            except redis.RedisError:  # as ClientRateThrottle: serve unthrottled rather than fail
+                logger.warning("throttle store unavailable; request not rate limited", exc_info=True)
+                return
+        allowed, wait = taken
+        if not allowed:
+            raise drf.Throttled(wait=max(wait, 0.0))
+
+    async def run(self, function: Any, *args: Any) -> Any:
+        """Runs blocking code in this process's pool, in a copy of the caller's context (request id)."""
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(self._executor(), context.run, function, *args)
+
+    def _executor(self) -> ThreadPoolExecutor:
+        # One pool per process: gunicorn may import the app before it forks its workers.
+        if self._pool_pid != os.getpid():
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="fastlane")
+            self._pool_pid = os.getpid()
+        assert self._pool is not None
+        return self._pool
+
+
+class _Admitted:
+    __slots__ = ("endpoint", "bucket", "subject", "request_id", "secure", "accepts_gzip")
+
+    def __init__(self, endpoint: str, bucket: str, subject: str | None, request_id: str, secure: bool,
+                 accepts_gzip: bool) -> None:
+        self.endpoint = endpoint
+        self.bucket = bucket
+        self.subject = subject
+        self.request_id = request_id
+        self.secure = secure
+        self.accepts_gzip = accepts_gzip
+
+
+def _admit(scope: dict) -> _Admitted | None:
+    """The request, if this lane can answer it exactly as Django would; None sends it to Django."""
+    if scope["method"] != "POST":
+        return None
+    match = PREDICT_PATH.fullmatch(scope["path"])
+    if match is None or match.group(1) in RESERVED_ENDPOINTS:
+        return None
+    headers = dict(scope["headers"])
+    if not _plain_json_body(headers) or not _accepts_json(headers) or b"origin" in headers:
+        return None
+    if not _allowed_host(headers):
+        return None
+    secure = scope.get("scheme") == "https" or _forwarded_https(headers)
+    if settings.SECURE_SSL_REDIRECT and not secure:
+        return None
+    ident = _principal(headers)
+    if ident is None:
+        return None
+    subject = headers.get(b"x-subject-id")
+    return _Admitted(
+        endpoint=match.group(1), bucket=bucket_key("predict", ident),
+        subject=subject.decode("latin-1") if subject else None,
+        request_id=request_id_from(headers.get(b"x-request-id", b"").decode("latin-1")),
+        secure=secure, accepts_gzip=bool(ACCEPTS_GZIP.search(headers.get(b"accept-encoding", b""))),
+    )
+
+
+def _plain_json_body(headers: dict[bytes, bytes]) -> bool:
+    if b"transfer-encoding" in headers or not JSON_MEDIA_TYPE.fullmatch(headers.get(b"content-type", b"")):
+        return False
+    length = headers.get(b"content-length", b"")
+    # Empty bodies, oversize bodies (413 from BodySizeLimitMiddleware) and odd lengths: Django decides.
+    return length.isdigit() and 0 < int(length) <= settings.MAX_REQUEST_BYTES
+
+
+def _accepts_json(headers: dict[bytes, bytes]) -> bool:
+    accept = headers.get(b"accept")
+    if not accept:
+        return True
+    return all(part.split(b";")[0].strip().lower() in JSON_RANGES for part in accept.split(b","))
+
+
+def _allowed_host(headers: dict[bytes, bytes]) -> bool:
+    domain, _ = split_domain_port(headers.get(b"host", b"").decode("latin-1"))
+    allowed = settings.ALLOWED_HOSTS
+    if settings.DEBUG and not allowed:
+        allowed = [".localhost", "127.0.0.1", "[::1]"]
+    return bool(domain) and validate_host(domain, allowed)
+
+
+def _forwarded_https(headers: dict[bytes, bytes]) -> bool:
+    proxy_header = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
+    if not proxy_header:
+        return False
+    name, value = proxy_header
+    header = name.removeprefix("HTTP_").replace("_", "-").lower().encode("latin-1")
+    return headers.get(header, b"").split(b",")[0].strip() == value.encode("latin-1")
+
+
+def _principal(headers: dict[bytes, bytes]) -> str | None:
+    """The throttle identity of a key this process has verified and that may predict, else None.
+
+    Keys not yet in the cache, expired keys, keys without the predict scope, anonymous callers and
+    every other kind of credential are Django's to answer (401, 403, or a first verification).
+    """
+    raw = headers.get(b"x-api-key")
+    if not raw:
+        return None
+    key = cached_key(raw.decode("latin-1"))
+    if key is None or key.has_expired or not key.allows(Scope.PREDICT):
+        return None
+    return f"key:{key.pk}"
+
+
+def _predict_in_thread(prediction: serving.PredictRequest) -> dict:
+    try:
+        return serving.predict(prediction)
+    finally:
+        # Rare paths (an unknown endpoint, the experiments table) use the database from this thread,
+        # which no request_finished signal will ever close for us.
+        close_old_connections()
+
+
+async def _read_body(receive: Any) -> bytes | None:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _respond(send: Any, request: _Admitted, status: int, data: Any, extra: dict[str, str]) -> None:
+    # The bytes DRF's JSONRenderer writes (compact, UTF-8, no NaN) and the headers Django's middleware adds.
+    body = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    headers = [(b"content-type", b"application/json"), (b"allow", b"POST, OPTIONS"), *_security_headers(request)]
+    vary = b"Accept"
+    if len(body) >= GZIP_MIN_BYTES:
+        vary += b", Accept-Encoding"
+        if request.accepts_gzip:
+            compressed = compress_string(body)
+            if len(compressed) < len(body):
+                body = compressed
+                headers.append((b"content-encoding", b"gzip"))
+    # corsheaders marks every response as varying by origin (CORS requests themselves never come here).
+    headers += [(b"vary", vary + b", origin"), (b"x-request-id", request.request_id.encode()),
+                (b"content-length", str(len(body)).encode())]
+    headers += [(name.lower().encode(), value.encode("latin-1")) for name, value in extra.items()]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _security_headers(request: _Admitted) -> list[tuple[bytes, bytes]]:
+    headers = [(b"x-frame-options", settings.X_FRAME_OPTIONS.encode())]
+    if settings.SECURE_CONTENT_TYPE_NOSNIFF:
+        headers.append((b"x-content-type-options", b"nosniff"))
+    if settings.SECURE_REFERRER_POLICY:
+        headers.append((b"referrer-policy", str(settings.SECURE_REFERRER_POLICY).encode()))
+    if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
+        headers.append((b"cross-origin-opener-policy", settings.SECURE_CROSS_ORIGIN_OPENER_POLICY.encode()))
+    if request.secure and settings.SECURE_HSTS_SECONDS:
+        value = f"max-age={settings.SECURE_HSTS_SECONDS}"
+        if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS:
+            value += "; includeSubDomains"
+        if settings.SECURE_HSTS_PRELOAD:
+            value += "; preload"
+        headers.append((b"strict-transport-security", value.encode()))
+    return headers
+
+
+async def _lifespan(receive: Any, send: Any) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
