@@ -51,6 +51,11 @@ class ExperimentTable:
     def invalidate(self) -> None:
         self._state = None
 
+    def may_hold(self, endpoint: str) -> bool:
+        """Without loading: False only when the current table is fresh and has no experiment on `endpoint`."""
+        state = self._state
+        return state is None or time.monotonic() - state[0] > self.ttl_s or endpoint in state[1]
+
     def _refresh(self, seen):
         if seen is not None and not self._lock.acquire(blocking=False):
             return seen  # another thread is reloading; this request routes by the previous table
@@ -100,6 +105,9 @@ class ExperimentRouter(serving.ExperimentHooks):
         shadows = [shadow.endpoint for shadow in compiled.shadows] if compiled.recording else []
         return ExperimentRouting(endpoint=arm.endpoint, variant=arm.name, experiment_id=compiled.id,
                                  shadows=shadows, compiled=compiled)
+
+    def may_route(self, endpoint: str) -> bool:
+        return self.table.may_hold(endpoint)
 
     def record(self, routing, request, outcome, seconds: float) -> None:
         compiled = getattr(routing, "compiled", None)

@@ -19,6 +19,13 @@ def _load() -> dict:
     return {**DEFAULTS, **(row or {})}
 
 
+def fresh_config() -> dict | None:
+    """The configuration when it needs no database read now (callers in an event loop), else None."""
+    if _cached and time.monotonic() - _loaded_at < _TTL_S:
+        return _cached
+    return None
+
+
 def current_config() -> dict:
     global _cached, _loaded_at
     if time.monotonic() - _loaded_at < _TTL_S and _cached:

@@ -8,8 +8,8 @@ and serving.predict), and renders the same error shape. Anything else (another r
 verified here, a session or JWT, a CORS request, an empty, chunked or oversize body, an unknown host)
 goes to Django unchanged, so the two paths differ in cost, not in behaviour.
 
-serving.predict is blocking code (sockets to the worker, Redis, rarely the database), so it runs in a
-thread pool; the event loop only parses HTTP and JSON.
+The prediction itself is serving.predict_async: in the event loop over a multiplexed worker connection in
+the common case, with whatever may block (Redis, the database, a wake from zero) in a thread pool.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ class FastLane:
             data = json_object(loads_strict(raw))
             prediction = predict_request(request.endpoint, data, subject=request.subject,
                                          default_id=request.request_id)
-            return 200, await self.run(_predict_in_thread, prediction), {}
+            return 200, await serving.predict_async(prediction, self.run), {}
         except Exception as exc:  # noqa: BLE001 - rendered exactly as core.errors.exception_handler does
             error = to_application_error(exc)
             if error is None:
@@ -118,7 +118,8 @@ class FastLane:
     async def run(self, function: Any, *args: Any) -> Any:
         """Runs blocking code in this process's pool, in a copy of the caller's context (request id)."""
         context = contextvars.copy_context()
-        return await asyncio.get_running_loop().run_in_executor(self._executor(), context.run, function, *args)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor(), context.run, _closing_connections, function, *args)
 
     def _executor(self) -> ThreadPoolExecutor:
         # One pool per process: gunicorn may import the app before it forks its workers.
@@ -216,12 +217,12 @@ def _principal(headers: dict[bytes, bytes]) -> str | None:
     return f"key:{key.pk}"
 
 
-def _predict_in_thread(prediction: serving.PredictRequest) -> dict:
+def _closing_connections(function: Any, *args: Any) -> Any:
     try:
-        return serving.predict(prediction)
+        return function(*args)
     finally:
-        # Rare paths (an unknown endpoint, the experiments table) use the database from this thread,
-        # which no request_finished signal will ever close for us.
+        # Offloaded work may use the database from a pool thread (an unknown endpoint, the experiments
+        # table), and no request_finished signal will ever close that connection for us.
         close_old_connections()
 
 

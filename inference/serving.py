@@ -5,10 +5,14 @@ table (a file re-read only when it changes), inputs are checked against the sign
 anything is sent, and the model itself runs in a worker process.
 """
 
+import asyncio
 import json
 import logging
 import time
 import uuid
+import weakref
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
@@ -20,6 +24,7 @@ from redis.retry import Retry
 
 from core.errors import ApplicationError, InvalidInput
 from inference import metrics
+from inference.config import current_config, fresh_config
 from inference.errors import (
     DeadlineExceeded,
     DeploymentNotReady,
@@ -30,6 +35,7 @@ from inference.errors import (
     TooManyRows,
 )
 from inference.runtime import client as worker_client
+from inference.runtime.aioclient import AsyncWorkerClient
 from inference.runtime.cache import PredictionCache
 from inference.runtime.inputs import InputError, canonical_key, normalize_inputs
 from inference.runtime.protocol import ErrorCode
@@ -41,7 +47,8 @@ WAKE_POLL_S = 0.05
 
 @lru_cache(maxsize=1)
 def routes() -> RoutesReader:
-    return RoutesReader(str(settings.MODEL_SERVER_DIR / "routes.json"))
+    # Looked at again at most every 50 ms; paths that react to a change (a lost worker, a wake) ask fresh.
+    return RoutesReader(str(settings.MODEL_SERVER_DIR / "routes.json"), recheck_s=0.05)
 
 
 @lru_cache(maxsize=1)
@@ -49,13 +56,24 @@ def workers() -> worker_client.WorkerClient:
     return worker_client.WorkerClient()
 
 
+_async_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncWorkerClient]" = (
+    weakref.WeakKeyDictionary())
+
+
+def async_workers() -> AsyncWorkerClient:
+    """The calling event loop's client (its connections belong to that loop)."""
+    loop = asyncio.get_running_loop()
+    client = _async_clients.get(loop)
+    if client is None:
+        client = _async_clients[loop] = AsyncWorkerClient()
+    return client
+
+
 @lru_cache(maxsize=1)
 def prediction_cache() -> PredictionCache:
     # No retries: when Redis is down the cache fails open at once instead of stalling the request.
     client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.25, socket_connect_timeout=0.25,
                                   retry=Retry(NoBackoff(), 0))
-    from inference.config import current_config
-
     config = current_config()
     return PredictionCache(client, ttl_s=config["cache_ttl_s"], capacity=config["cache_capacity"])
 
@@ -96,6 +114,10 @@ class ExperimentHooks:
     def shadow(self, routing: Routing, request: PredictRequest) -> None:
         return None
 
+    def may_route(self, endpoint: str) -> bool:
+        """False only when `route` would surely return None without blocking (the fast lane asks)."""
+        return False
+
 
 experiment_hooks = ExperimentHooks()
 
@@ -131,7 +153,7 @@ def _wake(endpoint: str, route: dict) -> dict:
     except ControlUnavailable:
         raise DeploymentNotReady("The model server is not running.", retry_after_s=5) from None
     while time.monotonic() < deadline:
-        current = routes().endpoint(endpoint)
+        current = routes().endpoint(endpoint, fresh=True)
         if current and current["sockets"]:
             return current
         if current and current["status"] == "failed":
@@ -149,21 +171,29 @@ def _rows(route: dict, raw: Any) -> list:
         raise InvalidInput(exc.message, details={"field": exc.field, "row": exc.row}) from None
 
 
-def _cache_key(route: dict, rows: list, params: dict) -> str | None:
+def _cache_key(route: dict, rows: list, params: dict, config: dict | None = None) -> str | None:
     if not route.get("cache", True):
         return None
-    from inference.config import current_config
-
-    if not current_config()["cache_enabled"]:
+    if not (config or current_config())["cache_enabled"]:
         return None
     return canonical_key(f"{route['model_version_id']}:{route['sha256']}", rows, params)
 
 
 def _call_worker(route: dict, op: str, rows: list, params: dict) -> dict:
-    deadline = time.time() + route.get("timeout_ms", 5000) / 1000
-    message = {"op": op, "inputs": rows, "params": params}  # the client adds its id and the deadline
-    try:
+    deadline, message = _worker_message(route, op, rows, params)
+    with _worker_errors(route):
         return _call_with_reroute(route, message, deadline)
+
+
+def _worker_message(route: dict, op: str, rows: list, params: dict) -> tuple[float, dict]:
+    deadline = time.time() + route.get("timeout_ms", 5000) / 1000
+    return deadline, {"op": op, "inputs": rows, "params": params}  # the client adds its id and the deadline
+
+
+@contextmanager
+def _worker_errors(route: dict) -> Iterator[None]:
+    try:
+        yield
     except worker_client.QueueFull:
         raise Overloaded(f"Endpoint '{route['endpoint']}' is at capacity; retry shortly.", retry_after_s=1) from None
     except worker_client.DeadlineExceeded:
@@ -175,16 +205,29 @@ def _call_worker(route: dict, op: str, rows: list, params: dict) -> dict:
 
 
 def _call_with_reroute(route: dict, message: dict, deadline: float) -> dict:
-    """A generation swap or a restarted worker changes the sockets: one retry on the fresh route."""
     try:
         return workers().call(route["sockets"], message, deadline=deadline)
     except (worker_client.WorkerUnavailable, worker_client.WorkerError) as exc:
-        if isinstance(exc, worker_client.WorkerError) and exc.code != ErrorCode.DRAINING:
-            raise
-        fresh = routes().endpoint(route["endpoint"])
-        if not fresh or not fresh["sockets"] or fresh["sockets"] == route["sockets"] or time.time() >= deadline:
-            raise
-        return workers().call(fresh["sockets"], message, deadline=deadline)
+        fresh = _reroute(route, exc, deadline)
+    return workers().call(fresh["sockets"], message, deadline=deadline)
+
+
+async def _call_with_reroute_async(route: dict, message: dict, deadline: float) -> dict:
+    try:
+        return await async_workers().call(route["sockets"], message, deadline=deadline)
+    except (worker_client.WorkerUnavailable, worker_client.WorkerError) as exc:
+        fresh = _reroute(route, exc, deadline)
+    return await async_workers().call(fresh["sockets"], message, deadline=deadline)
+
+
+def _reroute(route: dict, exc: Exception, deadline: float) -> dict:
+    """A generation swap or a restarted worker changes the sockets: the fresh route for one retry, else `exc`."""
+    if isinstance(exc, worker_client.WorkerError) and exc.code != ErrorCode.DRAINING:
+        raise exc
+    fresh = routes().endpoint(route["endpoint"], fresh=True)
+    if not fresh or not fresh["sockets"] or fresh["sockets"] == route["sockets"] or time.time() >= deadline:
+        raise exc
+    return fresh
 
 
 def _worker_error(exc: "worker_client.WorkerError") -> Exception:
@@ -232,22 +275,68 @@ def predict_direct(request: PredictRequest) -> dict:
 
 
 def _predict_routed(route: dict, request: PredictRequest, started: float) -> dict:
+    rows, worker_params, key = _prepare(route, request)
+    cached = prediction_cache().get(key) if key else None
+    if cached is not None:
+        return _observed(route, request, started, json.loads(cached), rows=len(rows), key=key, cached=True)
+    answer = _call_worker(route, "predict", rows, worker_params)
+    body = _body_of(answer)
+    if key:
+        prediction_cache().set(key, json.dumps(body).encode())
+    return _observed(route, request, started, body, rows=len(rows), key=key, batch_size=answer.get("batch_size"))
+
+
+async def predict_async(request: PredictRequest, offload: Callable[..., Awaitable[Any]]) -> dict:
+    """predict() for an event loop (the fast lane): `offload(function, *args)` runs blocking code in a thread.
+
+    The common case (a serving route, no experiment on the endpoint, settings in memory) stays in the loop
+    and reaches the worker over the multiplexed AsyncWorkerClient; whatever may block on the database or
+    wait (an unknown endpoint, a wake from zero, an experiment, a settings refresh) is predict() itself,
+    offloaded. Only the Redis calls of the prediction cache leave the loop on the common path.
+    """
+    route = routes().endpoint(request.endpoint)
+    config = fresh_config()
+    if route is None or not _serving(route) or config is None or experiment_hooks.may_route(request.endpoint):
+        return await offload(predict, request)
+    started = time.perf_counter()
+    try:
+        rows, worker_params, key = _prepare(route, request, config)
+        cached = await offload(prediction_cache().get, key) if key else None
+        if cached is not None:
+            return _observed(route, request, started, json.loads(cached), rows=len(rows), key=key, cached=True)
+        deadline, message = _worker_message(route, "predict", rows, worker_params)
+        with _worker_errors(route):
+            answer = await _call_with_reroute_async(route, message, deadline)
+        body = _body_of(answer)
+        if key:
+            await offload(prediction_cache().set, key, json.dumps(body).encode())
+    except ApplicationError as exc:
+        metrics.observe_error(route, exc.code)
+        raise
+    return _observed(route, request, started, body, rows=len(rows), key=key, batch_size=answer.get("batch_size"))
+
+
+def _serving(route: dict) -> bool:
+    # What _route lets through without waking the deployment or raising.
+    return bool(route["sockets"]) and route["status"] != "scaled_to_zero"
+
+
+def _prepare(route: dict, request: PredictRequest, config: dict | None = None) -> tuple[list, dict, str | None]:
     rows = _rows(route, request.inputs)
     worker_params = _worker_params(request.params)
-    key = _cache_key(route, rows, worker_params) if request.params.get("cache") is not False else None
-    cached = prediction_cache().get(key) if key else None
-    batch_size = None
-    if cached is not None:
-        body = json.loads(cached)
-    else:
-        answer = _call_worker(route, "predict", rows, worker_params)
-        batch_size = answer.get("batch_size")
-        body = {k: answer[k] for k in ("predictions", "probabilities", "classes", "std") if answer.get(k) is not None}
-        if key:
-            prediction_cache().set(key, json.dumps(body).encode())
-    metrics.observe_prediction(route, time.perf_counter() - started, cached=cached is not None,
-                               cache_used=key is not None, rows=len(rows), batch_size=batch_size)
-    return _response(route, request, body, started, cached=cached is not None)
+    use_cache = request.params.get("cache") is not False
+    return rows, worker_params, _cache_key(route, rows, worker_params, config) if use_cache else None
+
+
+def _body_of(answer: dict) -> dict:
+    return {k: answer[k] for k in ("predictions", "probabilities", "classes", "std") if answer.get(k) is not None}
+
+
+def _observed(route: dict, request: PredictRequest, started: float, body: dict, *, rows: int, key: str | None,
+              cached: bool = False, batch_size: int | None = None) -> dict:
+    metrics.observe_prediction(route, time.perf_counter() - started, cached=cached, cache_used=key is not None,
+                               rows=rows, batch_size=batch_size)
+    return _response(route, request, body, started, cached=cached)
 
 
 def _response(route: dict, request: PredictRequest, body: dict, started: float, *, cached: bool) -> dict:

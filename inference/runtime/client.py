@@ -138,19 +138,16 @@ class WorkerClient:
         if answer.get("id") != request_id:
             _drop(state, path)
             raise WorkerUnavailable("the worker's answer does not belong to this request")
-        if answer.get("ok") is True:
-            return answer
-        error = answer.get("error")
-        code, message = (str(error.get("code")), str(error.get("message"))) if isinstance(error, dict) else ("", "")
-        if code == ErrorCode.DRAINING:
+        try:
+            return checked_answer(answer)
+        except _NotDelivered:
             _drop(state, path)  # it closes its connections once drained anyway
-            raise _NotDelivered("the worker is shutting down")
-        raise _error_for(code, message)
+            raise
 
     def _connect(self, state: _ThreadState, path: str, deadline: float) -> socket.socket:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            sock.settimeout(_time_left(deadline))
+            sock.settimeout(time_left(deadline))
             sock.connect(path)
         except TimeoutError:
             sock.close()
@@ -164,7 +161,7 @@ class WorkerClient:
 
 def _send(sock: socket.socket, frame: bytes, deadline: float) -> bool:
     try:
-        sock.settimeout(_time_left(deadline))
+        sock.settimeout(time_left(deadline))
         sock.sendall(frame, _NO_SIGPIPE)
     except TimeoutError:
         raise DeadlineExceeded("the worker did not take the request before the deadline") from None
@@ -175,12 +172,23 @@ def _send(sock: socket.socket, frame: bytes, deadline: float) -> bool:
 
 def _receive(sock: socket.socket, deadline: float) -> dict[str, Any]:
     # The timeout is set before each part, so a slow body cannot stretch the call past the deadline.
-    sock.settimeout(_time_left(deadline))
+    sock.settimeout(time_left(deadline))
     (size,) = HEADER.unpack(recv_exactly(sock, HEADER.size))
     if size > MAX_FRAME_BYTES:
         raise FrameError("the answer exceeds the frame limit")
-    sock.settimeout(_time_left(deadline))
+    sock.settimeout(time_left(deadline))
     return decode(recv_exactly(sock, size))
+
+
+def checked_answer(answer: dict[str, Any]) -> dict[str, Any]:
+    """An `ok` answer as is; an error answer as the exception the caller gets."""
+    if answer.get("ok") is True:
+        return answer
+    error = answer.get("error")
+    code, message = (str(error.get("code")), str(error.get("message"))) if isinstance(error, dict) else ("", "")
+    if code == ErrorCode.DRAINING:
+        raise _NotDelivered("the worker is shutting down")
+    raise _error_for(code, message)
 
 
 def _error_for(code: str, message: str) -> WorkerCallError:
@@ -191,7 +199,7 @@ def _error_for(code: str, message: str) -> WorkerCallError:
     return WorkerError(code or "unknown", message)
 
 
-def _time_left(deadline: float) -> float:
+def time_left(deadline: float) -> float:
     left = deadline - time.time()
     if left <= 0:
         raise DeadlineExceeded("the deadline passed")

@@ -2,8 +2,9 @@
 
 Transport: a Unix domain socket per worker replica, in a directory only the platform's user can enter
 (0700; sockets 0600). Framing: a 4-byte big-endian length, then one UTF-8 JSON object. JSON (never
-pickle) because the payload carries client data. One request in flight per connection; a web thread
-keeps its own connection.
+pickle) because the payload carries client data. The worker answers each frame by its id as soon as it is
+done, in any order: the blocking client (client.py, web threads) keeps one request in flight per connection,
+the event-loop client (aioclient.py, the fast lane) many on one connection per replica.
 
 Request  {"id": str, "op": str, "deadline": float (time.time() seconds), "inputs": list, "params": dict}
   ops: "predict"   inputs = validated rows (lists of numbers, or strings for text models)
@@ -25,6 +26,7 @@ from __future__ import annotations
 import json
 import socket
 import struct
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -49,6 +51,23 @@ class FrameError(Exception):
 def encode(message: dict[str, Any]) -> bytes:
     body = json.dumps(message, separators=(",", ":"), allow_nan=False).encode()
     return HEADER.pack(len(body)) + body
+
+
+def pop_frames(buffer: bytearray) -> Iterator[bytes]:
+    """The complete frame bodies at the front of `buffer`, each removed as it is yielded.
+
+    Raises FrameError at a header announcing more than MAX_FRAME_BYTES: the stream's framing is lost.
+    """
+    while len(buffer) >= HEADER.size:
+        (size,) = HEADER.unpack_from(buffer)
+        if size > MAX_FRAME_BYTES:
+            raise FrameError(f"frames are limited to {MAX_FRAME_BYTES} bytes")
+        end = HEADER.size + size
+        if len(buffer) < end:
+            return
+        body = bytes(buffer[HEADER.size : end])
+        del buffer[:end]
+        yield body
 
 
 def decode(body: bytes) -> dict[str, Any]:

@@ -13,34 +13,20 @@ from tests.runtime.toy_runtime import HANG, POISON
 from tests.runtime.worker_helpers import (
     computing,
     draining,
-    remove_created_files,
     short_folder,
     spec_for,
     start_worker,
     toy_member,
+    toy_worker,
     wait_until,
 )
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _remove_created_files():
-    yield
-    remove_created_files()
-
-
-def _toy(**overrides):
-    folder = short_folder()
-    config = overrides.pop("toy", {})
-    worker = start_worker(spec_for([toy_member(folder, **config)], folder, **overrides), folder=folder)
-    assert worker.ready, worker.event
-    return worker
-
-
 @pytest.fixture(scope="module")
 def pair():
-    workers = [_toy(batch_timeout_ms=0.0), _toy(batch_timeout_ms=0.0)]
+    workers = [toy_worker(batch_timeout_ms=0.0), toy_worker(batch_timeout_ms=0.0)]
     yield workers
     for worker in workers:
         worker.stop()
@@ -107,7 +93,7 @@ def test_worker_errors_map_to_exceptions(pair):
 
 
 def test_deadline_cuts_a_slow_call_short_and_the_connection_stays_in_step():
-    worker = _toy(toy={"sleep_ms": 800})
+    worker = toy_worker(toy={"sleep_ms": 800})
     client = WorkerClient()
     try:
         started = time.perf_counter()
@@ -121,7 +107,7 @@ def test_deadline_cuts_a_slow_call_short_and_the_connection_stays_in_step():
 
 
 def test_a_full_queue_raises_queue_full():
-    worker = _toy(toy={"sleep_ms": 400}, max_batch_size=1, max_queue=1, batch_timeout_ms=0.0)
+    worker = toy_worker(toy={"sleep_ms": 400}, max_batch_size=1, max_queue=1, batch_timeout_ms=0.0)
     client = WorkerClient()
     try:
         with ThreadPoolExecutor(2) as pool:
@@ -137,7 +123,7 @@ def test_a_full_queue_raises_queue_full():
 
 
 def test_a_killed_worker_surfaces_as_unavailable_within_two_seconds():
-    worker = _toy()
+    worker = toy_worker()
     client = WorkerClient()
     try:
         with ThreadPoolExecutor(1) as pool:
@@ -155,7 +141,7 @@ def test_a_killed_worker_surfaces_as_unavailable_within_two_seconds():
 
 
 def test_a_draining_replica_hands_the_request_to_the_next_one(pair):
-    replica = _toy(toy={"sleep_ms": 800})
+    replica = toy_worker(toy={"sleep_ms": 800})
     client = WorkerClient()
     try:
         client.call([replica.socket_path], {"op": "ping"}, deadline=time.time() + 1)  # pools a connection

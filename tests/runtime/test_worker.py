@@ -27,7 +27,6 @@ from tests.runtime.worker_helpers import (
     draining,
     member,
     raw_frame,
-    remove_created_files,
     short_folder,
     spec_for,
     start_worker,
@@ -36,12 +35,6 @@ from tests.runtime.worker_helpers import (
 )
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _remove_created_files():
-    yield
-    remove_created_files()
 
 
 RNG = np.random.default_rng(11)

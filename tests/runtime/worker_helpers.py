@@ -106,6 +106,15 @@ class Worker:
         return self.stderr_path.read_text(errors="replace")
 
 
+def toy_worker(**overrides: Any) -> Worker:
+    """A started toy-runtime worker; `toy={...}` configures the toy model, the rest the spec."""
+    folder = short_folder()
+    config = overrides.pop("toy", {})
+    worker = start_worker(spec_for([toy_member(folder, **config)], folder, **overrides), folder=folder)
+    assert worker.ready, worker.event
+    return worker
+
+
 def start_worker(spec: WorkerSpec, *, folder: Path | None = None, hooks: bool = True) -> Worker:
     stderr_path = short_folder() / "stderr.log"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO_ROOT))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from inference.runtime.base import ModelRuntimeError, UnsupportedOperation, scrub_paths
-from inference.runtime.protocol import HEADER, MAX_FRAME_BYTES, ErrorCode, FrameError, decode, encode
+from inference.runtime.protocol import ErrorCode, FrameError, decode, encode, pop_frames
 from inference.runtime.worker.batcher import Answer, BatchSettings, DeadlinePassed, Draining, DynamicBatcher, QueueFull
 from inference.runtime.worker.model import MAX_UNCERTAINTY_SAMPLES, ServedModel
 
@@ -328,21 +328,16 @@ class Connection(asyncio.Protocol):
         self._server.connections.discard(self)
 
     def data_received(self, data: bytes) -> None:
-        buffer = self._buffer
-        buffer += data
-        while len(buffer) >= HEADER.size and self._transport is not None:
-            (size,) = HEADER.unpack_from(buffer)
-            if size > MAX_FRAME_BYTES:
-                # The body cannot be skipped safely, so the framing is lost: answer once, then hang up.
-                self.send(encode(_error(None, ErrorCode.BAD_REQUEST, f"frames are limited to {MAX_FRAME_BYTES} bytes")))
-                self.close()
-                return
-            end = HEADER.size + size
-            if len(buffer) < end:
-                return
-            body = bytes(buffer[HEADER.size : end])
-            del buffer[:end]
-            self._server.handle(body, self)
+        self._buffer += data
+        try:
+            for body in pop_frames(self._buffer):
+                if self._transport is None:
+                    return
+                self._server.handle(body, self)
+        except FrameError as exc:
+            # The body cannot be skipped safely, so the framing is lost: answer once, then hang up.
+            self.send(encode(_error(None, ErrorCode.BAD_REQUEST, str(exc))))
+            self.close()
 
     def send(self, frame: bytes) -> None:
         if self._transport is not None and not self._transport.is_closing():
