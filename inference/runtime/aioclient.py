@@ -49,8 +49,9 @@ class AsyncWorkerClient:
 
     async def _call_one(self, path: str, frame: bytes, request_id: str, deadline: float) -> dict[str, Any]:
         channel = await self._channel(path, deadline)
+        left = time_left(deadline)  # raises before anything is sent when the deadline has passed
         answer = channel.send(request_id, frame)
-        timer = asyncio.get_running_loop().call_later(time_left(deadline), _expire, answer)
+        timer = asyncio.get_running_loop().call_later(left, _expire, answer)
         try:
             return checked_answer(await answer)
         finally:
