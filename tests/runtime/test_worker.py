@@ -137,6 +137,18 @@ def torch_worker():
     worker.stop()
 
 
+def _loaded_libtorch(worker) -> bool:
+    with open(f"/proc/{worker.proc.pid}/maps") as maps:
+        return any("libtorch" in line for line in maps)
+
+
+def test_skops_workers_never_load_torch_and_torch_workers_do(sklearn_worker, torch_worker):
+    # skops would pull torch in through scikit-learn's array API shim: ~300 MB for nothing.
+    assert sklearn_worker.call("predict", X[:2].tolist())["ok"]
+    assert not _loaded_libtorch(sklearn_worker)
+    assert _loaded_libtorch(torch_worker)
+
+
 def test_it_prints_one_ready_line_then_serves_predictions(toy):
     assert set(toy.event) == {"event", "load_ms", "memory_mb", "pid"}
     assert toy.event["pid"] == toy.proc.pid and toy.event["memory_mb"] > 0
