@@ -1,4 +1,5 @@
-"""The fast lane: an ASGI front for the route that carries most traffic, POST /api/v1/predict/{endpoint}.
+"""The fast lane: an ASGI front for the routes that carry most traffic, POST /api/v1/predict/{endpoint} and
+the Open Inference Protocol's POST /v2/models/{name}[/versions/{v}]/infer.
 
 Django's middleware stack, DRF's negotiation and rendering and gunicorn's threaded request handling cost
 about 3 ms of CPU per request (bench/bench_serving.py --profile), ten times the prediction itself. Under
@@ -37,20 +38,25 @@ from core.middleware import request_id_from
 from core.models import Scope
 from core.parsers import loads_strict
 from core.throttling import bucket_key, leases, predict_quota
-from inference import serving
+from inference import serving, v2
 from inference.apis import json_object, predict_request
+from inference.runtime import v2codec
 
 logger = logging.getLogger(__name__)
 
 PREDICT_PATH = re.compile(r"/api/v1/predict/([^/]+)")
+V2_INFER_PATH = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?/infer")
 # Other routes under /api/v1/predict/ that the endpoint pattern would swallow (inference/urls.py).
 RESERVED_ENDPOINTS = frozenset({"batch"})
 JSON_MEDIA_TYPE = re.compile(rb"\s*application/json\s*(;.*)?", re.IGNORECASE)
+# V2 bodies: JSON, or JSON followed by binary tensors (the header length says where the JSON ends).
+V2_MEDIA_TYPE = re.compile(rb"\s*application/(json|octet-stream)\s*(;.*)?", re.IGNORECASE)
 ACCEPTS_GZIP = re.compile(rb"\bgzip\b")
 # Media ranges for which DRF's negotiation picks the JSON renderer; anything else (text/html for the
 # browsable API, a 406) is Django's.
 JSON_RANGES = frozenset({b"*/*", b"application/*", b"application/json"})
 GZIP_MIN_BYTES = 200  # as django.middleware.gzip
+HEADER_LENGTH = v2codec.HEADER_LENGTH.lower().encode()
 
 
 class FastLane:
@@ -75,29 +81,49 @@ class FastLane:
     async def _predict(self, request: _Admitted, receive: Any, send: Any) -> None:
         token = request_id_var.set(request.request_id)
         try:
-            status, data, headers = await self._answer(request, receive)
+            reply = await self._answer(request, receive)
         finally:
             request_id_var.reset(token)
-        if data is not None:
-            await _respond(send, request, status, data, headers)
+        if reply is not None:
+            await _respond(send, request, reply)
 
-    async def _answer(self, request: _Admitted, receive: Any) -> tuple[int, Any, dict[str, str]]:
+    async def _answer(self, request: _Admitted, receive: Any) -> _Reply | None:
         try:
             await self._throttle(request)
             raw = await _read_body(receive)
             if raw is None:
-                return 0, None, {}  # the client went away
+                return None  # the client went away
+            if request.kind == V2:
+                return await self._infer_v2(request, raw)
             data = json_object(loads_strict(raw))
             prediction = predict_request(request.endpoint, data, subject=request.subject,
                                          default_id=request.request_id)
-            return 200, await serving.predict_async(prediction, self.run), {}
-        except Exception as exc:  # noqa: BLE001 - rendered exactly as core.errors.exception_handler does
+            return _Reply.json(200, await serving.predict_async(prediction, self.run))
+        except Exception as exc:  # noqa: BLE001 - rendered as core.errors / inference.v2 exception handlers do
             error = to_application_error(exc)
             if error is None:
                 logger.exception("unhandled error in the prediction fast lane")
                 error = ApplicationError("Internal server error.")
                 error.status_code, error.code = 500, "internal_error"
-            return error.status_code, error_body(error.code, error.message, error.details), dict(error.headers)
+            body = ({"error": error.message} if request.kind == V2
+                    else error_body(error.code, error.message, error.details))
+            return _Reply.json(error.status_code, body, dict(error.headers))
+
+    async def _infer_v2(self, request: _Admitted, raw: bytes) -> _Reply:
+        route = serving.routes().endpoint(request.endpoint)
+        if route is None:
+            await self.run(v2.served_version, request.endpoint, request.version, None)  # reads the database
+        else:
+            v2.served_version(request.endpoint, request.version, route)
+        infer, rows = v2.read_infer_body(request.header(b"content-type"), raw, route=route,
+                                         encoding=request.header(b"content-encoding") or None,
+                                         header_length=request.header(HEADER_LENGTH) or None)
+        prediction = v2.predict_request(request.endpoint, infer, rows, default_id=request.request_id,
+                                        subject=request.subject)
+        content, content_type, header_length = v2.infer_reply(
+            request.endpoint, infer, await serving.predict_async(prediction, self.run))
+        extra = {} if header_length is None else {v2codec.HEADER_LENGTH: str(header_length)}
+        return _Reply(200, content, content_type, extra)
 
     async def _throttle(self, request: _Admitted) -> None:
         quota = predict_quota()
@@ -130,28 +156,48 @@ class FastLane:
         return self._pool
 
 
-class _Admitted:
-    __slots__ = ("endpoint", "bucket", "subject", "request_id", "secure", "accepts_gzip")
+PREDICT, V2 = "predict", "v2"
 
-    def __init__(self, endpoint: str, bucket: str, subject: str | None, request_id: str, secure: bool,
-                 accepts_gzip: bool) -> None:
-        self.endpoint = endpoint
-        self.bucket = bucket
-        self.subject = subject
-        self.request_id = request_id
+
+class _Admitted:
+    __slots__ = ("kind", "endpoint", "version", "bucket", "subject", "request_id", "secure", "accepts_gzip",
+                 "headers")
+
+    def __init__(self, kind: str, endpoint: str, version: str | None, bucket: str, headers: dict[bytes, bytes],
+                 secure: bool) -> None:
+        self.kind, self.endpoint, self.version, self.bucket, self.headers = kind, endpoint, version, bucket, headers
+        subject = headers.get(b"x-subject-id")
+        self.subject = subject.decode("latin-1") if subject else None
+        self.request_id = request_id_from(headers.get(b"x-request-id", b"").decode("latin-1"))
         self.secure = secure
-        self.accepts_gzip = accepts_gzip
+        self.accepts_gzip = bool(ACCEPTS_GZIP.search(headers.get(b"accept-encoding", b"")))
+
+    def header(self, name: bytes) -> str:
+        return self.headers.get(name, b"").decode("latin-1")
+
+
+class _Reply:
+    __slots__ = ("status", "body", "content_type", "headers")
+
+    def __init__(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+        self.status, self.body, self.content_type, self.headers = status, body, content_type, headers or {}
+
+    @classmethod
+    def json(cls, status: int, data: Any, headers: dict[str, str] | None = None) -> _Reply:
+        # The bytes DRF's JSONRenderer writes: compact, UTF-8, no NaN.
+        body = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+        return cls(status, body, "application/json", headers)
 
 
 def _admit(scope: dict) -> _Admitted | None:
     """The request, if this lane can answer it exactly as Django would; None sends it to Django."""
     if scope["method"] != "POST":
         return None
-    match = PREDICT_PATH.fullmatch(scope["path"])
-    if match is None or match.group(1) in RESERVED_ENDPOINTS:
+    kind, endpoint, version, media = _route_of(scope["path"])
+    if kind is None:
         return None
     headers = dict(scope["headers"])
-    if not _plain_json_body(headers) or not _accepts_json(headers) or b"origin" in headers:
+    if not _plain_body(headers, media) or not _accepts_json(headers) or b"origin" in headers:
         return None
     if not _allowed_host(headers):
         return None
@@ -161,17 +207,21 @@ def _admit(scope: dict) -> _Admitted | None:
     ident = _principal(headers)
     if ident is None:
         return None
-    subject = headers.get(b"x-subject-id")
-    return _Admitted(
-        endpoint=match.group(1), bucket=bucket_key("predict", ident),
-        subject=subject.decode("latin-1") if subject else None,
-        request_id=request_id_from(headers.get(b"x-request-id", b"").decode("latin-1")),
-        secure=secure, accepts_gzip=bool(ACCEPTS_GZIP.search(headers.get(b"accept-encoding", b""))),
-    )
+    return _Admitted(kind, endpoint, version, bucket_key("predict", ident), headers, secure)
 
 
-def _plain_json_body(headers: dict[bytes, bytes]) -> bool:
-    if b"transfer-encoding" in headers or not JSON_MEDIA_TYPE.fullmatch(headers.get(b"content-type", b"")):
+def _route_of(path: str) -> tuple[str | None, str, str | None, re.Pattern[bytes]]:
+    match = PREDICT_PATH.fullmatch(path)
+    if match is not None and match.group(1) not in RESERVED_ENDPOINTS:
+        return PREDICT, match.group(1), None, JSON_MEDIA_TYPE
+    match = V2_INFER_PATH.fullmatch(path)
+    if match is not None:
+        return V2, match.group(1), match.group(2), V2_MEDIA_TYPE
+    return None, "", None, JSON_MEDIA_TYPE
+
+
+def _plain_body(headers: dict[bytes, bytes], media: re.Pattern[bytes]) -> bool:
+    if b"transfer-encoding" in headers or not media.fullmatch(headers.get(b"content-type", b"")):
         return False
     length = headers.get(b"content-length", b"")
     # Empty bodies, oversize bodies (413 from BodySizeLimitMiddleware) and odd lengths: Django decides.
@@ -237,23 +287,26 @@ async def _read_body(receive: Any) -> bytes | None:
             return b"".join(chunks)
 
 
-async def _respond(send: Any, request: _Admitted, status: int, data: Any, extra: dict[str, str]) -> None:
-    # The bytes DRF's JSONRenderer writes (compact, UTF-8, no NaN) and the headers Django's middleware adds.
-    body = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
-    headers = [(b"content-type", b"application/json"), (b"allow", b"POST, OPTIONS"), *_security_headers(request)]
-    vary = b"Accept"
+async def _respond(send: Any, request: _Admitted, reply: _Reply) -> None:
+    # The headers Django's middleware and DRF add to these routes' responses.
+    body = reply.body
+    headers = [(b"content-type", reply.content_type.encode()), (b"allow", b"POST, OPTIONS"),
+               *_security_headers(request)]
+    # DRF varies by Accept where a view has several renderers (the /api/v1 views; V2 renders JSON only).
+    vary = [b"Accept"] if request.kind == PREDICT else []
     if len(body) >= GZIP_MIN_BYTES:
-        vary += b", Accept-Encoding"
+        vary.append(b"Accept-Encoding")
         if request.accepts_gzip:
             compressed = compress_string(body)
             if len(compressed) < len(body):
                 body = compressed
                 headers.append((b"content-encoding", b"gzip"))
     # corsheaders marks every response as varying by origin (CORS requests themselves never come here).
-    headers += [(b"vary", vary + b", origin"), (b"x-request-id", request.request_id.encode()),
+    vary.append(b"origin")
+    headers += [(b"vary", b", ".join(vary)), (b"x-request-id", request.request_id.encode()),
                 (b"content-length", str(len(body)).encode())]
-    headers += [(name.lower().encode(), value.encode("latin-1")) for name, value in extra.items()]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
+    headers += [(name.lower().encode(), value.encode("latin-1")) for name, value in reply.headers.items()]
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 

@@ -279,39 +279,60 @@ class V2ModelReadyApi(_ProtocolApi):
 
 
 def _read_infer_request(request, route: dict | None) -> tuple[v2codec.InferRequest, list]:
-    content_type = (request.content_type or "").split(";")[0].strip().lower()
+    raw = request.body  # Django refuses a declared Content-Length past the limit (413)
+    return read_infer_body(request.content_type or "", raw, encoding=request.headers.get("Content-Encoding"),
+                           header_length=request.headers.get(v2codec.HEADER_LENGTH), route=route)
+
+
+def read_infer_body(content_type: str, raw: bytes, *, encoding: str | None, header_length: str | None,
+                    route: dict | None) -> tuple[v2codec.InferRequest, list]:
+    """An infer request body (JSON, maybe followed by binary tensors) as the request and its rows.
+
+    Shared with the prediction fast lane (inference/fastlane.py), which has no Django request.
+    """
+    content_type = content_type.split(";")[0].strip().lower()
     if content_type not in _BODY_TYPES and not content_type.endswith("+json"):
         raise ProtocolError(f"Unsupported content type '{content_type[:64]}'; send JSON, optionally followed "
                             "by binary tensor data.", status=415)
     max_bytes = settings.MAX_REQUEST_BYTES
-    raw = request.body  # Django refuses a declared Content-Length past the limit (413)
     if len(raw) > max_bytes:
         raise ProtocolError(f"Request body is larger than the limit of {max_bytes} bytes.", status=413)
     with _protocol_errors():
-        body = v2codec.decompress(raw, request.headers.get("Content-Encoding"), max_bytes=max_bytes)
-        header, binary = v2codec.split_body(body, request.headers.get(v2codec.HEADER_LENGTH))
+        body = v2codec.decompress(raw, encoding, max_bytes=max_bytes)
+        header, binary = v2codec.split_body(body, header_length)
         infer = v2codec.parse_infer_request(loads_strict(header), binary)
         return infer, v2codec.rows_from_inputs(infer.inputs, (route or {}).get("signature"))
 
 
-def _predict_request(name: str, infer: v2codec.InferRequest, rows: list, request) -> serving.PredictRequest:
+def predict_request(name: str, infer: v2codec.InferRequest, rows: list, *, default_id: str | None,
+                    subject: str | None) -> serving.PredictRequest:
     params = {"cache": False} if infer.parameters.get("cache") is False else {}
-    return serving.PredictRequest(endpoint=name, inputs=rows, params=params,
-                                  request_id=infer.id or getattr(request, "request_id", None),
-                                  subject_id=request.headers.get("X-Subject-Id"))
+    return serving.PredictRequest(endpoint=name, inputs=rows, params=params, request_id=infer.id or default_id,
+                                  subject_id=subject)
 
 
-def _infer_response(name: str, infer: v2codec.InferRequest, prediction: dict) -> HttpResponse:
+def infer_reply(name: str, infer: v2codec.InferRequest, prediction: dict) -> tuple[bytes, str, int | None]:
+    """(content, content type, JSON header length when binary outputs follow it)."""
     body = {"model_name": name, "model_version": str(prediction["version"]),
             "id": infer.id or prediction["request_id"],
             "parameters": {"cached": prediction["cached"],
                            **({"variant": prediction["variant"]} if "variant" in prediction else {})}}
     with _protocol_errors():
         content, header_length = v2codec.encode_response(body, v2codec.output_tensors(prediction, infer))
-    if header_length is None:
-        return HttpResponse(content, content_type="application/json")
-    response = HttpResponse(content, content_type="application/octet-stream")
-    response[v2codec.HEADER_LENGTH] = str(header_length)
+    return content, "application/json" if header_length is None else "application/octet-stream", header_length
+
+
+def served_version(name: str, version: str | None, route: dict | None) -> None:
+    """404 unless `version` (when given) is the one the endpoint serves. Reads the database without a route."""
+    if version is not None:
+        _check_version(name, version, _served_version_number(name, route))
+
+
+def _infer_response(name: str, infer: v2codec.InferRequest, prediction: dict) -> HttpResponse:
+    content, content_type, header_length = infer_reply(name, infer, prediction)
+    response = HttpResponse(content, content_type=content_type)
+    if header_length is not None:
+        response[v2codec.HEADER_LENGTH] = str(header_length)
     return response
 
 
@@ -333,10 +354,10 @@ class V2ModelInferApi(_ProtocolApi):
     )
     def post(self, request, name: str, version: str | None = None):
         route = serving.routes().endpoint(name)
-        if version is not None:
-            _check_version(name, version, _served_version_number(name, route))
+        served_version(name, version, route)
         infer, rows = _read_infer_request(request, route)
-        prediction = serving.predict(_predict_request(name, infer, rows, request))
+        prediction = serving.predict(predict_request(name, infer, rows, default_id=getattr(request, "request_id", None),
+                                                     subject=request.headers.get("X-Subject-Id")))
         return _infer_response(name, infer, prediction)
 
 

@@ -102,12 +102,19 @@ class AdmissionTests(TestCase):
         self.assertEqual((admitted.request_id, admitted.subject), ("abc-1", "user-7"))
         self.assertTrue(admitted.accepts_gzip)
         self.assertIsNotNone(self.admit(headers={"x-api-key": self.manage_secret}))  # manage keys may predict
+        v2 = self.admit("/v2/models/scorer/versions/3/infer", headers={"content-type": "application/octet-stream"})
+        self.assertEqual((v2.kind, v2.endpoint, v2.version), ("v2", "scorer", "3"))
+        self.assertEqual(self.admit("/v2/models/scorer/infer").version, None)
 
     def test_everything_else_goes_to_django(self):
         cases = {
             "another route": dict(path="/api/v1/predict/batch"),
             "explain": dict(path="/api/v1/predict/scorer/explain"),
             "universal route": dict(path="/api/v1/predict"),
+            "V2 metadata": dict(path="/v2/models/scorer"),
+            "V2 readiness": dict(path="/v2/models/scorer/ready"),
+            "a V2 form body": dict(path="/v2/models/scorer/infer",
+                                   headers={"content-type": "application/x-www-form-urlencoded"}),
             "a GET": dict(method="GET"),
             "no key": dict(headers={"x-api-key": None}),
             "a key not verified in this process": dict(headers={"x-api-key": "AbCdEfGh.not-seen-here"}),
@@ -240,6 +247,44 @@ class FastLaneLiveTests(LiveServerTestCase):
         missing = call(self.app, "/api/v1/predict/nowhere", body={"inputs": ROWS}, headers={"x-api-key": self.secret})
         self.assertEqual((missing.status, missing.json()["error"]["code"]), (404, "endpoint_not_found"))
         self.assertEqual(len(self.fallback.paths), 1)
+
+
+    def test_v2_infer_answers_and_errors_match_the_v2_view(self):
+        from tests.inference.test_v2 import binary_body, infer_body
+
+        call(self.app, body={"inputs": ROWS}, headers={"x-api-key": self.secret})  # verifies the key
+        binary, header_length = binary_body(ROWS, id="r1")
+        cases = {
+            "JSON tensors": ("/v2/models/scorer/infer", json.dumps(infer_body(id="r1")).encode(), {}),
+            "the served version": ("/v2/models/scorer/versions/1/infer", json.dumps(infer_body(id="r1")).encode(), {}),
+            "binary outputs": ("/v2/models/scorer/infer", json.dumps(infer_body(
+                id="r1", outputs=[{"name": "probabilities", "parameters": {"binary_data": True}}])).encode(), {}),
+            "binary inputs": ("/v2/models/scorer/infer", binary,
+                              {"content-type": "application/octet-stream",
+                               "inference-header-content-length": str(header_length)}),
+            "another version": ("/v2/models/scorer/versions/7/infer", json.dumps(infer_body(id="r1")).encode(), {}),
+            "a wrong shape": ("/v2/models/scorer/infer", json.dumps(
+                {"inputs": [{"name": "input", "shape": [2, 2], "datatype": "FP64", "data": [1, 2, 3]}]}).encode(),
+                {}),
+            "an unknown model": ("/v2/models/nowhere/infer", json.dumps(infer_body(id="r1")).encode(), {}),
+        }
+        for name, (path, body, headers) in cases.items():
+            with self.subTest(name):
+                content_type = headers.get("content-type", "application/json")
+                extra = {key: value for key, value in headers.items() if key != "content-type"}
+                django = self.drf.post(path, body, content_type=content_type, headers=extra)
+                lane = call(self.app, path, body=body, headers={"x-api-key": self.secret, **headers})
+                self.assertEqual(lane.status, django.status_code, lane.body)
+                self.assertEqual(lane.headers["content-type"], django.headers["Content-Type"])
+                ignored = {"date", "server", "content-length", "content-encoding"}
+                self.assertEqual(set(lane.headers) - ignored, {h.lower() for h in django.headers} - ignored)
+                if lane.headers["content-type"] == "application/json":
+                    self.assertEqual(json.loads(lane.body), json.loads(django.content))
+                else:  # the JSON header, then the raw tensors: compared byte for byte
+                    self.assertEqual(lane.headers["inference-header-content-length"],
+                                     django.headers["Inference-Header-Content-Length"])
+                    self.assertEqual(lane.body, django.content)
+        self.assertEqual(len(self.fallback.paths), 1, "the lane handed requests to Django")
 
 
 @pytest.mark.slow
