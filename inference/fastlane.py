@@ -57,6 +57,9 @@ ACCEPTS_GZIP = re.compile(rb"\bgzip\b")
 JSON_RANGES = frozenset({b"*/*", b"application/*", b"application/json"})
 GZIP_MIN_BYTES = 200  # as django.middleware.gzip
 HEADER_LENGTH = v2codec.HEADER_LENGTH.lower().encode()
+# Parsing, checking and encoding a body this big takes milliseconds: done in the event loop, it would stall
+# every other request of the process, so such requests take the blocking path in a thread.
+LOOP_BODY_BYTES = 64 * 1024
 
 
 class FastLane:
@@ -95,10 +98,10 @@ class FastLane:
                 return None  # the client went away
             if request.kind == V2:
                 return await self._infer_v2(request, raw)
-            data = json_object(loads_strict(raw))
-            prediction = predict_request(request.endpoint, data, subject=request.subject,
-                                         default_id=request.request_id)
-            return _Reply.json(200, await serving.predict_async(prediction, self.run))
+            if len(raw) > LOOP_BODY_BYTES:
+                prediction = await self.run(_prediction, request, raw)
+                return _Reply.json(200, await self.run(serving.predict, prediction))
+            return _Reply.json(200, await serving.predict_async(_prediction(request, raw), self.run))
         except Exception as exc:  # noqa: BLE001 - rendered as core.errors / inference.v2 exception handlers do
             error = to_application_error(exc)
             if error is None:
@@ -115,13 +118,18 @@ class FastLane:
             await self.run(v2.served_version, request.endpoint, request.version, None)  # reads the database
         else:
             v2.served_version(request.endpoint, request.version, route)
-        infer, rows = v2.read_infer_body(request.header(b"content-type"), raw, route=route,
-                                         encoding=request.header(b"content-encoding") or None,
-                                         header_length=request.header(HEADER_LENGTH) or None)
-        prediction = v2.predict_request(request.endpoint, infer, rows, default_id=request.request_id,
-                                        subject=request.subject)
-        content, content_type, header_length = v2.infer_reply(
-            request.endpoint, infer, await serving.predict_async(prediction, self.run))
+        if len(raw) > LOOP_BODY_BYTES:
+            infer, rows = await self.run(_infer_body, request, raw, route)
+            prediction = v2.predict_request(request.endpoint, infer, rows, default_id=request.request_id,
+                                            subject=request.subject)
+            answer = await self.run(serving.predict, prediction)
+            content, content_type, header_length = await self.run(v2.infer_reply, request.endpoint, infer, answer)
+        else:
+            infer, rows = _infer_body(request, raw, route)
+            prediction = v2.predict_request(request.endpoint, infer, rows, default_id=request.request_id,
+                                            subject=request.subject)
+            answer = await serving.predict_async(prediction, self.run)
+            content, content_type, header_length = v2.infer_reply(request.endpoint, infer, answer)
         extra = {} if header_length is None else {v2codec.HEADER_LENGTH: str(header_length)}
         return _Reply(200, content, content_type, extra)
 
@@ -265,6 +273,17 @@ def _principal(headers: dict[bytes, bytes]) -> str | None:
     if key is None or key.has_expired or not key.allows(Scope.PREDICT):
         return None
     return f"key:{key.pk}"
+
+
+def _prediction(request: _Admitted, raw: bytes) -> serving.PredictRequest:
+    data = json_object(loads_strict(raw))
+    return predict_request(request.endpoint, data, subject=request.subject, default_id=request.request_id)
+
+
+def _infer_body(request: _Admitted, raw: bytes, route: dict | None) -> tuple[Any, list]:
+    return v2.read_infer_body(request.header(b"content-type"), raw, route=route,
+                              encoding=request.header(b"content-encoding") or None,
+                              header_length=request.header(HEADER_LENGTH) or None)
 
 
 def _closing_connections(function: Any, *args: Any) -> Any:

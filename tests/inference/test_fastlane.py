@@ -6,6 +6,7 @@ import gzip
 import json
 import urllib.error
 import urllib.request
+from unittest import mock
 
 import pytest
 from a2wsgi import WSGIMiddleware
@@ -15,7 +16,7 @@ from rest_framework.test import APIClient
 
 from core.auth import _remember, forget_cached_keys
 from core.services import api_key_create
-from inference import fastlane
+from inference import fastlane, serving
 from inference.fastlane import FastLane
 from servingplatform.asgi import django_application
 from tests.factories import key_client, make_model
@@ -248,6 +249,20 @@ class FastLaneLiveTests(LiveServerTestCase):
         self.assertEqual((missing.status, missing.json()["error"]["code"]), (404, "endpoint_not_found"))
         self.assertEqual(len(self.fallback.paths), 1)
 
+
+    def test_big_bodies_are_parsed_and_predicted_off_the_event_loop(self):
+        from tests.inference.test_v2 import infer_body
+
+        call(self.app, body={"inputs": ROWS}, headers={"x-api-key": self.secret})  # verifies the key
+        padding = b" " * (fastlane.LOOP_BODY_BYTES + 1)  # JSON allows it; only the size matters here
+        rest = json.dumps({"inputs": ROWS, "parameters": {"cache": False}}).encode() + padding
+        infer = json.dumps(infer_body(id="r1", parameters={"cache": False})).encode() + padding
+        with mock.patch.object(serving, "predict_async", side_effect=AssertionError("predicted in the loop")):
+            self.assert_same(*self.both(rest))
+            django = self.drf.post("/v2/models/scorer/infer", infer, content_type="application/json")
+            lane = call(self.app, "/v2/models/scorer/infer", body=infer, headers={"x-api-key": self.secret})
+        self.assertEqual((lane.status, json.loads(lane.body)), (200, json.loads(django.content)))
+        self.assertEqual(len(self.fallback.paths), 1)
 
     def test_v2_infer_answers_and_errors_match_the_v2_view(self):
         from tests.inference.test_v2 import binary_body, infer_body
