@@ -41,11 +41,13 @@ class QuotaLeases:
 
     LEASE_FRACTION = 100
     MAX_TRACKED = 10_000
+    RETRY_AFTER_S = 1.0
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         # key -> (window_start, requests left in this process's lease; 0 with exhausted=True: none left at all)
         self._leases: dict[str, tuple[int, int, bool]] = {}
+        self._down_until = float("-inf")
 
     def take_local(self, key: str, limit: int, window: int) -> tuple[bool, float] | None:
         """Answers from this process's lease without Redis; None when a round trip is needed."""
@@ -67,12 +69,19 @@ class QuotaLeases:
         local = self.take_local(key, limit, window)
         if local is not None:
             return local
+        if time.monotonic() < self._down_until:
+            # Redis failed a moment ago: fail at once rather than make every request wait out a timeout.
+            raise redis.ConnectionError("the throttle store failed less than a second ago")
         window_start = int(time.time() // window) * window
         lease = max(1, limit // self.LEASE_FRACTION)
         pipe = _redis(settings.REDIS_URL).pipeline(transaction=False)
         pipe.incrby(f"{key}:{window_start}", lease)
         pipe.expire(f"{key}:{window_start}", window + 1)
-        count, _ = pipe.execute()
+        try:
+            count, _ = pipe.execute()
+        except redis.RedisError:
+            self._down_until = time.monotonic() + self.RETRY_AFTER_S
+            raise
         granted = lease - max(0, int(count) - limit)
         wait = window_start + window - time.time()
         if lease > 1:
@@ -82,6 +91,7 @@ class QuotaLeases:
     def forget(self) -> None:
         with self._lock:
             self._leases.clear()
+        self._down_until = float("-inf")
 
     def _remember(self, key: str, window_start: int, left: int, *, exhausted: bool) -> None:
         with self._lock:

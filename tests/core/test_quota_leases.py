@@ -86,3 +86,18 @@ def test_take_local_needs_a_lease_first(bucket):
     assert leases.take(bucket, 1000, 3600)[0] is True
     allowed, wait = leases.take_local(bucket, 1000, 3600)
     assert allowed is True and 0 < wait <= 3600
+
+
+def test_after_a_redis_failure_requests_fail_open_at_once_for_a_second(bucket):
+    leases = QuotaLeases()
+    broken = mock.Mock(side_effect=redis.ConnectionError("down"))
+    with mock.patch.object(throttling, "_redis", side_effect=lambda url: mock.Mock(pipeline=lambda **kw: mock.Mock(
+            execute=broken))):
+        with pytest.raises(redis.ConnectionError):
+            leases.take(bucket, 10, 60)
+        for _ in range(5):
+            with pytest.raises(redis.ConnectionError):
+                leases.take(bucket, 10, 60)
+    assert broken.call_count == 1  # the other five never waited on Redis
+    leases._down_until = 0.0  # a second later
+    assert leases.take(bucket, 10, 60)[0] is True
