@@ -16,7 +16,8 @@ What it runs (every figure is printed and saved to bench/out/serving-<time>.json
      joblib), adaptive batching (max_batch_size 32, max_batch_time 0.005), parallel_workers 2, debug off.
      Requests: V2 /v2/models/{name}/infer, one FP64 row of shape [1, n], asking for predict_proba only (one
      pass of the model, as the platform makes for its labels and probabilities). Both servers' answers are
-     checked against the model before anything is measured.
+     checked against the model before anything is measured. The platform is also driven through its own V2
+     infer route (same protocol as MLServer) at 16 and 64 connections.
   3. wrk with bench/serving_load.lua (a fresh random row per request) at 1, 16 and 64 connections, 2 threads,
      --warmup seconds then --duration seconds. Throughput runs turn the prediction cache off
      (PATCH /api/v1/config).
@@ -62,7 +63,7 @@ MLSERVER_PACKAGES = ["mlserver", "mlserver-sklearn", "uvloop==0.21.0", "httptool
 SKLEARN_MODELS = ("churn-logreg", "fraud-forest")
 WIDTHS = {"churn-logreg": 10, "fraud-forest": 20, "demand-mlp": 8}
 BATCHING_MODELS = ("fraud-forest", "demand-mlp")
-BATCHING_ON = {"max_batch_size": 32, "batch_timeout_ms": 5}
+BATCHING_ON = {"max_batch_size": 32, "batch_timeout_ms": 0}  # the deployment defaults: no added wait
 # What seed_demo deploys with; a run stopped halfway (or a person) may have left other values in the DB.
 DEPLOYMENT_DEFAULTS = {**BATCHING_ON, "torch_threads": None}
 BATCHING_OFF = {"max_batch_size": 1, "batch_timeout_ms": 0}
@@ -645,9 +646,19 @@ def print_comparison(table: dict[tuple[str, str, int], dict[str, Any]], connecti
                   f"  {cpu:26.2f}x")
 
 
+def print_same_protocol(table: dict, same_protocol: dict[tuple[str, int], dict[str, Any]]) -> None:
+    print("\n## Same protocol: platform POST /v2/models/{name}/infer vs MLServer's (one FP64 row, JSON)")
+    widths = [13, 5, 12, 12, 12, 12, 8]
+    print(fmt_row(["model", "conns", "platform r/s", "platform p99", "MLServer r/s", "MLServer p99", "ratio"], widths))
+    for (model, conns), run in same_protocol.items():
+        other = table[("MLServer", model, conns)]
+        print(fmt_row([model, conns, f"{run['rps']:.0f}", f"{run['p99_ms']:.1f}", f"{other['rps']:.0f}",
+                       f"{other['p99_ms']:.1f}", f"{run['rps'] / other['rps']:.2f}x"], widths))
+
+
 def print_batching(table: dict, batching: dict[tuple[str, int], dict[str, Any]],
                    torch_all: dict[int, dict[str, Any]]) -> None:
-    print("\n## Dynamic batching on (32 rows / 5 ms) vs off (1 row / 0 ms), platform, cache off")
+    print("\n## Dynamic batching on (32 rows, no added wait) vs off (1 row), platform, cache off")
     widths = [13, 5, 10, 10, 10, 10, 10, 10, 8]
     print(fmt_row(["model", "conns", "on req/s", "on p99", "on batch", "off req/s", "off p99", "off batch",
                    "on/off"], widths))
@@ -818,6 +829,11 @@ def benchmark(args: argparse.Namespace, servers: list[Server]) -> dict[str, Any]
                 f"MLServer {model}", f"{mls_base}/v2/models/{model}/infer", meter=mls_meter, mode="v2",
                 width=WIDTHS[model], connections=conns)
     batch_conns = [c for c in (16, 64) if c in connections] or [max(connections)]
+    # The same protocol on both sides: the platform's V2 infer route (the fast lane's other route).
+    same_protocol = {(model, conns): runner.run(
+        f"platform V2 {model}", f"{base}/v2/models/{model}/infer", meter=platform_meter,
+        metrics=batch_counters(client, model), mode="v2-platform", width=WIDTHS[model], connections=conns, key=key)
+        for model in SKLEARN_MODELS for conns in batch_conns}
     for conns in batch_conns:
         table[("platform", "demand-mlp", conns)] = platform_run("demand-mlp", conns)
     batching = {}
@@ -852,6 +868,7 @@ def benchmark(args: argparse.Namespace, servers: list[Server]) -> dict[str, Any]
           f"{' '.join(info['loadavg'])}, WEB_WORKERS={args.web_workers}, wrk {args.duration:g} s after "
           f"{args.warmup:g} s warm-up, 2 threads")
     print_comparison(table, connections)
+    print_same_protocol(table, same_protocol)
     print_batching(table, batching, torch_all)
     print_cache(cache, cache_runs)
     print_cpu(runner.results)

@@ -1,5 +1,5 @@
 -- wrk script for bench_serving.py: single-row POSTs, a fresh random row per request (no cache hits).
--- Usage: wrk -s serving_load.lua URL -- <platform|v2> <n_features> <vary:1|0> [api-key]
+-- Usage: wrk -s serving_load.lua URL -- <platform|v2|v2-platform> <n_features> <vary:1|0> [api-key]
 -- The done() hook prints one line, "BENCH {json}", that bench_serving.py parses.
 local mode, width, vary, key = "platform", 10, true, nil
 local fixed
@@ -15,6 +15,10 @@ end
 
 local function body()
   local r = row()
+  if mode == "v2-platform" then
+    -- the platform's V2 route: one tensor named after the signature, default outputs (labels + probabilities)
+    return '{"inputs":[{"name":"input","shape":[1,' .. width .. '],"datatype":"FP64","data":' .. r .. '}]}'
+  end
   if mode == "v2" then
     -- predict_proba only: one pass of the model, as the platform makes for labels + probabilities
     -- (asking for "predict" as well would run a forest twice); the labels are its argmax.

@@ -44,7 +44,10 @@ class Deployment(models.Model):
     max_batch_size = models.PositiveIntegerField(
         default=32, validators=[MinValueValidator(1), MaxValueValidator(4096)]
     )
-    batch_timeout_ms = models.FloatField(default=5.0, validators=[MinValueValidator(0.0), MaxValueValidator(10_000)])
+    # How long a batch may wait for more rows once its first request is queued. 0 (the default, as Triton's
+    # dynamic batcher): no added wait; a batch is whatever queued while the model was busy, which under load
+    # fills batches on its own (bench_serving.py: 2.4x the throughput of a 5 ms wait at 16 connections).
+    batch_timeout_ms = models.FloatField(default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(10_000)])
     max_queue = models.PositiveIntegerField(default=256, validators=[MinValueValidator(1), MaxValueValidator(100_000)])
     timeout_ms = models.PositiveIntegerField(
         default=5000, validators=[MinValueValidator(1), MaxValueValidator(600_000)]
