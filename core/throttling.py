@@ -49,7 +49,7 @@ class QuotaLeases:
         self._leases: dict[str, tuple[int, int, bool]] = {}
         self._down_until = float("-inf")
 
-    def take_local(self, key: str, limit: int, window: int) -> tuple[bool, float] | None:
+    def take_local(self, key: str, window: int) -> tuple[bool, float] | None:
         """Answers from this process's lease without Redis; None when a round trip is needed."""
         window_start = int(time.time() // window) * window
         with self._lock:
@@ -66,7 +66,7 @@ class QuotaLeases:
 
     def take(self, key: str, limit: int, window: int) -> tuple[bool, float]:
         """(allowed, seconds until the window resets). Raises redis.RedisError when Redis is down."""
-        local = self.take_local(key, limit, window)
+        local = self.take_local(key, window)
         if local is not None:
             return local
         if time.monotonic() < self._down_until:

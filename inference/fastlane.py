@@ -96,12 +96,11 @@ class FastLane:
             raw = await _read_body(receive)
             if raw is None:
                 return None  # the client went away
+            big = len(raw) > LOOP_BODY_BYTES
             if request.kind == V2:
-                return await self._infer_v2(request, raw)
-            if len(raw) > LOOP_BODY_BYTES:
-                prediction = await self.run(_prediction, request, raw)
-                return _Reply.json(200, await self.run(serving.predict, prediction))
-            return _Reply.json(200, await serving.predict_async(_prediction(request, raw), self.run))
+                return await self._infer_v2(request, raw, big)
+            prediction = await self._inline_or_offload(big, _prediction, request, raw)
+            return _Reply.json(200, await self._serve(big, prediction))
         except Exception as exc:  # noqa: BLE001 - rendered as core.errors / inference.v2 exception handlers do
             error = to_application_error(exc)
             if error is None:
@@ -112,33 +111,36 @@ class FastLane:
                     else error_body(error.code, error.message, error.details))
             return _Reply.json(error.status_code, body, dict(error.headers))
 
-    async def _infer_v2(self, request: _Admitted, raw: bytes) -> _Reply:
+    async def _infer_v2(self, request: _Admitted, raw: bytes, big: bool) -> _Reply:
         route = serving.routes().endpoint(request.endpoint)
         if route is None:
             await self.run(v2.served_version, request.endpoint, request.version, None)  # reads the database
         else:
             v2.served_version(request.endpoint, request.version, route)
-        if len(raw) > LOOP_BODY_BYTES:
-            infer, rows = await self.run(_infer_body, request, raw, route)
-            prediction = v2.predict_request(request.endpoint, infer, rows, default_id=request.request_id,
-                                            subject=request.subject)
-            answer = await self.run(serving.predict, prediction)
-            content, content_type, header_length = await self.run(v2.infer_reply, request.endpoint, infer, answer)
-        else:
-            infer, rows = _infer_body(request, raw, route)
-            prediction = v2.predict_request(request.endpoint, infer, rows, default_id=request.request_id,
-                                            subject=request.subject)
-            answer = await serving.predict_async(prediction, self.run)
-            content, content_type, header_length = v2.infer_reply(request.endpoint, infer, answer)
+        infer, rows = await self._inline_or_offload(big, _infer_body, request, raw, route)
+        prediction = v2.predict_request(request.endpoint, infer, rows, default_id=request.request_id,
+                                        subject=request.subject)
+        answer = await self._serve(big, prediction)
+        content, content_type, header_length = await self._inline_or_offload(
+            big, v2.infer_reply, request.endpoint, infer, answer)
         extra = {} if header_length is None else {v2codec.HEADER_LENGTH: str(header_length)}
         return _Reply(200, content, content_type, extra)
+
+    async def _inline_or_offload(self, big: bool, function: Any, *args: Any) -> Any:
+        # Parsing, checking and encoding a big body would stall every other request on this loop.
+        return await self.run(function, *args) if big else function(*args)
+
+    async def _serve(self, big: bool, prediction: serving.PredictRequest) -> dict:
+        if big:
+            return await self.run(serving.predict, prediction)
+        return await serving.predict_async(prediction, self.run)
 
     async def _throttle(self, request: _Admitted) -> None:
         quota = predict_quota()
         if quota is None:
             return
         limit, window = quota
-        taken = leases.take_local(request.bucket, limit, window)
+        taken = leases.take_local(request.bucket, window)
         if taken is None:
             try:
                 taken = await self.run(leases.take, request.bucket, limit, window)

@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from core.embedded_redis import start_private_redis
+from core.env import env_bool
 
 VAR = Path(os.environ.get("VAR_DIR", ROOT / "var"))
 RUN = VAR / "run"
@@ -78,7 +79,7 @@ def web_command(host: str, port: str | int, workers: str | int) -> list[str]:
                "--log-level", "warning"]
     # A line per request costs ~13% of the web tier's CPU at a thousand predictions a second; the
     # Prometheus metrics count every request anyway. ACCESS_LOG=1 turns the lines on.
-    if os.environ.get("ACCESS_LOG", "0").lower() in ("1", "true", "yes", "on"):
+    if env_bool("ACCESS_LOG", False):
         command += ["--access-logfile", "-"]
     return command
 

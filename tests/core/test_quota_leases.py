@@ -82,9 +82,9 @@ def test_a_new_window_starts_a_new_count(bucket):
 
 def test_take_local_needs_a_lease_first(bucket):
     leases = QuotaLeases()
-    assert leases.take_local(bucket, 1000, 3600) is None
+    assert leases.take_local(bucket, 3600) is None
     assert leases.take(bucket, 1000, 3600)[0] is True
-    allowed, wait = leases.take_local(bucket, 1000, 3600)
+    allowed, wait = leases.take_local(bucket, 3600)
     assert allowed is True and 0 < wait <= 3600
 
 
