@@ -51,35 +51,29 @@ def _metrics_per_worker() -> None:
 
 
 def run_inference_job(job_id: str) -> str:
-    _metrics_per_worker()
-    job = job_services.inference_job_claim(job_id=uuid.UUID(job_id))
-    if job is None:
-        return "skipped"
-    try:
-        job = job_services.inference_job_execute(job=job)
-    except JobTimeoutException:
-        job = job_services.job_fail(job=job, code="job_timeout",
-                                    message=f"The job did not finish within its timeout of {job.timeout_s} s.")
-    except Exception:
-        _fail_if_last_attempt(job)
-        raise  # RQ's Retry runs it again
-    return job.status
+    return _run(lambda: job_services.inference_job_claim(job_id=uuid.UUID(job_id)), job_services.inference_job_execute,
+                lambda job: f"The job did not finish within its timeout of {job.timeout_s} s.")
 
 
 def run_batch_job(batch_id: str) -> str:
+    return _run(lambda: job_services.batch_job_claim(batch_id=uuid.UUID(batch_id)), job_services.batch_job_run,
+                lambda job: f"The batch job did not finish within its timeout of {job.timeout_s} s; "
+                            f"the {job.rows_done} rows done are kept.")
+
+
+def _run(claim, execute, timeout_message) -> str:
+    """The RQ side of both kinds of job: claim the row, run it, record a timeout, let RQ retry anything else."""
     _metrics_per_worker()
-    job = job_services.batch_job_claim(batch_id=uuid.UUID(batch_id))
+    job = claim()
     if job is None:
         return "skipped"
     try:
-        job = job_services.batch_job_run(job=job)
+        job = execute(job=job)
     except JobTimeoutException:
-        job = job_services.job_fail(job=job, code="job_timeout",
-                                    message=f"The batch job did not finish within its timeout of {job.timeout_s} s; "
-                                            f"the {job.rows_done} rows done are kept.")
+        job = job_services.job_fail(job=job, code="job_timeout", message=timeout_message(job))
     except Exception:
         _fail_if_last_attempt(job)
-        raise
+        raise  # RQ's Retry runs it again
     return job.status
 
 
