@@ -13,3 +13,8 @@ def parse(serializer_class, data, **kwargs):
     serializer = serializer_class(data=data, **kwargs)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
+
+
+def request_user(request):
+    """The Django user behind a request, or None (API keys authenticate as a user without a pk)."""
+    return request.user if getattr(request.user, "pk", None) else None

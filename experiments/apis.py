@@ -3,7 +3,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.apis import filter_queryset, parse
+from core.apis import filter_queryset, parse, request_user
 from core.openapi import errors
 from core.pagination import Pagination
 from core.parsers import SafeJSONParser
@@ -25,10 +25,6 @@ from experiments.serializers import (
 TAGS = ["experiments"]
 
 
-def _user(request):
-    return request.user if getattr(request.user, "pk", None) else None
-
-
 class ExperimentListCreateApi(APIView):
     @extend_schema(tags=TAGS, operation_id="experiments_list",
                    parameters=[OpenApiParameter("status", str), OpenApiParameter("endpoint", str),
@@ -48,7 +44,7 @@ class ExperimentListCreateApi(APIView):
                                "control; every deployment must exist, be ready and take the same inputs.")
     def post(self, request):
         data = parse(ExperimentCreateIn, request.data)
-        experiment = services.experiment_create(**data, created_by=_user(request))
+        experiment = services.experiment_create(**data, created_by=request_user(request))
         return Response(ExperimentOut(experiment).data, status=status.HTTP_201_CREATED)
 
 

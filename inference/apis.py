@@ -9,7 +9,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.apis import parse
+from core.apis import parse, request_user
 from core.errors import ApplicationError, InvalidInput, ServiceUnavailable, error_body, to_application_error
 from core.openapi import errors
 from core.pagination import Pagination
@@ -53,12 +53,8 @@ class DeploymentListCreateApi(APIView):
                                "seconds; poll the deployment until `status` is `ready`.")
     def post(self, request):
         data = parse(DeploymentCreateIn, request.data)
-        deployment = services.deployment_create(**data, created_by=_user(request))
+        deployment = services.deployment_create(**data, created_by=request_user(request))
         return Response(DeploymentOut(deployment).data, status=status.HTTP_201_CREATED)
-
-
-def _user(request):
-    return request.user if getattr(request.user, "pk", None) else None
 
 
 class DeploymentDetailApi(APIView):

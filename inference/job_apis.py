@@ -20,7 +20,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.apis import filter_queryset, parse
+from core.apis import filter_queryset, parse, request_user
 from core.errors import InvalidInput
 from core.models import ApiKey, Scope
 from core.openapi import errors
@@ -56,7 +56,7 @@ IDEMPOTENCY_PARAM = OpenApiParameter(
 
 def _submitter(request) -> job_services.Submitter:
     key = request.auth if isinstance(request.auth, ApiKey) else None
-    user = request.user if getattr(request.user, "pk", None) else None
+    user = request_user(request)
     owner = f"key:{key.prefix}" if key else f"user:{user.pk}" if user else "anonymous"
     return job_services.Submitter(owner=owner, api_key=key, user=user or (key.owner if key else None))
 

@@ -4,7 +4,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.apis import filter_queryset, parse
+from core.apis import filter_queryset, parse, request_user
 from core.models import ApiKey
 from core.openapi import errors
 from core.pagination import Pagination
@@ -26,7 +26,7 @@ PAGE_PARAMS = [OpenApiParameter("page", int), OpenApiParameter("page_size", int,
 
 def _actor(request) -> dict:
     key = request.auth if isinstance(request.auth, ApiKey) else None
-    user = request.user if getattr(request.user, "pk", None) else None
+    user = request_user(request)
     return {"created_by": user or (key.owner if key else None), "created_by_key": key}
 
 
