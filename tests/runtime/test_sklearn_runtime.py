@@ -80,6 +80,26 @@ def test_forests_predict_without_joblib_and_give_the_same_floats(tmp_path, fores
     assert result.predictions == model.predict(rows).tolist()
 
 
+def test_forest_tables_give_the_same_floats_for_many_classes_and_for_trees_without_splits():
+    many = np.digitize(X[:, 0] + X[:, 2], np.linspace(-2, 2, 11))  # 12 classes
+    split = RandomForestClassifier(n_estimators=30, random_state=1).fit(X, many)
+    unsplit = RandomForestClassifier(n_estimators=5, min_samples_split=1_000).fit(X, LABELS)
+    assert all(tree.tree_.node_count == 1 for tree in unsplit.estimators_)
+    for model, rows in ((split, RNG.normal(size=(50, 4))), (unsplit, X.astype(np.float32))):
+        shortcut = forest_predict_proba(model)
+        assert shortcut is not None
+        np.testing.assert_array_equal(shortcut(rows), model.predict_proba(rows))
+        np.testing.assert_array_equal(shortcut(rows[:1]), model.predict_proba(rows[:1]))
+
+
+def test_a_forest_whose_own_method_gives_other_floats_keeps_it():
+    # As after a scikit-learn release that computes tree probabilities differently: the load-time check
+    # against the model's own method must turn the shortcut down.
+    model = RandomForestClassifier(n_estimators=10, random_state=0).fit(X, LABELS)
+    model.predict_proba = lambda rows: RandomForestClassifier.predict_proba(model, rows) * (1 + 1e-12)
+    assert forest_predict_proba(model) is None
+
+
 def test_only_forests_whose_method_is_reproduced_take_the_shortcut():
     two_outputs = RandomForestClassifier(n_estimators=3, random_state=0).fit(X, np.stack([LABELS, LABELS], axis=1))
 
