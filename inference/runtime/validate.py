@@ -88,7 +88,10 @@ def _load_and_smoke(request: _Request) -> dict[str, Any]:
     from inference.runtime.base import RuntimeOptions
     from inference.runtime.registry import create_runtime
     from inference.runtime.signature import merge_signatures
+    from inference.runtime.torchless import refuse_torch
 
+    if request.format == "skops":
+        refuse_torch("while validating a skops artifact")
     runtime = create_runtime(request.format)
     options = RuntimeOptions(threads=1, classes=request.classes)
     started = time.perf_counter()

@@ -1,5 +1,8 @@
 import hashlib
+import json
 import pickle
+import subprocess
+import sys
 import time
 import zipfile
 from pathlib import Path
@@ -133,6 +136,18 @@ def test_sandbox_validates_a_skops_model(tmp_path):
     assert answer["signature"]["feature_names"] == ["a", "b", "c"]
     assert answer["signature"]["classes"] == [0, 1]
     assert len(answer["smoke"]["predictions"]) == 3
+
+
+@pytest.mark.parametrize(("fmt", "loads_torch"), [("skops", False), ("torchscript", True)])
+def test_only_validations_that_need_torch_import_it(tmp_path, fmt, loads_torch):
+    # skops would pull torch in through scikit-learn's array API shim: seconds and ~300 MB per upload.
+    path = _skops(tmp_path) if fmt == "skops" else _torchscript(tmp_path)
+    script = ("import json, sys; from inference.runtime.validate import validate_request; "
+              "answer = validate_request(json.loads(sys.argv[1])); "
+              "print(json.dumps({'ok': answer['ok'], 'torch': 'torch' in sys.modules}))")
+    child = subprocess.run([sys.executable, "-c", script, json.dumps(_request(path, fmt))], capture_output=True,
+                           text=True, check=True, cwd=sandbox.REPO_ROOT, env=child_environment(), timeout=120)
+    assert json.loads(child.stdout.splitlines()[-1]) == {"ok": True, "torch": loads_torch}
 
 
 def test_sandbox_reports_checksum_mismatch(tmp_path):

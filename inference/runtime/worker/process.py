@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.abc
 import json
 import os
 import signal
@@ -18,6 +17,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import IO, TYPE_CHECKING, Any
 
 from inference.runtime.protocol import FAILED_EVENT, READY_EVENT, WorkerSpec
+from inference.runtime.torchless import refuse_torch
 
 if TYPE_CHECKING:
     from inference.runtime.worker.model import ServedModel
@@ -76,24 +76,9 @@ def read_spec(line: str) -> WorkerSpec:
 
 
 def keep_torch_out(spec: WorkerSpec) -> None:
-    """Refuses `import torch` in a worker that serves only skops artifacts.
-
-    skops walks every scikit-learn module to list the estimators it knows, and scikit-learn's array API
-    shim imports torch whenever it is installed: ~3 s and ~300 MB in every sklearn worker, for nothing.
-    An allow-listed skops artifact never needs torch, and libraries that probe for it take the refusal
-    (an ImportError) as torch being absent. Pickles may hold anything, so they keep the normal import.
-    """
-    if spec.members and all(member.format == "skops" for member in spec.members) and "torch" not in sys.modules:
-        # A finder rather than sys.modules["torch"] = None: scipy reads sys.modules for torch and would
-        # take a None entry for the module itself.
-        sys.meta_path.insert(0, _RefuseTorch())
-
-
-class _RefuseTorch(importlib.abc.MetaPathFinder):
-    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
-        if name == "torch" or name.startswith("torch."):
-            raise ModuleNotFoundError("torch is not loaded in workers that serve only skops artifacts", name=name)
-        return None
+    """Refuses `import torch` in a worker that serves only skops artifacts (see runtime/torchless.py)."""
+    if spec.members and all(member.format == "skops" for member in spec.members):
+        refuse_torch("in workers that serve only skops artifacts")
 
 
 def prepare_model(spec: WorkerSpec) -> ServedModel:
