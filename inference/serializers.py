@@ -144,6 +144,9 @@ class ExplainOut(serializers.Serializer):
     baseline_prediction = serializers.JSONField()
     predictions = serializers.ListField(child=serializers.JSONField())
     builtin_importances = serializers.ListField(child=serializers.FloatField(), allow_null=True)
+    variant = serializers.CharField(required=False,
+                                    help_text="the experiment variant whose model explained (experiment endpoints "
+                                              "only; explanations are not recorded as outcomes)")
     method = serializers.CharField()
     latency_ms = serializers.FloatField()
 

@@ -356,6 +356,18 @@ def _response(route: dict, request: PredictRequest, body: dict, started: float, 
 
 
 def explain(request: PredictRequest) -> dict:
+    """Explains with the model that would answer this request: under an experiment, the subject's variant.
+
+    An explanation is not an outcome: it is neither recorded in the experiment nor copied to shadows.
+    """
+    routing = experiment_hooks.route(request)
+    if routing is None:
+        return _explain_direct(request)
+    answer = _explain_direct(replace(request, endpoint=routing.endpoint))
+    return {**answer, "endpoint": request.endpoint, "variant": routing.variant}
+
+
+def _explain_direct(request: PredictRequest) -> dict:
     started = time.perf_counter()
     route = _route(request.endpoint)
     rows = _rows(route, request.inputs)

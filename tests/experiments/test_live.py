@@ -67,6 +67,14 @@ class RoutedTrafficTests(LiveExperimentTestCase):
         by_field = self.client.post("/api/v1/predict/ab", {"inputs": [[1, 0, 0]], "subject_id": "user-3"},
                                     format="json").json()
         self.assertEqual(by_field["variant"], answers["user-3"])
+        for subject in ("user-1", "user-2", "user-3", "user-4"):  # explained by the subject's own variant, unrecorded
+            explained = self.client.post("/api/v1/predict/ab/explain", {"inputs": [[1, 0, 0]]}, format="json",
+                                         HTTP_X_SUBJECT_ID=subject)
+            self.assertEqual(explained.status_code, 200, explained.content)
+            body = explained.json()
+            self.assertEqual((body["endpoint"], body["variant"]), ("ab", answers[subject]))
+            self.assertEqual(body["version"], {"a": 1, "b": 2}[answers[subject]])
+            self.assertEqual(body["predictions"], [1 if answers[subject] == "a" else 0])
 
         for n in range(40):  # the truth is class 1: variant a and the shadow are right, b is wrong
             feedback = self.client.post("/api/v1/feedback", {"request_id": f"req-{n}", "label": 1}, format="json")
