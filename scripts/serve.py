@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -96,17 +97,26 @@ def processes(host: str, port: str) -> list[tuple[str, subprocess.Popen]]:
     ]
 
 
-def stop_all(children: list[tuple[str, subprocess.Popen]]) -> None:
-    for _, process in children:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 15
-    for name, process in children:
-        try:
-            process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            log(f"{name} did not stop in time; killing it")
-            process.kill()
+def stop_all(children: list[tuple[str, subprocess.Popen]], grace_s: float = 15) -> None:
+    """SIGTERM to every child, then SIGKILL to those still up after `grace_s`, or at once on a second
+    Ctrl-C / SIGTERM: an impatient user must never be left with orphaned workers holding the port."""
+    hurry = threading.Event()
+    previous = {number: signal.signal(number, lambda *_: hurry.set()) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for _, process in children:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        for name, process in children:
+            while process.poll() is None and not hurry.is_set() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if process.poll() is None:
+                log(f"{name} {'was told to hurry' if hurry.is_set() else 'did not stop in time'}; killing it")
+                process.kill()
+                process.wait()
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def supervise(children: list[tuple[str, subprocess.Popen]]) -> int:
