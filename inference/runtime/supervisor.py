@@ -2,31 +2,34 @@
 #
 # reconcile() runs on the server loop every ~0.5-1 s and never waits on a child: loading happens in
 # the child, its one-line announcement and its stderr are read by threads that only write into that
-# child's own _Launch, and every state change is decided inside reconcile(), so the state machine has
+# child's own Launch, and every state change is decided inside reconcile(), so the state machine has
 # a single writer. Events are emitted after the lock is released, so a slow status write in on_event
 # cannot hold up snapshot() callers.
 from __future__ import annotations
 
-import json
 import logging
 import os
-import re
 import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
-from inference.runtime.protocol import FAILED_EVENT, READY_EVENT, FrameError, WorkerSpec, encode, recv_message
+from inference.runtime.launch import (
+    Launch,
+    ask_stats,
+    describe_exit,
+    exit_reason,
+    kill_group,
+    scrub,
+    send_configure,
+    spawn,
+)
+from inference.runtime.protocol import FAILED_EVENT, READY_EVENT, WorkerSpec
 
 logger = logging.getLogger(__name__)
 
@@ -37,13 +40,7 @@ StateName = Literal["starting", "ready", "failed", "crashed", "backoff"]
 DEFAULT_WORKER_CMD = (sys.executable, "-m", "inference.runtime.worker")
 # Changing these never needs a reload: they are sent with the `configure` op instead.
 KNOBS = ("max_batch_size", "batch_timeout_ms", "max_queue", "threads")
-STDERR_LINES = 50
-# A child that exited may still have lines in its pipes. Its exit is judged once the reader threads
-# reach EOF, or after this long in case a grandchild holds the pipes open.
-_DRAIN_S = 1.0
-_CONFIGURE_TIMEOUT_S = 2.0
 _CONFIGURE_RETRY_S = 2.0
-_PATH = re.compile(r"(?<![\w.:/])(?:~|\.{1,2})?/[^\s'\"`:,;()\[\]<>]+")
 
 
 @dataclass(frozen=True)
@@ -65,45 +62,12 @@ class WorkerState:
     last_error: str | None
 
 
-class _Launch:
-    """One child process. A restart is a new _Launch, so a late reader thread of a dead child can
-    only write into its own, abandoned, launch."""
-
-    def __init__(self, spec: WorkerSpec, proc: subprocess.Popen[bytes]) -> None:
-        self.spec = spec
-        self.proc = proc
-        self.started = time.monotonic()
-        self.announcement: dict[str, Any] | None = None
-        self.stderr: deque[str] = deque(maxlen=STDERR_LINES)
-        self.exited_at: float | None = None
-        self.knobs = _knobs(spec)  # what the process runs with; differs from the desired spec until configured
-        # Written once by the configure thread: (knobs sent, error or None, whether worth retrying).
-        self.configure_result: tuple[dict[str, Any], str | None, bool] | None = None
-        self.configuring, self.configure_after = False, 0.0
-        self.refused_knobs: dict[str, Any] | None = None
-        label = f"{spec.endpoint} g{spec.generation} r{spec.replica}"
-        self.readers = [
-            threading.Thread(target=_read_stdout, args=(self, label), daemon=True),
-            threading.Thread(target=_read_stderr, args=(self, label), daemon=True),
-        ]
-        for reader in self.readers:
-            reader.start()
-
-    def finished(self, now: float) -> bool:
-        if self.proc.poll() is None:
-            return False
-        if self.exited_at is None:
-            self.exited_at = now
-        drained = not any(reader.is_alive() for reader in self.readers)
-        return drained or now - self.exited_at >= _DRAIN_S
-
-
 @dataclass
 class _Worker:
     key: WorkerKey
     spec: WorkerSpec  # desired
     state: StateName = "starting"
-    launch: _Launch | None = None
+    launch: Launch | None = None
     restarts: int = 0
     crashes: deque[float] = field(default_factory=deque)
     start_at: float = 0.0
@@ -116,7 +80,7 @@ class _Worker:
 @dataclass
 class _Stopping:
     key: WorkerKey
-    launch: _Launch
+    launch: Launch
     reason: str | None  # None: reap quietly (a worker that already reported "failed")
     kill_at: float
     killed: bool = False
@@ -179,7 +143,7 @@ class ProcessManager:
         if not targets:
             return {}
         with ThreadPoolExecutor(max_workers=min(16, len(targets)), thread_name_prefix="stats") as pool:
-            futures = {key: pool.submit(_ask_stats, path, timeout_s) for key, path in targets.items()}
+            futures = {key: pool.submit(ask_stats, path, timeout_s) for key, path in targets.items()}
             answers = {key: future.result() for key, future in futures.items()}
         with self._lock:
             for key, answer in answers.items():
@@ -241,27 +205,16 @@ class ProcessManager:
         if any(s.launch.spec.socket_path == path for s in self._stopping):
             return  # the process it replaces still drains on this socket path
         try:
-            Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            proc = subprocess.Popen(
-                self.worker_cmd,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                cwd=self.cwd,
-                env=self.env,
-                # Its own session: a Ctrl-C on the supervisor's terminal must not interrupt workers
-                # mid-request; the supervisor stops them with SIGTERM so they drain.
-                start_new_session=True,
-            )
+            launch = spawn(worker.spec, _knobs(worker.spec), cmd=self.worker_cmd, cwd=self.cwd, env=self.env)
         except OSError:
             logger.exception("could not start a worker for %s", worker.key)
             self._fail(worker, "the worker process could not be started", events)
             return
-        worker.launch = _Launch(worker.spec, proc)
+        worker.launch = launch
         if worker.restarts:
-            events.append(WorkerEvent(worker.key, "restarting", {"pid": proc.pid, "restarts": worker.restarts}))
+            events.append(WorkerEvent(worker.key, "restarting", {"pid": launch.proc.pid, "restarts": worker.restarts}))
 
-    def _check_loading(self, worker: _Worker, launch: _Launch, now: float, events: list[WorkerEvent]) -> None:
+    def _check_loading(self, worker: _Worker, launch: Launch, now: float, events: list[WorkerEvent]) -> None:
         announcement = launch.announcement or {}
         if announcement.get("event") == READY_EVENT:
             self._mark_ready(worker, launch, announcement, events)
@@ -275,7 +228,7 @@ class ProcessManager:
             self._fail(worker, f"the model did not load within {self.load_timeout_s:g}s", events)
 
     def _mark_ready(
-        self, worker: _Worker, launch: _Launch, announcement: dict[str, Any], events: list[WorkerEvent]
+        self, worker: _Worker, launch: Launch, announcement: dict[str, Any], events: list[WorkerEvent]
     ) -> None:
         worker.state, worker.ready_at = "ready", time.time()
         worker.load_ms = _number(announcement.get("load_ms"))
@@ -285,19 +238,19 @@ class ProcessManager:
         events.append(WorkerEvent(worker.key, "ready", detail))
 
     def _fail_launch(
-        self, worker: _Worker, launch: _Launch, announcement: dict[str, Any], now: float, events: list[WorkerEvent]
+        self, worker: _Worker, launch: Launch, announcement: dict[str, Any], now: float, events: list[WorkerEvent]
     ) -> None:
         # The worker exits by itself after a failed event; reaping it (and killing it should it hang) is ours.
         self._stop(worker.key, launch, None, now)
         worker.launch = None
         self._fail(worker, scrub(str(announcement.get("error") or "the model could not be loaded")), events)
 
-    def _after_exit(self, worker: _Worker, launch: _Launch, now: float, events: list[WorkerEvent]) -> None:
+    def _after_exit(self, worker: _Worker, launch: Launch, now: float, events: list[WorkerEvent]) -> None:
         announcement = launch.announcement or {}
         if announcement.get("event") == FAILED_EVENT:
             self._fail_launch(worker, launch, announcement, now, events)  # it exited before we read the line
             return
-        reason = _exit_reason(launch)
+        reason = exit_reason(launch)
         worker.launch, worker.last_error = None, reason
         worker.crashes.append(now)
         while now - worker.crashes[0] > self.crash_window_s:
@@ -315,7 +268,7 @@ class ProcessManager:
         worker.state, worker.ready_at, worker.last_error = "failed", None, reason
         events.append(WorkerEvent(worker.key, "failed", {"error": reason, "restarts": worker.restarts, **detail}))
 
-    def _configure_knobs(self, worker: _Worker, launch: _Launch, now: float) -> None:
+    def _configure_knobs(self, worker: _Worker, launch: Launch, now: float) -> None:
         result = launch.configure_result
         if result is not None:
             # The sender thread writes the result once and starts no other until this one is consumed.
@@ -327,10 +280,10 @@ class ProcessManager:
             return
         launch.configuring = True
         # A thread, because the worker may be busy and reconcile must not wait on its socket.
-        threading.Thread(target=_send_configure, args=(launch, changes), daemon=True).start()
+        threading.Thread(target=send_configure, args=(launch, changes), daemon=True).start()
 
     def _configured(
-        self, worker: _Worker, launch: _Launch, result: tuple[dict[str, Any], str | None, bool], now: float
+        self, worker: _Worker, launch: Launch, result: tuple[dict[str, Any], str | None, bool], now: float
     ) -> None:
         knobs, error, transient = result
         if error is None:
@@ -347,7 +300,7 @@ class ProcessManager:
             self._stop(worker.key, worker.launch, reason, now)
             worker.launch = None
 
-    def _stop(self, key: WorkerKey, launch: _Launch, reason: str | None, now: float) -> None:
+    def _stop(self, key: WorkerKey, launch: Launch, reason: str | None, now: float) -> None:
         if launch.proc.poll() is None:
             # The worker itself gets SIGTERM so it can drain; SIGKILL later goes to its whole group.
             launch.proc.send_signal(signal.SIGTERM)
@@ -362,7 +315,7 @@ class ProcessManager:
                     detail = {"pid": proc.pid, "reason": stopping.reason, "exit": describe_exit(proc.returncode)}
                     events.append(WorkerEvent(stopping.key, "stopped", detail))
             elif now >= stopping.kill_at and not stopping.killed:
-                _kill_group(stopping.launch.proc)
+                kill_group(stopping.launch.proc)
                 stopping.killed = True
 
     def _emit(self, events: list[WorkerEvent]) -> None:
@@ -372,25 +325,6 @@ class ProcessManager:
             except Exception:
                 # Recording status is the caller's business; a failure there must not stop supervision.
                 logger.exception("on_event failed for %s %s", event.kind, event.key)
-
-
-def scrub(text: str, limit: int = 300) -> str:
-    """Replaces filesystem paths: error messages reach API clients and must not reveal the layout."""
-    return _PATH.sub("<path>", text).strip()[:limit]
-
-
-def describe_exit(returncode: int) -> str:
-    if returncode >= 0:
-        return f"worker exited with code {returncode}"
-    number = -returncode
-    name = signal.Signals(number).name if number in signal.valid_signals() else str(number)
-    return f"worker exited with signal {name}"
-
-
-def _exit_reason(launch: _Launch) -> str:
-    reason = describe_exit(launch.proc.returncode if launch.proc.returncode is not None else -1)
-    last_line = next((line for line in reversed(launch.stderr) if line.strip()), "")
-    return f"{reason}: {scrub(last_line)}" if last_line else reason
 
 
 def _public_state(worker: _Worker) -> WorkerState:
@@ -422,81 +356,3 @@ def _needs_reload(old: WorkerSpec, new: WorkerSpec) -> bool:
 
 def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    # Only called while the child is unreaped, so its pid (= its group id) cannot have been reused.
-    with suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
-def _read_stdout(launch: _Launch, label: str) -> None:
-    proc = launch.proc
-    assert proc.stdin is not None and proc.stdout is not None
-    try:
-        # Written here rather than in reconcile: a child that is slow to read its stdin (importing
-        # torch) would block a large spec's write.
-        proc.stdin.write(launch.spec.to_json().encode() + b"\n")
-        proc.stdin.close()
-    except OSError:
-        pass  # it died before reading its spec; its exit status tells why
-    for raw in proc.stdout:
-        line = raw.decode(errors="replace").rstrip()
-        event = _parse_announcement(line) if launch.announcement is None else None
-        if event is not None:
-            launch.announcement = event
-        elif line:
-            # A library printing to stdout before the announcement must not fail the load, and the
-            # pipe has to be drained for the child's whole life or it blocks on a full buffer.
-            _echo(label, line)
-
-
-def _read_stderr(launch: _Launch, label: str) -> None:
-    assert launch.proc.stderr is not None
-    for raw in launch.proc.stderr:
-        line = raw.decode(errors="replace").rstrip()
-        launch.stderr.append(line)
-        _echo(label, line)
-
-
-def _echo(label: str, line: str) -> None:
-    # The parent's stderr may be closed already (interpreter exit); the ring buffer still has the line.
-    with suppress(OSError, ValueError):
-        sys.stderr.write(f"[{label}] {line}\n")
-
-
-def _parse_announcement(line: str) -> dict[str, Any] | None:
-    try:
-        message = json.loads(line)
-    except ValueError:
-        return None
-    if isinstance(message, dict) and message.get("event") in (READY_EVENT, FAILED_EVENT):
-        return message
-    return None
-
-
-def _ask(socket_path: str, op: str, params: dict[str, Any], timeout_s: float) -> dict[str, Any]:
-    request = {"id": uuid.uuid4().hex, "op": op, "deadline": time.time() + timeout_s, "inputs": [], "params": params}
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout_s)
-        sock.connect(socket_path)
-        sock.sendall(encode(request))
-        return recv_message(sock)
-
-
-def _ask_stats(socket_path: str, timeout_s: float) -> dict[str, Any]:
-    try:
-        return _ask(socket_path, "stats", {}, timeout_s)
-    except (OSError, FrameError, ValueError) as exc:
-        message = "timed out" if isinstance(exc, TimeoutError) else "unreachable"
-        return {"ok": False, "error": {"code": "unreachable", "message": f"the worker {message}"}}
-
-
-def _send_configure(launch: _Launch, changes: dict[str, Any]) -> None:
-    try:
-        answer = _ask(launch.spec.socket_path, "configure", changes, _CONFIGURE_TIMEOUT_S)
-    except (OSError, FrameError, ValueError) as exc:
-        launch.configure_result = (changes, f"the worker did not answer ({type(exc).__name__})", True)
-        return
-    error = None if answer.get("ok") else scrub(str((answer.get("error") or {}).get("message", "refused")))
-    launch.configure_result = (changes, error, False)

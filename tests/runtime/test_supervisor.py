@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from inference.runtime.launch import describe_exit, scrub
 from inference.runtime.protocol import MemberSpec, WorkerSpec, encode, recv_message
-from inference.runtime.supervisor import ProcessManager, WorkerEvent, describe_exit, scrub
+from inference.runtime.supervisor import ProcessManager, WorkerEvent
 
 REPO = Path(__file__).resolve().parents[2]
 FAKE_WORKER = [sys.executable, str(Path(__file__).with_name("fake_worker.py"))]
