@@ -28,7 +28,7 @@ from core.errors import ApplicationError, NotFound, to_application_error
 from core.parsers import loads_strict
 from core.permissions import PredictScope, Public
 from inference import selectors, serving
-from inference.runtime import v2codec
+from inference.runtime import v2codec, v2outputs
 from registry.models import ModelVersion
 
 logger = logging.getLogger(__name__)
@@ -255,7 +255,7 @@ class V2ModelMetadataApi(_ProtocolApi):
         signature = served.signature or {}
         return _json({
             "name": name, "versions": [str(served.version)], "platform": f"{served.flavor}_{served.format}",
-            "inputs": v2codec.input_metadata(signature), "outputs": v2codec.output_metadata(signature),
+            "inputs": v2outputs.input_metadata(signature), "outputs": v2outputs.output_metadata(signature),
         })
 
 
@@ -318,7 +318,7 @@ def infer_reply(name: str, infer: v2codec.InferRequest, prediction: dict) -> tup
             "parameters": {"cached": prediction["cached"],
                            **({"variant": prediction["variant"]} if "variant" in prediction else {})}}
     with _protocol_errors():
-        content, header_length = v2codec.encode_response(body, v2codec.output_tensors(prediction, infer))
+        content, header_length = v2outputs.encode_response(body, v2outputs.output_tensors(prediction, infer))
     return content, "application/json" if header_length is None else "application/octet-stream", header_length
 
 

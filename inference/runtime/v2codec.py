@@ -1,12 +1,12 @@
 # The Open Inference Protocol (KServe V2) over HTTP, without Django: request bodies (JSON, optionally
 # compressed, optionally followed by raw tensors as in the binary tensor data extension) become the rows
-# the prediction path takes, and a prediction becomes V2 output tensors, in JSON or binary on request.
+# the prediction path takes. The way back (model metadata, predictions as V2 output tensors) is in
+# v2outputs.py.
 #
 # Pure Python with struct on purpose, like inputs.py: this runs on every V2 request in web processes,
 # which never import numpy-heavy code, and struct reads little-endian arrays at C speed.
 from __future__ import annotations
 
-import json
 import math
 import struct
 import zlib
@@ -17,23 +17,18 @@ HEADER_LENGTH = "Inference-Header-Content-Length"
 EXTENSIONS = ("binary_tensor_data", "classification")
 
 # name -> struct code (little-endian element), or None for BYTES (length-prefixed strings).
-_CODES = {
+STRUCT_CODES = {
     "BOOL": "?", "INT8": "b", "INT16": "h", "INT32": "i", "INT64": "q",
     "UINT8": "B", "UINT16": "H", "UINT32": "I", "UINT64": "Q",
     "FP16": "e", "FP32": "f", "FP64": "d", "BYTES": None,
 }
-DATATYPES = tuple(_CODES)
+DATATYPES = tuple(STRUCT_CODES)
 _INT_RANGES = {
     name: ((0, 2 ** bits - 1) if name.startswith("U") else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1))
     for name, bits in (("INT8", 8), ("INT16", 16), ("INT32", 32), ("INT64", 64),
                        ("UINT8", 8), ("UINT16", 16), ("UINT32", 32), ("UINT64", 64))
 }
 _FLOAT_LIMITS = {"FP16": 65504.0, "FP32": 3.4028234663852886e38}
-# The platform's signature dtypes (inference/runtime/signature.py) as V2 datatypes.
-_FROM_DTYPE = {"float64": "FP64", "float32": "FP32", "float16": "FP16", "int64": "INT64", "int32": "INT32",
-               "bool": "BOOL", "string": "BYTES"}
-_LABEL_OUTPUT = "predict"
-_PROBABILITIES = "probabilities"
 _DECOMPRESSORS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
@@ -154,7 +149,7 @@ def _input(raw: Any, index: int, reader: _BinaryReader) -> Tensor:
         raise CodecError(f"{where}.name: must be a non-empty string.")
     where = f"input '{name[:64]}'"
     datatype = raw.get("datatype")
-    if datatype not in _CODES:
+    if datatype not in STRUCT_CODES:
         raise CodecError(f"{where}: datatype must be one of {', '.join(DATATYPES)}.")
     shape = _shape(raw.get("shape"), where)
     count = math.prod(shape)
@@ -272,7 +267,7 @@ class _BinaryReader:
 
 
 def _binary_data(chunk: memoryview, datatype: str, count: int, where: str) -> list[Any]:
-    code = _CODES[datatype]
+    code = STRUCT_CODES[datatype]
     if code is None:
         return _binary_strings(chunk, count, where)
     expected = count * struct.calcsize(code)
@@ -363,7 +358,7 @@ def rows_from_inputs(inputs: list[Tensor], signature: dict[str, Any] | None) -> 
 
 def _single(inputs: list[Tensor], signature: dict[str, Any]) -> Tensor:
     if len(inputs) != 1:
-        raise CodecError(f"This model takes one input tensor ('{_input_name(signature)}'), got {len(inputs)}.")
+        raise CodecError(f"This model takes one input tensor ('{input_name(signature)}'), got {len(inputs)}.")
     return inputs[0]
 
 
@@ -413,130 +408,5 @@ def _column_rows(inputs: list[Tensor], signature: dict[str, Any]) -> list[list[f
     return [list(row) for row in zip(*columns)]
 
 
-def _input_name(signature: dict[str, Any]) -> str:
+def input_name(signature: dict[str, Any]) -> str:
     return ((signature.get("inputs") or [{}])[0].get("name")) or "inputs"
-
-
-# --- metadata ------------------------------------------------------------------------------------
-
-
-def datatype_of(dtype: str | None) -> str:
-    return _FROM_DTYPE.get(dtype or "", "FP64")
-
-
-def input_metadata(signature: dict[str, Any] | None) -> list[dict[str, Any]]:
-    signature = signature or {}
-    name = _input_name(signature)
-    if signature.get("input_kind") == "text":
-        return [{"name": name, "datatype": "BYTES", "shape": [-1]}]
-    dtype = ((signature.get("inputs") or [{}])[0].get("dtype")) or "float64"
-    return [{"name": name, "datatype": datatype_of(dtype), "shape": [-1, signature.get("n_features") or -1]}]
-
-
-def output_metadata(signature: dict[str, Any] | None) -> list[dict[str, Any]]:
-    signature = signature or {}
-    classes = signature.get("classes")
-    if classes:
-        return [{"name": _LABEL_OUTPUT, "datatype": _label_datatype(classes), "shape": [-1]},
-                {"name": _PROBABILITIES, "datatype": "FP64", "shape": [-1, len(classes)]}]
-    shape = ((signature.get("outputs") or [{}])[0].get("shape")) or [-1]
-    return [{"name": _LABEL_OUTPUT, "datatype": "FP64", "shape": [-1, shape[1]] if len(shape) == 2 else [-1]}]
-
-
-def _label_datatype(values: list[Any]) -> str:
-    if all(isinstance(value, bool) for value in values):
-        return "BOOL"
-    if all(type(value) is int and -(2 ** 63) <= value < 2 ** 63 for value in values):
-        return "INT64"
-    if all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in values):
-        return "FP64"
-    return "BYTES"
-
-
-# --- prediction -> response ----------------------------------------------------------------------
-
-
-@dataclass
-class OutputTensor:
-    name: str
-    datatype: str
-    shape: list[int]
-    data: list[Any]  # flat, row-major
-
-
-def output_tensors(prediction: dict[str, Any], request: InferRequest) -> list[tuple[OutputTensor, bool]]:
-    """The outputs asked for (all when none), each with whether it goes back as binary data: an
-    output's own `binary_data` parameter, else the request's `binary_data_output`."""
-    available = _available(prediction)
-    default = request.binary_output
-    if not request.outputs:
-        return [(tensor, default) for tensor in available.values()]
-    chosen = []
-    for output in request.outputs:
-        tensor = available.get(output.name)
-        if tensor is None:
-            raise CodecError(f"outputs: unknown output '{output.name[:64]}'; this model returns "
-                             f"{', '.join(available)}.")
-        if output.classification:
-            tensor = _classification(prediction, output, tensor)
-        chosen.append((tensor, default if output.binary is None else output.binary))
-    return chosen
-
-
-def _available(prediction: dict[str, Any]) -> dict[str, OutputTensor]:
-    values = prediction["predictions"]
-    n = len(values)
-    if n and all(isinstance(value, list) for value in values):
-        width = len(values[0])
-        label = OutputTensor(_LABEL_OUTPUT, "FP64", [n, width], [float(v) for row in values for v in row])
-    else:
-        datatype = _label_datatype(values) if n else "FP64"
-        data = [str(v) for v in values] if datatype == "BYTES" else values
-        label = OutputTensor(_LABEL_OUTPUT, datatype, [n], data)
-    tensors = {_LABEL_OUTPUT: label}
-    probabilities = prediction.get("probabilities")
-    if probabilities is not None:
-        width = len(probabilities[0]) if probabilities else len(prediction.get("classes") or [])
-        tensors[_PROBABILITIES] = OutputTensor(_PROBABILITIES, "FP64", [len(probabilities), width],
-                                               [float(p) for row in probabilities for p in row])
-    return tensors
-
-
-def _classification(prediction: dict[str, Any], output: RequestedOutput, tensor: OutputTensor) -> OutputTensor:
-    """The classification extension: the top-k classes per row as "<probability>:<index>:<label>"."""
-    probabilities, classes = prediction.get("probabilities"), prediction.get("classes") or []
-    if probabilities is None:
-        raise CodecError(f"outputs: '{output.name[:64]}' cannot be classified: this model returns no "
-                         "class probabilities.")
-    k = min(output.classification, len(classes))
-    data = []
-    for row in probabilities:
-        ranked = sorted(range(len(row)), key=lambda index: -row[index])[:k]
-        data += [f"{row[index]:.6f}:{index}:{classes[index]}" for index in ranked]
-    return OutputTensor(tensor.name, "BYTES", [len(probabilities), k], data)
-
-
-def encode_response(body: dict[str, Any], outputs: list[tuple[OutputTensor, bool]]) -> tuple[bytes, int | None]:
-    """(response bytes, JSON header length or None). Binary outputs follow the JSON header in order."""
-    blobs, described = [], []
-    for tensor, binary in outputs:
-        entry: dict[str, Any] = {"name": tensor.name, "datatype": tensor.datatype, "shape": tensor.shape}
-        if binary:
-            blob = _pack(tensor)
-            entry["parameters"] = {"binary_data_size": len(blob)}
-            blobs.append(blob)
-        else:
-            entry["data"] = tensor.data
-        described.append(entry)
-    header = json.dumps({**body, "outputs": described}, separators=(",", ":"), allow_nan=False).encode()
-    if not blobs:
-        return header, None
-    return header + b"".join(blobs), len(header)
-
-
-def _pack(tensor: OutputTensor) -> bytes:
-    code = _CODES[tensor.datatype]
-    if code is None:
-        encoded = [str(value).encode("utf-8") for value in tensor.data]
-        return b"".join(struct.pack("<I", len(item)) + item for item in encoded)
-    return struct.pack(f"<{len(tensor.data)}{code}", *tensor.data)

@@ -14,14 +14,11 @@ from inference.runtime.v2codec import (
     CodecError,
     InferRequest,
     decompress,
-    encode_response,
-    input_metadata,
-    output_metadata,
-    output_tensors,
     parse_infer_request,
     rows_from_inputs,
     split_body,
 )
+from inference.runtime.v2outputs import encode_response, input_metadata, output_metadata, output_tensors
 
 TABULAR = {"input_kind": "tabular", "n_features": 3, "feature_names": None, "classes": [0, 1],
            "inputs": [{"name": "inputs", "dtype": "float64", "shape": [-1, 3]}]}
