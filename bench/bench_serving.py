@@ -659,14 +659,17 @@ def print_same_protocol(table: dict, same_protocol: dict[tuple[str, int], dict[s
 def print_batching(table: dict, batching: dict[tuple[str, int], dict[str, Any]],
                    torch_all: dict[int, dict[str, Any]]) -> None:
     print("\n## Dynamic batching on (32 rows, no added wait) vs off (1 row), platform, cache off")
-    widths = [13, 5, 10, 10, 10, 10, 10, 10, 8]
+    widths = [13, 5, 10, 10, 10, 10, 10, 10, 8, 14]
     print(fmt_row(["model", "conns", "on req/s", "on p99", "on batch", "off req/s", "off p99", "off batch",
-                   "on/off"], widths))
+                   "on/off", "model CPU off/on"], widths))
     for (model, conns), off in batching.items():
         on = table[("platform", model, conns)]
+        model_cpu = [run["cpu_ms_per_request"].get("model worker", 0) for run in (off, on)]
         print(fmt_row([model, conns, f"{on['rps']:.0f}", f"{on['p99_ms']:.1f}", on.get("batch_per_request"),
                        f"{off['rps']:.0f}", f"{off['p99_ms']:.1f}", off.get("batch_per_request"),
-                       f"{on['rps'] / off['rps']:.2f}x"], widths))
+                       f"{on['rps'] / off['rps']:.2f}x", f"{model_cpu[0] / max(model_cpu[1], 1e-9):.1f}x"], widths))
+    print("model CPU off/on: the model worker's CPU ms per request without batching over that with it (what one "
+          "forward pass per batch saves the model; req/s is also bounded by the web tier's share of the cores)")
     for conns, run in torch_all.items():
         default = table[("platform", "demand-mlp", conns)]
         print(f"  demand-mlp c={conns}, batching on, the default torch_threads (1) vs torch's own default "
