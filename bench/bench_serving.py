@@ -250,10 +250,10 @@ def _machine_ticks() -> tuple[int, int]:
 
 
 def wrk(url: str, *, mode: str, width: int, connections: int, seconds: float, key: str = "",
-        vary: bool = True) -> dict[str, Any]:
+        vary: bool = True, model: str = "") -> dict[str, Any]:
     threads = min(2, connections)  # wrk needs at least one connection per thread
     cmd = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds:g}s", "--timeout", "10s",
-           "--latency", "-s", str(LUA), url, "--", mode, str(width), "1" if vary else "0", key]
+           "--latency", "-s", str(LUA), url, "--", mode, str(width), "1" if vary else "0", key, model]
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     line = next((line for line in result.stdout.splitlines() if line.startswith("BENCH ")), None)
     if result.returncode != 0 or line is None:
@@ -656,6 +656,21 @@ def print_same_protocol(table: dict, same_protocol: dict[tuple[str, int], dict[s
                        f"{other['p99_ms']:.1f}", f"{run['rps'] / other['rps']:.2f}x"], widths))
 
 
+def print_universal(table: dict, universal: dict[int, dict[str, Any]]) -> None:
+    print("\n## Universal route: POST /api/v1/predict {model, inputs} (production alias, a database lookup per "
+          "request) vs POST /api/v1/predict/{endpoint}, churn-logreg")
+    for conns, run in universal.items():
+        direct = table[("platform", "churn-logreg", conns)]
+        print(f"  c={conns:<3} {versus(run, direct, lambda r: sum(r['cpu_ms_per_request'].values()))} "
+              f"({run['rps'] / direct['rps']:.2f}x)")
+
+
+def versus(run: dict[str, Any], other: dict[str, Any], cpu: Any) -> str:
+    """'A vs B' for req/s, p99 and the CPU ms per request that `cpu` picks out of a run."""
+    return (f"{run['rps']:.0f} req/s vs {other['rps']:.0f}, p99 {run['p99_ms']:.1f} vs {other['p99_ms']:.1f} ms, "
+            f"{cpu(run):.2f} vs {cpu(other):.2f} CPU ms/request")
+
+
 def print_batching(table: dict, batching: dict[tuple[str, int], dict[str, Any]],
                    torch_all: dict[int, dict[str, Any]]) -> None:
     print("\n## Dynamic batching on (32 rows, no added wait) vs off (1 row), platform, cache off")
@@ -673,10 +688,8 @@ def print_batching(table: dict, batching: dict[tuple[str, int], dict[str, Any]],
     for conns, run in torch_all.items():
         default = table[("platform", "demand-mlp", conns)]
         print(f"  demand-mlp c={conns}, batching on, the default torch_threads (1) vs torch's own default "
-              f"({ALL_CORES}, a thread per core): {default['rps']:.0f} req/s vs {run['rps']:.0f}, p99 "
-              f"{default['p99_ms']:.1f} vs {run['p99_ms']:.1f} ms, model worker "
-              f"{default['cpu_ms_per_request'].get('model worker', 0):.2f} vs "
-              f"{run['cpu_ms_per_request'].get('model worker', 0):.2f} CPU ms/request")
+              f"({ALL_CORES}, a thread per core): "
+              f"{versus(default, run, lambda r: r['cpu_ms_per_request'].get('model worker', 0))} (model worker)")
 
 
 def print_cache(cache: list[dict[str, Any]], cache_runs: dict[str, dict[str, Any]]) -> None:
@@ -817,12 +830,13 @@ def benchmark(args: argparse.Namespace, servers: list[Server]) -> dict[str, Any]
     mls_meter = CpuMeter(mlserver.proc.pid, lambda cmd, pid: "mlserver")
     base, mls_base = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{mls_port}"
 
-    def platform_run(endpoint: str, conns: int, label: str = "", **options) -> dict[str, Any]:
+    def platform_run(endpoint: str, conns: int, label: str = "", *, path: str = "", mode: str = "platform",
+                     **options) -> dict[str, Any]:
         model_pids.clear()
         model_pids.update(model_worker_pid(client, endpoint))
-        return runner.run(label or f"platform {endpoint}", base + predict_path(endpoint), meter=platform_meter,
-                          metrics=batch_counters(client, endpoint), mode="platform", width=WIDTHS[endpoint],
-                          connections=conns, key=key, **options)
+        return runner.run(label or f"platform {endpoint}", base + (path or predict_path(endpoint)),
+                          meter=platform_meter, metrics=batch_counters(client, endpoint), mode=mode,
+                          width=WIDTHS[endpoint], connections=conns, key=key, **options)
 
     table: dict[tuple[str, str, int], dict[str, Any]] = {}
     for model in SKLEARN_MODELS:
@@ -833,10 +847,13 @@ def benchmark(args: argparse.Namespace, servers: list[Server]) -> dict[str, Any]
                 width=WIDTHS[model], connections=conns)
     batch_conns = [c for c in (16, 64) if c in connections] or [max(connections)]
     # The same protocol on both sides: the platform's V2 infer route (the fast lane's other route).
-    same_protocol = {(model, conns): runner.run(
-        f"platform V2 {model}", f"{base}/v2/models/{model}/infer", meter=platform_meter,
-        metrics=batch_counters(client, model), mode="v2-platform", width=WIDTHS[model], connections=conns, key=key)
-        for model in SKLEARN_MODELS for conns in batch_conns}
+    same_protocol = {(model, conns): platform_run(model, conns, f"platform V2 {model}",
+                                                  path=f"/v2/models/{model}/infer", mode="v2-platform")
+                     for model in SKLEARN_MODELS for conns in batch_conns}
+    # The universal route: the model by name and its production alias, looked up in the database per request.
+    universal = {conns: platform_run("churn-logreg", conns, "platform universal churn-logreg",
+                                     path="/api/v1/predict", mode="universal", model="churn-logreg")
+                 for conns in batch_conns}
     for conns in batch_conns:
         table[("platform", "demand-mlp", conns)] = platform_run("demand-mlp", conns)
     batching = {}
@@ -872,6 +889,7 @@ def benchmark(args: argparse.Namespace, servers: list[Server]) -> dict[str, Any]
           f"{args.warmup:g} s warm-up, 2 threads")
     print_comparison(table, connections)
     print_same_protocol(table, same_protocol)
+    print_universal(table, universal)
     print_batching(table, batching, torch_all)
     print_cache(cache, cache_runs)
     print_cpu(runner.results)

@@ -1,7 +1,8 @@
 -- wrk script for bench_serving.py: single-row POSTs, a fresh random row per request (no cache hits).
--- Usage: wrk -s serving_load.lua URL -- <platform|v2|v2-platform> <n_features> <vary:1|0> [api-key]
+-- Usage: wrk -s serving_load.lua URL -- <platform|universal|v2|v2-platform> <n_features> <vary:1|0> [api-key]
+--        [model: the universal route's model name]
 -- The done() hook prints one line, "BENCH {json}", that bench_serving.py parses.
-local mode, width, vary, key = "platform", 10, true, nil
+local mode, width, vary, key, model = "platform", 10, true, nil, nil
 local fixed
 local counter = 0
 
@@ -25,6 +26,10 @@ local function body()
     return '{"inputs":[{"name":"input-0","shape":[1,' .. width .. '],"datatype":"FP64","data":' .. r ..
            '}],"outputs":[{"name":"predict_proba"}]}'
   end
+  if mode == "universal" then
+    -- POST /api/v1/predict: the model by name, its production alias resolved per request
+    return '{"model":"' .. model .. '","inputs":[' .. r .. ']}'
+  end
   return '{"inputs":[' .. r .. ']}'
 end
 
@@ -39,6 +44,7 @@ function init(args)
   width = tonumber(args[2] or width)
   vary = (args[3] or "1") == "1"
   key = args[4]
+  model = args[5]
   math.randomseed(os.time() * 1000 + (thread_id or 0) * 7919)
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"

@@ -144,7 +144,8 @@ class ExplainApi(_PredictApi):
         return Response(serving.explain(_predict_request(endpoint, _body(request), request)))
 
 
-def _universal_endpoint(data: dict) -> str:
+def universal_endpoint(data: dict) -> str:
+    """The live endpoint serving the body's model version (by number or alias, `production` by default)."""
     model_name = data.get("model")
     if not isinstance(model_name, str):
         raise ValidationError({"model": ["This field is required."]})
@@ -166,14 +167,14 @@ class UniversalPredictApi(_PredictApi):
                                "deployment that serves it.")
     def post(self, request):
         data = _body(request)
-        return Response(serving.predict(_predict_request(_universal_endpoint(data), data, request)))
+        return Response(serving.predict(_predict_request(universal_endpoint(data), data, request)))
 
 
 def _batch_item(index: int, item, request) -> dict:
     try:
         if not isinstance(item, dict):
             raise InvalidInput("Each request must be a JSON object.", details={"field": f"requests[{index}]"})
-        endpoint = item.get("endpoint") or _universal_endpoint(item)
+        endpoint = item.get("endpoint") or universal_endpoint(item)
         prediction = serving.predict(_predict_request(endpoint, item, request, suffix=f"-{index}"))
         return {"index": index, "ok": True, "result": prediction}
     except Exception as exc:  # one bad item never fails the rest; each carries its own error

@@ -1,5 +1,5 @@
-"""The fast lane: an ASGI front for the routes that carry most traffic, POST /api/v1/predict/{endpoint} and
-the Open Inference Protocol's POST /v2/models/{name}[/versions/{v}]/infer.
+"""The fast lane: an ASGI front for the routes that carry most traffic, POST /api/v1/predict/{endpoint}, the
+universal POST /api/v1/predict and the Open Inference Protocol's POST /v2/models/{name}[/versions/{v}]/infer.
 
 Django's middleware stack, DRF's negotiation and rendering and gunicorn's threaded request handling cost
 about 3 ms of CPU per request (bench/bench_serving.py --profile), ten times the prediction itself. Under
@@ -39,12 +39,13 @@ from core.models import Scope
 from core.parsers import loads_strict
 from core.throttling import bucket_key, leases, predict_quota
 from inference import serving, v2
-from inference.apis import json_object, predict_request
+from inference.apis import json_object, predict_request, universal_endpoint
 from inference.runtime import v2codec
 
 logger = logging.getLogger(__name__)
 
 PREDICT_PATH = re.compile(r"/api/v1/predict/([^/]+)")
+UNIVERSAL_PATH = "/api/v1/predict"
 V2_INFER_PATH = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?/infer")
 # Other routes under /api/v1/predict/ that the endpoint pattern would swallow (inference/urls.py).
 RESERVED_ENDPOINTS = frozenset({"batch"})
@@ -99,7 +100,10 @@ class FastLane:
             big = len(raw) > LOOP_BODY_BYTES
             if request.kind == V2:
                 return await self._infer_v2(request, raw, big)
-            prediction = await self._inline_or_offload(big, _prediction, request, raw)
+            if request.kind == UNIVERSAL:  # the model version is looked up in the database
+                prediction = await self.run(_universal_prediction, request, raw)
+            else:
+                prediction = await self._inline_or_offload(big, _prediction, request, raw)
             return _Reply.json(200, await self._serve(big, prediction))
         except Exception as exc:  # noqa: BLE001 - rendered as core.errors / inference.v2 exception handlers do
             error = to_application_error(exc)
@@ -166,7 +170,7 @@ class FastLane:
         return self._pool
 
 
-PREDICT, V2 = "predict", "v2"
+PREDICT, UNIVERSAL, V2 = "predict", "universal", "v2"
 
 
 class _Admitted:
@@ -221,6 +225,8 @@ def _admit(scope: dict) -> _Admitted | None:
 
 
 def _route_of(path: str) -> tuple[str | None, str, str | None, re.Pattern[bytes]]:
+    if path == UNIVERSAL_PATH:
+        return UNIVERSAL, "", None, JSON_MEDIA_TYPE
     match = PREDICT_PATH.fullmatch(path)
     if match is not None and match.group(1) not in RESERVED_ENDPOINTS:
         return PREDICT, match.group(1), None, JSON_MEDIA_TYPE
@@ -282,6 +288,11 @@ def _prediction(request: _Admitted, raw: bytes) -> serving.PredictRequest:
     return predict_request(request.endpoint, data, subject=request.subject, default_id=request.request_id)
 
 
+def _universal_prediction(request: _Admitted, raw: bytes) -> serving.PredictRequest:
+    data = json_object(loads_strict(raw))
+    return predict_request(universal_endpoint(data), data, subject=request.subject, default_id=request.request_id)
+
+
 def _infer_body(request: _Admitted, raw: bytes, route: dict | None) -> tuple[Any, list]:
     return v2.read_infer_body(request.header(b"content-type"), raw, route=route,
                               encoding=request.header(b"content-encoding") or None,
@@ -314,7 +325,7 @@ async def _respond(send: Any, request: _Admitted, reply: _Reply) -> None:
     headers = [(b"content-type", reply.content_type.encode()), (b"allow", b"POST, OPTIONS"),
                *_security_headers(request)]
     # DRF varies by Accept where a view has several renderers (the /api/v1 views; V2 renders JSON only).
-    vary = [b"Accept"] if request.kind == PREDICT else []
+    vary = [b"Accept"] if request.kind != V2 else []
     if len(body) >= GZIP_MIN_BYTES:
         vary.append(b"Accept-Encoding")
         if request.accepts_gzip:

@@ -18,6 +18,8 @@ from core.auth import _remember, forget_cached_keys
 from core.services import api_key_create
 from inference import fastlane, serving
 from inference.fastlane import FastLane
+from registry.models import RegisteredModel
+from registry.services import model_alias_set
 from servingplatform.asgi import django_application
 from tests.factories import key_client, make_model
 from tests.inference.live import LiveServerTestCase, LiveWebServer, toy_version
@@ -106,12 +108,13 @@ class AdmissionTests(TestCase):
         v2 = self.admit("/v2/models/scorer/versions/3/infer", headers={"content-type": "application/octet-stream"})
         self.assertEqual((v2.kind, v2.endpoint, v2.version), ("v2", "scorer", "3"))
         self.assertEqual(self.admit("/v2/models/scorer/infer").version, None)
+        self.assertEqual(self.admit("/api/v1/predict").kind, "universal")
 
     def test_everything_else_goes_to_django(self):
         cases = {
             "another route": dict(path="/api/v1/predict/batch"),
             "explain": dict(path="/api/v1/predict/scorer/explain"),
-            "universal route": dict(path="/api/v1/predict"),
+            "the universal route with a slash": dict(path="/api/v1/predict/"),
             "V2 metadata": dict(path="/v2/models/scorer"),
             "V2 readiness": dict(path="/v2/models/scorer/ready"),
             "a V2 form body": dict(path="/v2/models/scorer/infer",
@@ -176,12 +179,11 @@ class FastLaneLiveTests(LiveServerTestCase):
         self.fallback = CountingFallback()
         self.app = FastLane(self.fallback, threads=4)
 
-    def both(self, body, **headers):
+    def both(self, body, path="/api/v1/predict/scorer", **headers):
         """The DRF view's answer (Django's test client), then the lane's."""
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-        django = self.drf.post("/api/v1/predict/scorer", raw, content_type="application/json",
-                               headers=headers)
-        lane = call(self.app, body=raw, headers={"x-api-key": self.secret, **headers})
+        django = self.drf.post(path, raw, content_type="application/json", headers=headers)
+        lane = call(self.app, path, body=raw, headers={"x-api-key": self.secret, **headers})
         return django, lane
 
     def assert_same(self, django, lane):
@@ -249,6 +251,33 @@ class FastLaneLiveTests(LiveServerTestCase):
         self.assertEqual((missing.status, missing.json()["error"]["code"]), (404, "endpoint_not_found"))
         self.assertEqual(len(self.fallback.paths), 1)
 
+
+    def test_the_universal_route_answers_as_the_drf_view(self):
+        model = RegisteredModel.objects.get(name="scorer")
+        toy_version(model, weights=(1.0, 1.0, 1.0), task_classes=[0, 1])  # version 2: ready, never deployed
+        model_alias_set(model=model, alias="production", version_number=1)
+        model_alias_set(model=model, alias="staging", version_number=2)
+        uncached = {"cache": False}
+        cases = {
+            "the production alias by default": {"model": "scorer", "inputs": ROWS, "parameters": uncached},
+            "a version": {"model": "scorer", "version": 1, "inputs": ROWS, "parameters": uncached},
+            "an alias": {"model": "scorer", "alias": "production", "inputs": ROWS[0], "parameters": uncached},
+            "a version nobody serves": {"model": "scorer", "version": 2, "inputs": ROWS},
+            "an alias on a version nobody serves": {"model": "scorer", "alias": "staging", "inputs": ROWS},
+            "an unknown version": {"model": "scorer", "version": 9, "inputs": ROWS},
+            "an unknown alias": {"model": "scorer", "alias": "nope", "inputs": ROWS},
+            "an unknown model": {"model": "nobody", "inputs": ROWS},
+            "no model": {"inputs": ROWS},
+            "a version and an alias": {"model": "scorer", "version": 1, "alias": "production", "inputs": ROWS},
+            "no inputs": {"model": "scorer"},
+            "a wrong feature count": {"model": "scorer", "inputs": [[1.0, 2.0]]},
+            "a body that is not an object": [1, 2, 3],
+        }
+        call(self.app, body={"inputs": ROWS}, headers={"x-api-key": self.secret})  # verifies the key
+        for name, body in cases.items():
+            with self.subTest(name):
+                self.assert_same(*self.both(body, path="/api/v1/predict"))
+        self.assertEqual(len(self.fallback.paths), 1, "the lane handed requests to Django")
 
     def test_big_bodies_are_parsed_and_predicted_off_the_event_loop(self):
         from tests.inference.test_v2 import infer_body
