@@ -152,12 +152,8 @@ def universal_endpoint(data: dict) -> str:
     version, alias = data.get("version"), data.get("alias")
     if version is not None and alias is not None:
         raise ValidationError({"version": ["Give at most one of 'version' or 'alias'."]})
-    return serving.endpoint_for_version(_version_id(model_name, version if version is not None else alias))
-
-
-def _version_id(model_name: str, ref) -> int:
-    model = registry_selectors.registered_model_get(model_name)
-    return registry_selectors.model_version_get(model, ref if ref is not None else "production").pk
+    ref = version if version is not None else alias if alias is not None else "production"
+    return serving.endpoint_for_version(registry_selectors.model_version_id_resolve(model_name, ref))
 
 
 class UniversalPredictApi(_PredictApi):

@@ -35,8 +35,30 @@ def model_version_get(model: RegisteredModel, ref: str | int) -> ModelVersion:
             return versions.get(version=int(text))
         return versions.get(aliases__name=text)
     except ModelVersion.DoesNotExist:
-        kind = "version" if text.isdigit() else "alias"
-        raise ModelVersionNotFound(f"Model '{model.name}' has no {kind} '{text}'.") from None
+        raise _no_such_version(model, text) from None
+
+
+def _no_such_version(model: RegisteredModel, text: str) -> ModelVersionNotFound:
+    kind = "version" if text.isdigit() else "alias"
+    return ModelVersionNotFound(f"Model '{model.name}' has no {kind} '{text}'.")
+
+
+def model_version_id_resolve(model_name: str, ref: str | int) -> int:
+    """The id of a model's version by number or alias, as model_version_get finds it, in one narrow query.
+
+    The universal prediction route asks this on every request: the selectors above load the model, its
+    aliases and the version with their relations (four queries, ~3 ms of CPU) for pages that show them.
+    """
+    text = str(ref)
+    if text.isdigit():
+        found = ModelVersion.objects.filter(model__name=model_name, version=int(text)).values_list("pk", flat=True)
+    else:
+        found = ModelAlias.objects.filter(model__name=model_name, name=text).values_list("version_id", flat=True)
+    version_id = found.first()
+    if version_id is None:
+        # The model's own 404 first, as callers of model_version_get see it.
+        raise _no_such_version(registered_model_get(model_name), text)
+    return version_id
 
 
 def model_version_get_by_id(version_id: int) -> ModelVersion | None:

@@ -199,8 +199,8 @@ def forest_predict_proba(model: Any) -> Callable[[Any], Any] | None:
     """A random forest's predict_proba as table look-ups, for exactly the classes whose method it reproduces.
 
     sklearn runs each tree's predict_proba as a joblib task that copies the global config and warning
-    filters first (~40 us a tree, ~4 ms for 100 trees whatever the batch size), then validates the rows and
-    copies the whole value array per tree. A single-output tree's predict_proba is its leaves' class
+    filters first (~40 us a tree, ~4 ms for 100 trees whatever the batch size), then validates the rows again
+    in every tree. A single-output tree's predict_proba is its leaves' class
     fractions, `value[apply(X), 0, :n_classes]`; ForestClassifier sums them in tree order on float32 rows
     and divides by the number of trees. Done here the same way from tables sliced once at load time, it
     gives the same floats (checked against the model's own method before it is used) in ~2 us a tree.
@@ -222,8 +222,8 @@ def forest_predict_proba(model: Any) -> Callable[[Any], Any] | None:
 
 
 def _reproduces(model: Any, predict_proba: Callable[[Any], Any]) -> bool:
-    # A guard against a scikit-learn release that computes tree probabilities differently: rows around
-    # every split threshold of the first trees reach many leaves, and any change shows in the floats.
+    # A guard against a scikit-learn release that computes tree probabilities differently: rows drawn from
+    # the first trees' split thresholds (give or take a little) reach many leaves, and any change shows.
     spread = np.concatenate([tree.tree_.threshold[tree.tree_.feature >= 0] for tree in model.estimators_[:8]])
     rng = np.random.default_rng(0)
     shape = (64, model.n_features_in_)
