@@ -1,6 +1,6 @@
 """The web application that `make serve` runs (gunicorn with uvicorn workers).
 
-The prediction fast lane (inference/fastlane.py) answers POST /api/v1/predict/{endpoint} in the event loop;
+The prediction fast lane (inference/fastlane.py) answers the prediction routes in the event loop;
 every other request runs Django as WSGI in a thread pool (a2wsgi), with the same thread-per-request
 semantics as before: database connections per thread, blocking views, no async-unsafe surprises.
 """
@@ -17,5 +17,7 @@ from django.conf import settings  # noqa: E402
 
 from inference.fastlane import FastLane  # noqa: E402
 
+# The lane's database pool is as large as Django's: with connections kept per thread (CONN_MAX_AGE), a web
+# process holds at most 2 x WEB_THREADS database connections.
 application = FastLane(WSGIMiddleware(django_application, workers=settings.WEB_THREADS),
-                       threads=settings.PREDICT_THREADS)
+                       threads=settings.PREDICT_THREADS, db_threads=settings.WEB_THREADS)

@@ -4,6 +4,8 @@ would (body, status, error shape, headers, shared rate limit); everything else r
 import asyncio
 import gzip
 import json
+import threading
+import time
 import urllib.error
 import urllib.request
 from unittest import mock
@@ -153,6 +155,24 @@ class AdmissionTests(TestCase):
         self.assertEqual(answer.status, 401)
         self.assertEqual(answer.json()["error"]["code"], "authentication_failed")
         self.assertEqual(fallback.paths, ["/api/v1/predict/scorer"])
+
+
+def test_database_work_runs_in_a_pool_no_larger_than_db_threads():
+    # Its threads keep their database connections, so its size bounds how many a web process holds.
+    lane = FastLane(CountingFallback(), threads=8, db_threads=2)
+
+    def where() -> str:
+        time.sleep(0.02)
+        return threading.current_thread().name
+
+    async def both():
+        db = await asyncio.gather(*(lane.run_db(where) for _ in range(12)))
+        work = await asyncio.gather(*(lane.run(where) for _ in range(12)))
+        return set(db), set(work)
+
+    db, work = asyncio.run(both())
+    assert len(db) == 2 and all(name.startswith("fastlane-db") for name in db)
+    assert len(work) > 2 and all(name.startswith("fastlane-work") for name in work)
 
 
 # Per day: a fixed window that ends mid-test would refill the bucket.
