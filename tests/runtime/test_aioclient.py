@@ -14,12 +14,14 @@ from tests.runtime.toy_runtime import HANG, POISON
 from tests.runtime.worker_helpers import (
     computing,
     draining,
+    predict_call,
     short_folder,
     spec_for,
     start_worker,
     toy_member,
     toy_worker,
     wait_until,
+    worker_pair,
 )
 
 pytestmark = pytest.mark.slow
@@ -27,14 +29,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def pair():
-    workers = [toy_worker(batch_timeout_ms=5.0), toy_worker(batch_timeout_ms=5.0)]
-    yield workers
-    for worker in workers:
-        worker.stop()
-
-
-def predict(client, paths, rows, *, within=5.0, **params):
-    return client.call(paths, {"op": "predict", "inputs": rows, "params": params}, deadline=time.time() + within)
+    yield from worker_pair(batch_timeout_ms=5.0)
 
 
 def test_many_requests_in_flight_share_one_connection_and_get_their_own_answers(pair):
@@ -42,7 +37,7 @@ def test_many_requests_in_flight_share_one_connection_and_get_their_own_answers(
 
     async def scenario():
         client = AsyncWorkerClient()
-        answers = await asyncio.gather(*(predict(client, [path], [[n, 0, 0]]) for n in range(40)))
+        answers = await asyncio.gather(*(predict_call(client, [path], [[n, 0, 0]]) for n in range(40)))
         return answers, len(client._channels)
 
     answers, channels = uvloop.run(scenario())
@@ -59,13 +54,13 @@ def test_calls_rotate_a_missing_replica_is_skipped_and_none_at_all_fails_fast(pa
         client = AsyncWorkerClient()
         before = [worker.stats()["requests"] for worker in pair]
         for _ in range(4):
-            await predict(client, paths, [[1, 1, 1]])
+            await predict_call(client, paths, [[1, 1, 1]])
         rotated = [worker.stats()["requests"] - b for worker, b in zip(pair, before)]
-        skipped = await predict(client, [missing, paths[0]], [[1, 0, 0]])
+        skipped = await predict_call(client, [missing, paths[0]], [[1, 0, 0]])
         started = time.perf_counter()
         failures = []
         nowhere = client.call([], {"op": "ping"}, deadline=time.time() + 1)
-        for call in (predict(client, [missing], [[1, 0, 0]]), nowhere):
+        for call in (predict_call(client, [missing], [[1, 0, 0]]), nowhere):
             try:
                 await call
             except WorkerUnavailable as exc:
@@ -84,7 +79,7 @@ def test_worker_errors_and_deadlines_map_to_the_blocking_clients_exceptions(pair
     async def scenario():
         client = AsyncWorkerClient()
         with pytest.raises(WorkerError) as invalid:
-            await predict(client, [path], [[POISON, 0, 0]])
+            await predict_call(client, [path], [[POISON, 0, 0]])
         with pytest.raises(DeadlineExceeded):
             await client.call([path], {"op": "ping"}, deadline=time.time() - 1)
         return invalid.value, await client.call([path], {"op": "ping"}, deadline=time.time() + 1)
@@ -101,9 +96,9 @@ def test_a_deadline_cuts_a_slow_call_short_and_the_late_answer_is_dropped():
         client = AsyncWorkerClient()
         started = time.perf_counter()
         with pytest.raises(DeadlineExceeded):
-            await predict(client, [worker.socket_path], [[1, 0, 0]], within=0.2)
+            await predict_call(client, [worker.socket_path], [[1, 0, 0]], within=0.2)
         cut_after = time.perf_counter() - started
-        return cut_after, await predict(client, [worker.socket_path], [[0, 0, 2]])
+        return cut_after, await predict_call(client, [worker.socket_path], [[0, 0, 2]])
 
     try:
         cut_after, answer = uvloop.run(scenario())
@@ -118,12 +113,12 @@ def test_a_full_queue_raises_queue_full():
 
     async def scenario():
         client = AsyncWorkerClient()
-        first = asyncio.ensure_future(predict(client, [worker.socket_path], [[1, 0, 0]]))
+        first = asyncio.ensure_future(predict_call(client, [worker.socket_path], [[1, 0, 0]]))
         await asyncio.to_thread(wait_until, computing(worker, 0))
-        second = asyncio.ensure_future(predict(client, [worker.socket_path], [[1, 0, 0]]))
+        second = asyncio.ensure_future(predict_call(client, [worker.socket_path], [[1, 0, 0]]))
         await asyncio.to_thread(wait_until, lambda: worker.stats()["queue_depth"] == 1)
         with pytest.raises(QueueFull):
-            await predict(client, [worker.socket_path], [[1, 0, 0]])
+            await predict_call(client, [worker.socket_path], [[1, 0, 0]])
         return await first, await second
 
     try:
@@ -137,7 +132,7 @@ def test_a_killed_worker_fails_its_callers_within_two_seconds():
 
     async def scenario():
         client = AsyncWorkerClient()
-        hanging = asyncio.ensure_future(predict(client, [worker.socket_path], [[HANG, 0, 0]], within=30.0))
+        hanging = asyncio.ensure_future(predict_call(client, [worker.socket_path], [[HANG, 0, 0]], within=30.0))
         await asyncio.to_thread(wait_until, computing(worker, 0))
         killed_at = time.perf_counter()
         worker.proc.send_signal(signal.SIGKILL)
@@ -145,7 +140,7 @@ def test_a_killed_worker_fails_its_callers_within_two_seconds():
             await hanging
         noticed_after = time.perf_counter() - killed_at
         with pytest.raises(WorkerUnavailable):
-            await predict(client, [worker.socket_path], [[1, 0, 0]])
+            await predict_call(client, [worker.socket_path], [[1, 0, 0]])
         return noticed_after
 
     try:
@@ -160,13 +155,13 @@ def test_a_draining_replica_hands_the_request_to_the_next_one(pair):
     async def scenario():
         client = AsyncWorkerClient()
         await client.call([replica.socket_path], {"op": "ping"}, deadline=time.time() + 1)  # opens the channel
-        busy = asyncio.ensure_future(predict(client, [replica.socket_path], [[1, 0, 0]]))
+        busy = asyncio.ensure_future(predict_call(client, [replica.socket_path], [[1, 0, 0]]))
         await asyncio.to_thread(wait_until, computing(replica, 0))
         replica.proc.send_signal(signal.SIGTERM)
         await asyncio.to_thread(wait_until, lambda: draining(replica))
         before = pair[0].stats()["requests"]
         client._turn = 1  # start at the draining replica
-        answer = await predict(client, [pair[0].socket_path, replica.socket_path], [[0, 1, 0]])
+        answer = await predict_call(client, [pair[0].socket_path, replica.socket_path], [[0, 1, 0]])
         return answer, pair[0].stats()["requests"] - before, await busy
 
     try:
@@ -184,10 +179,10 @@ def test_a_channel_to_a_restarted_worker_is_replaced_transparently():
 
     async def scenario(first_stopped, second_started):
         client = AsyncWorkerClient()
-        one = await predict(client, [spec.socket_path], [[1, 0, 0]])
+        one = await predict_call(client, [spec.socket_path], [[1, 0, 0]])
         await asyncio.to_thread(first_stopped)
         second = await asyncio.to_thread(second_started)
-        two = await predict(client, [spec.socket_path], [[2, 0, 0]])
+        two = await predict_call(client, [spec.socket_path], [[2, 0, 0]])
         return one, two, second
 
     first = start_worker(spec)

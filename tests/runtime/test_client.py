@@ -13,12 +13,14 @@ from tests.runtime.toy_runtime import HANG, POISON
 from tests.runtime.worker_helpers import (
     computing,
     draining,
+    predict_call,
     short_folder,
     spec_for,
     start_worker,
     toy_member,
     toy_worker,
     wait_until,
+    worker_pair,
 )
 
 pytestmark = pytest.mark.slow
@@ -26,26 +28,18 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def pair():
-    workers = [toy_worker(batch_timeout_ms=0.0), toy_worker(batch_timeout_ms=0.0)]
-    yield workers
-    for worker in workers:
-        worker.stop()
-
-
-def _predict(client, paths, rows, *, within=5.0, **params):
-    message = {"op": "predict", "inputs": rows, "params": params}
-    return client.call(paths, message, deadline=time.time() + within)
+    yield from worker_pair(batch_timeout_ms=0.0)
 
 
 def test_calls_rotate_over_replicas_on_connections_each_thread_keeps(pair):
     paths = [worker.socket_path for worker in pair]
     client = WorkerClient()
     before = [worker.stats()["requests"] for worker in pair]
-    answers = [_predict(client, paths, [[1, 1, 1]]) for _ in range(6)]
+    answers = [predict_call(client, paths, [[1, 1, 1]]) for _ in range(6)]
     assert all(answer["predictions"] == [6.0] for answer in answers)
     assert [worker.stats()["requests"] - b for worker, b in zip(pair, before)] == [3, 3]
     connections = dict(client._local.state.connections)
-    _predict(client, paths, [[1, 1, 1]])
+    predict_call(client, paths, [[1, 1, 1]])
     assert client._local.state.connections == connections  # the same sockets, reused
     client.close()
     assert client._local.state.connections == {}
@@ -60,7 +54,7 @@ def test_threads_start_their_rotation_at_different_replicas(pair):
 
         def first_call():
             barrier.wait()  # four distinct threads, each making its first call
-            return _predict(client, paths, [[0, 0, 1]])
+            return predict_call(client, paths, [[0, 0, 1]])
 
         assert all(f.result()["ok"] for f in [pool.submit(first_call) for _ in range(4)])
     assert [worker.stats()["requests"] - b for worker, b in zip(pair, before)] == [2, 2]
@@ -69,10 +63,10 @@ def test_threads_start_their_rotation_at_different_replicas(pair):
 def test_a_missing_replica_is_skipped_and_none_at_all_fails_fast(pair):
     client = WorkerClient()
     missing = str(short_folder() / "gone.sock")
-    assert _predict(client, [missing, pair[0].socket_path], [[1, 0, 0]])["predictions"] == [1.0]
+    assert predict_call(client, [missing, pair[0].socket_path], [[1, 0, 0]])["predictions"] == [1.0]
     started = time.perf_counter()
     with pytest.raises(WorkerUnavailable):
-        _predict(client, [missing], [[1, 0, 0]])
+        predict_call(client, [missing], [[1, 0, 0]])
     with pytest.raises(WorkerUnavailable):
         client.call([], {"op": "ping"}, deadline=time.time() + 1)
     assert time.perf_counter() - started < 0.5
@@ -82,10 +76,10 @@ def test_worker_errors_map_to_exceptions(pair):
     client = WorkerClient()
     paths = [pair[0].socket_path]
     with pytest.raises(WorkerError) as invalid:
-        _predict(client, paths, [[POISON, 0, 0]])
+        predict_call(client, paths, [[POISON, 0, 0]])
     assert (invalid.value.code, invalid.value.message) == ("invalid_input", "a poison row")
     with pytest.raises(WorkerError) as unsupported:
-        _predict(client, paths, [[1, 0, 0]], uncertainty={"samples": 3})
+        predict_call(client, paths, [[1, 0, 0]], uncertainty={"samples": 3})
     assert unsupported.value.code == "unsupported"
     with pytest.raises(DeadlineExceeded):
         client.call(paths, {"op": "ping"}, deadline=time.time() - 1)
@@ -98,10 +92,10 @@ def test_deadline_cuts_a_slow_call_short_and_the_connection_stays_in_step():
     try:
         started = time.perf_counter()
         with pytest.raises(DeadlineExceeded):
-            _predict(client, [worker.socket_path], [[1, 0, 0]], within=0.2)
+            predict_call(client, [worker.socket_path], [[1, 0, 0]], within=0.2)
         assert time.perf_counter() - started < 0.4
         # The late answer to the first call must not be taken for this one's.
-        assert _predict(client, [worker.socket_path], [[0, 0, 2]])["predictions"] == [6.0]
+        assert predict_call(client, [worker.socket_path], [[0, 0, 2]])["predictions"] == [6.0]
     finally:
         worker.stop()
 
@@ -111,12 +105,12 @@ def test_a_full_queue_raises_queue_full():
     client = WorkerClient()
     try:
         with ThreadPoolExecutor(2) as pool:
-            pending = [pool.submit(_predict, client, [worker.socket_path], [[1, 0, 0]])]
+            pending = [pool.submit(predict_call, client, [worker.socket_path], [[1, 0, 0]])]
             wait_until(computing(worker, 0))
-            pending.append(pool.submit(_predict, client, [worker.socket_path], [[1, 0, 0]]))
+            pending.append(pool.submit(predict_call, client, [worker.socket_path], [[1, 0, 0]]))
             wait_until(lambda: worker.stats()["queue_depth"] == 1)
             with pytest.raises(QueueFull):
-                _predict(client, [worker.socket_path], [[1, 0, 0]])
+                predict_call(client, [worker.socket_path], [[1, 0, 0]])
             assert all(f.result()["ok"] for f in pending)
     finally:
         worker.stop()
@@ -127,7 +121,7 @@ def test_a_killed_worker_surfaces_as_unavailable_within_two_seconds():
     client = WorkerClient()
     try:
         with ThreadPoolExecutor(1) as pool:
-            hanging = pool.submit(_predict, client, [worker.socket_path], [[HANG, 0, 0]], within=30.0)
+            hanging = pool.submit(predict_call, client, [worker.socket_path], [[HANG, 0, 0]], within=30.0)
             wait_until(computing(worker, 0))
             killed_at = time.perf_counter()
             worker.proc.send_signal(signal.SIGKILL)
@@ -135,7 +129,7 @@ def test_a_killed_worker_surfaces_as_unavailable_within_two_seconds():
                 hanging.result(timeout=5)
             assert time.perf_counter() - killed_at < 2.0
         with pytest.raises(WorkerUnavailable):
-            _predict(client, [worker.socket_path], [[1, 0, 0]])
+            predict_call(client, [worker.socket_path], [[1, 0, 0]])
     finally:
         worker.stop()
 
@@ -152,12 +146,12 @@ def test_a_draining_replica_hands_the_request_to_the_next_one(pair):
             wait_until(lambda: draining(replica))
             before = pair[0].stats()["requests"]
             # This thread's second call starts at index 1: the draining replica, then the healthy one.
-            answer = _predict(client, [pair[0].socket_path, replica.socket_path], [[0, 1, 0]])
+            answer = predict_call(client, [pair[0].socket_path, replica.socket_path], [[0, 1, 0]])
             assert answer["predictions"] == [2.0]
             assert pair[0].stats()["requests"] - before == 1
             assert busy.result()["ok"]
         with pytest.raises(WorkerUnavailable):
-            _predict(client, [replica.socket_path], [[1, 0, 0]])
+            predict_call(client, [replica.socket_path], [[1, 0, 0]])
     finally:
         replica.stop()
 
@@ -167,11 +161,11 @@ def test_a_pooled_connection_to_a_restarted_worker_is_replaced_transparently():
     spec = spec_for([toy_member(folder)], folder)
     client = WorkerClient()
     first = start_worker(spec)
-    assert _predict(client, [spec.socket_path], [[1, 0, 0]])["predictions"] == [1.0]
+    assert predict_call(client, [spec.socket_path], [[1, 0, 0]])["predictions"] == [1.0]
     first.stop()
     second = start_worker(spec, folder=folder)
     try:
         assert second.ready, second.event
-        assert _predict(client, [spec.socket_path], [[2, 0, 0]])["predictions"] == [2.0]
+        assert predict_call(client, [spec.socket_path], [[2, 0, 0]])["predictions"] == [2.0]
     finally:
         second.stop()

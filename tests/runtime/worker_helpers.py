@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,21 @@ def toy_worker(**overrides: Any) -> Worker:
     worker = start_worker(spec_for([toy_member(folder, **config)], folder, **overrides), folder=folder)
     assert worker.ready, worker.event
     return worker
+
+
+def worker_pair(**overrides: Any) -> Iterator[list[Worker]]:
+    """Two replicas of the toy worker, for a module-scoped fixture to `yield from`; stopped afterwards."""
+    workers = [toy_worker(**overrides), toy_worker(**overrides)]
+    try:
+        yield workers
+    finally:
+        for worker in workers:
+            worker.stop()
+
+
+def predict_call(client: Any, paths: list[str], rows: Any, *, within: float = 5.0, **params: Any) -> Any:
+    """A predict through either worker client: the answer, or for the async client an awaitable of it."""
+    return client.call(paths, {"op": "predict", "inputs": rows, "params": params}, deadline=time.time() + within)
 
 
 def start_worker(spec: WorkerSpec, *, folder: Path | None = None, hooks: bool = True) -> Worker:
