@@ -28,17 +28,19 @@ def fresh_config() -> dict | None:
 
 def current_config() -> dict:
     global _cached, _loaded_at
-    if time.monotonic() - _loaded_at < _TTL_S and _cached:
-        return _cached
+    config = fresh_config()
+    if config is not None:
+        return config
     with _lock:
-        if time.monotonic() - _loaded_at >= _TTL_S or not _cached:
+        config = fresh_config()  # another thread may have reloaded it while this one waited
+        if config is None:
             try:
-                fresh = _load()
+                config = _load()
             except DatabaseError:  # keep serving with the last known configuration
-                fresh = _cached or dict(DEFAULTS)
-            _apply_to_cache(_cached, fresh)
-            _cached, _loaded_at = fresh, time.monotonic()
-    return _cached
+                config = _cached or dict(DEFAULTS)
+            _apply_to_cache(_cached, config)
+            _cached, _loaded_at = config, time.monotonic()
+    return config
 
 
 def _apply_to_cache(old: dict, new: dict) -> None:

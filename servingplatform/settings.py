@@ -200,7 +200,8 @@ API_KEY_CACHE_S = env_int("API_KEY_CACHE_S", 10, minimum=0, maximum=300)
 PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR", "")
 
 # Web processes (gunicorn + uvicorn, servingplatform/asgi.py): threads running Django for every route but
-# the prediction fast lane, and threads running fast-lane predictions (each holds one in-flight request).
+# the prediction fast lane (and as many for the lane's database lookups), and threads for the lane's blocking
+# work (prediction cache calls, wakes from zero); predictions themselves run in the event loop.
 WEB_THREADS = env_int("WEB_THREADS", 8, minimum=1, maximum=256)
 PREDICT_THREADS = env_int("PREDICT_THREADS", 32, minimum=1, maximum=1024)
 
