@@ -74,7 +74,8 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _serve_script():
+def serve_script():
+    """scripts/serve.py as a module (it is a script, not in a package)."""
     spec = importlib.util.spec_from_file_location("serve_script", ROOT / "scripts" / "serve.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -90,7 +91,7 @@ class LiveWebServer:
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": "servingplatform.settings", "DATABASE_URL": database_url(),
                "MODEL_SERVER_DIR": str(settings.MODEL_SERVER_DIR), "MODEL_STORE_DIR": str(settings.MODEL_STORE_DIR),
                "PYTHONUNBUFFERED": "1", **env}
-        command = _serve_script().web_command("127.0.0.1", self.port, 1)
+        command = serve_script().web_command("127.0.0.1", self.port, 1)
         self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
                                         start_new_session=True)
         wait_for(self._answers, timeout=90, interval=0.2, message=f"gunicorn on port {self.port}")
