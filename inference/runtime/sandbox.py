@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from inference.runtime.launch import kill_group
+
 logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -66,7 +68,8 @@ def run_validation(request: dict[str, Any], *, timeout_s: float, memory_mb: int)
     try:
         stdout, stderr = proc.communicate(json.dumps(request).encode(), timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        _kill_group(proc)
+        kill_group(proc)
+        proc.communicate()  # reaps it and closes the pipes
         return _failure(f"validation timed out after {timeout_s:g}s")
     return _answer(proc.returncode, stdout, stderr)
 
@@ -109,14 +112,6 @@ def _within_hard_limit(kind: int, soft: int, headroom: int) -> tuple[int, int]:
     if hard == resource.RLIM_INFINITY:
         return soft, soft + headroom
     return min(soft, hard), min(soft + headroom, hard)
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.communicate()
 
 
 def _answer(returncode: int, stdout: bytes, stderr: bytes) -> dict[str, Any]:
