@@ -88,6 +88,15 @@ class QuotaLeases:
             self._remember(key, window_start, granted - 1, exhausted=granted <= 0)
         return granted > 0, wait
 
+    def allow(self, key: str, limit: int, window: int) -> tuple[bool, float]:
+        """take(), failing open: while Redis is down requests are served unthrottled (and logged), not failed."""
+        try:
+            allowed, wait = self.take(key, limit, window)
+        except redis.RedisError:
+            logger.warning("throttle store unavailable; request not rate limited", exc_info=True)
+            return True, 0.0
+        return allowed, max(wait, 0.0)
+
     def forget(self) -> None:
         with self._lock:
             self._leases.clear()
@@ -130,16 +139,8 @@ class ClientRateThrottle(SimpleRateThrottle):
         if self.rate is None:
             return True
         limit, window = self.parse_rate(self.rate)
-        try:
-            allowed, self._wait = self._count(self.get_cache_key(request, view), limit, window)
-        except redis.RedisError:  # when Redis is down, serve unthrottled rather than fail
-            logger.warning("throttle store unavailable; request not rate limited", exc_info=True)
-            return True
+        allowed, self._wait = leases.allow(self.get_cache_key(request, view), limit, window)
         return allowed
-
-    def _count(self, key: str, limit: int, window: int) -> tuple[bool, float]:
-        allowed, wait = leases.take(key, limit, window)
-        return allowed, max(wait, 0.0)
 
     def wait(self) -> float:
         return self._wait

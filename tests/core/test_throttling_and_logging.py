@@ -46,7 +46,7 @@ class ThrottlingTests(TestCase):
         client = key_client("manage")
         import redis
 
-        with mock.patch("core.throttling.ClientRateThrottle._count", side_effect=redis.ConnectionError("down")), \
+        with mock.patch("core.throttling.QuotaLeases.take", side_effect=redis.ConnectionError("down")), \
                 self.assertLogs("core.throttling", level="WARNING"):
             for _ in range(5):
                 self.assertEqual(client.get("/api/v1/models/").status_code, 200)
