@@ -1,40 +1,39 @@
 import hashlib
-import threading
-import time
 
 from django.conf import settings
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
+from core.invalidation import GenerationCache
 from core.models import ApiKey
 
-_cache_lock = threading.Lock()
-_verified: dict[str, tuple[ApiKey, float]] = {}
-_MAX_CACHED = 10_000
+# Verified keys are remembered per process, keyed by a hash of the secret, so the prediction hot path
+# costs no DB query. Any change to a key row (revoked, scope, expiry, deleted) is announced and drops
+# them in every process at once; API_KEY_CACHE_S bounds how long one lives if an announcement is lost
+# or Redis is down (they are still kept then: a Redis outage must not put every request on the DB).
+_verified = GenerationCache("api_keys", lambda: settings.API_KEY_CACHE_S, while_deaf=True)
+
+
+def _digest(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
 
 
 def cached_key(raw: str) -> ApiKey | None:
-    """Verified keys are remembered per process for API_KEY_CACHE_S, keyed by a hash of the secret:
-    the prediction hot path then costs no DB query; a revocation takes effect within that window."""
-    entry = _verified.get(hashlib.sha256(raw.encode()).hexdigest())
-    if entry and entry[1] > time.monotonic():
-        return entry[0]
-    return None
+    return _verified.get(_digest(raw))
 
 
-def _remember(raw: str, key: ApiKey) -> None:
-    ttl = settings.API_KEY_CACHE_S
-    if ttl <= 0:
-        return
-    with _cache_lock:
-        if len(_verified) >= _MAX_CACHED:
-            _verified.clear()
-        _verified[hashlib.sha256(raw.encode()).hexdigest()] = (key, time.monotonic() + ttl)
+def key_generation() -> int:
+    """Read before a verifying query; pass to remember_key."""
+    return _verified.generation()
+
+
+def remember_key(raw: str, key: ApiKey, generation: int) -> None:
+    """Keeps a key verified under `generation` (read before the verifying query)."""
+    _verified.put(_digest(raw), key, generation)
 
 
 def forget_cached_keys() -> None:
-    with _cache_lock:
-        _verified.clear()
+    _verified.clear()
 
 
 class ApiKeyUser:
@@ -69,8 +68,9 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             return None
         key = cached_key(raw)
         if key is None:
+            generation = key_generation()
             key = self._verify(raw)
-            _remember(raw, key)
+            remember_key(raw, key, generation)
         if key.has_expired:
             raise exceptions.AuthenticationFailed("Invalid, revoked or expired API key.")
         return ApiKeyUser(key), key

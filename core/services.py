@@ -1,4 +1,5 @@
 from core.errors import InvalidInput
+from core.invalidation import announce
 from core.models import ApiKey, Scope
 
 
@@ -9,3 +10,9 @@ def api_key_create(*, name: str, scope: str, owner=None) -> tuple[ApiKey, str]:
     if not name.strip():
         raise InvalidInput("name: must not be blank.")
     return ApiKey.objects.create_key(name=name.strip(), scope=scope, owner=owner)
+
+
+def api_keys_changed() -> None:
+    """Call in the transaction that edits, revokes or deletes API keys: every process then drops the
+    keys it verified, so a revocation holds at once instead of after API_KEY_CACHE_S."""
+    announce("api_keys")

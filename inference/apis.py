@@ -144,16 +144,20 @@ class ExplainApi(_PredictApi):
         return Response(serving.explain(_predict_request(endpoint, _body(request), request)))
 
 
-def universal_endpoint(data: dict) -> str:
-    """The live endpoint serving the body's model version (by number or alias, `production` by default)."""
+def universal_ref(data: dict) -> tuple[str, str | int]:
+    """The model and the version number or alias a universal prediction body names (`production` by default)."""
     model_name = data.get("model")
     if not isinstance(model_name, str):
         raise ValidationError({"model": ["This field is required."]})
     version, alias = data.get("version"), data.get("alias")
     if version is not None and alias is not None:
         raise ValidationError({"version": ["Give at most one of 'version' or 'alias'."]})
-    ref = version if version is not None else alias if alias is not None else "production"
-    return serving.endpoint_for_version(registry_selectors.model_version_id_resolve(model_name, ref))
+    return model_name, version if version is not None else alias if alias is not None else "production"
+
+
+def universal_endpoint(data: dict) -> str:
+    """The live endpoint serving the body's model version."""
+    return serving.endpoint_for_version(registry_selectors.model_version_id_cached(*universal_ref(data)))
 
 
 class UniversalPredictApi(_PredictApi):

@@ -38,8 +38,9 @@ from core.models import Scope
 from core.parsers import loads_strict
 from core.throttling import bucket_key, leases, predict_quota
 from inference import serving, v2
-from inference.apis import json_object, predict_request, universal_endpoint
+from inference.apis import json_object, predict_request, universal_ref
 from inference.runtime import v2codec
+from registry.selectors import model_version_id_cached, model_version_id_known
 
 logger = logging.getLogger(__name__)
 
@@ -100,8 +101,8 @@ class FastLane:
             big = len(raw) > LOOP_BODY_BYTES
             if request.kind == V2:
                 return await self._infer_v2(request, raw, big)
-            if request.kind == UNIVERSAL:  # the model version is looked up in the database
-                prediction = await self.run_db(_universal_prediction, request, raw)
+            if request.kind == UNIVERSAL:
+                prediction = await self._universal(request, raw, big)
             else:
                 prediction = await self._inline_or_offload(big, _prediction, request, raw)
             return _Reply.json(200, await self._serve(big, prediction))
@@ -129,6 +130,15 @@ class FastLane:
             big, v2.infer_reply, request.endpoint, infer, answer)
         extra = {} if header_length is None else {v2codec.HEADER_LENGTH: str(header_length)}
         return _Reply(200, content, content_type, extra)
+
+    async def _universal(self, request: _Admitted, raw: bytes, big: bool) -> serving.PredictRequest:
+        data = await self._inline_or_offload(big, _json_body, raw)
+        model_name, ref = universal_ref(data)
+        version_id = model_version_id_known(model_name, ref)
+        if version_id is None:  # first asked in this process, or the registry changed since: one query
+            version_id = await self.run_db(model_version_id_cached, model_name, ref)
+        endpoint = serving.endpoint_for_version(version_id)
+        return predict_request(endpoint, data, subject=request.subject, default_id=request.request_id)
 
     async def _inline_or_offload(self, big: bool, function: Any, *args: Any) -> Any:
         # Parsing, checking and encoding a big body would stall every other request on this loop.
@@ -291,14 +301,12 @@ def _principal(headers: dict[bytes, bytes]) -> str | None:
     return f"key:{key.pk}"
 
 
+def _json_body(raw: bytes) -> dict:
+    return json_object(loads_strict(raw))
+
+
 def _prediction(request: _Admitted, raw: bytes) -> serving.PredictRequest:
-    data = json_object(loads_strict(raw))
-    return predict_request(request.endpoint, data, subject=request.subject, default_id=request.request_id)
-
-
-def _universal_prediction(request: _Admitted, raw: bytes) -> serving.PredictRequest:
-    data = json_object(loads_strict(raw))
-    return predict_request(universal_endpoint(data), data, subject=request.subject, default_id=request.request_id)
+    return predict_request(request.endpoint, _json_body(raw), subject=request.subject, default_id=request.request_id)
 
 
 def _infer_body(request: _Admitted, raw: bytes, route: dict | None) -> tuple[Any, list]:

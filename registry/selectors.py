@@ -1,5 +1,7 @@
+from django.conf import settings
 from django.db.models import Prefetch, QuerySet
 
+from core.invalidation import GenerationCache
 from registry.errors import ModelVersionNotFound, RegisteredModelNotFound
 from registry.models import ModelAlias, ModelVersion, RegisteredModel
 
@@ -46,8 +48,8 @@ def _no_such_version(model: RegisteredModel, text: str) -> ModelVersionNotFound:
 def model_version_id_resolve(model_name: str, ref: str | int) -> int:
     """The id of a model's version by number or alias, as model_version_get finds it, in one narrow query.
 
-    The universal prediction route asks this on every request: the selectors above load the model, its
-    aliases and the version with their relations (four queries, ~3 ms of CPU) for pages that show them.
+    The selectors above load the model, its aliases and the version with their relations (four queries,
+    ~3 ms of CPU) for pages that show them; the universal prediction route needs only the id.
     """
     text = str(ref)
     if text.isdigit():
@@ -59,6 +61,23 @@ def model_version_id_resolve(model_name: str, ref: str | int) -> int:
         # The model's own 404 first, as callers of model_version_get see it.
         raise _no_such_version(registered_model_get(model_name), text)
     return version_id
+
+
+# The universal route asks the same (model, ref) on every request. Every write that can change an
+# answer (alias set or deleted, version or model deleted) announces "registry", which drops these in
+# every process at once; REGISTRY_CACHE_S bounds one if an announcement is lost, and while a process
+# cannot hear announcements (Redis down) it keeps none.
+_version_ids = GenerationCache("registry", lambda: settings.REGISTRY_CACHE_S, while_deaf=False)
+
+
+def model_version_id_cached(model_name: str, ref: str | int) -> int:
+    """model_version_id_resolve, answered from this process's memory while the registry is unchanged."""
+    return _version_ids.cached((model_name, str(ref)), lambda: model_version_id_resolve(model_name, ref))
+
+
+def model_version_id_known(model_name: str, ref: str | int) -> int | None:
+    """The cached answer only (no query), for callers that must not touch the database in line."""
+    return _version_ids.get((model_name, str(ref)))
 
 
 def model_version_get_by_id(version_id: int) -> ModelVersion | None:

@@ -8,6 +8,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from core.errors import InvalidInput
+from core.invalidation import announce
 from inference.runtime import formats
 from registry import storage
 from registry.errors import (
@@ -71,6 +72,7 @@ def registered_model_delete(*, model: RegisteredModel) -> None:
     with transaction.atomic():
         ModelAlias.objects.filter(model=model).delete()
         model.delete()
+        announce("registry")
         # Files go only once the rows are surely gone; a rollback keeps both.
         transaction.on_commit(lambda: [storage.delete_artifact(path) for path in paths])
 
@@ -191,6 +193,7 @@ def model_version_delete(*, version: ModelVersion) -> None:
     path = version.artifact_path
     with transaction.atomic():
         version.delete()
+        announce("registry")
         transaction.on_commit(lambda: storage.delete_artifact(path))
 
 
@@ -207,6 +210,7 @@ def model_alias_set(*, model: RegisteredModel, alias: str, version_number: int) 
     ModelAlias.objects.bulk_create(
         [candidate], update_conflicts=True, unique_fields=["model", "name"], update_fields=["version", "updated_at"]
     )
+    announce("registry")  # universal predictions by this alias now go to the new version
     return ModelAlias.objects.select_related("version", "model").get(model=model, name=alias)
 
 
@@ -216,3 +220,4 @@ def model_alias_delete(*, model: RegisteredModel, alias: str) -> None:
         from registry.errors import ModelVersionNotFound
 
         raise ModelVersionNotFound(f"Model '{model.name}' has no alias '{alias}'.")
+    announce("registry")

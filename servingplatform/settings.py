@@ -194,9 +194,12 @@ MODEL_SERVER_DIR = Path(env_str("MODEL_SERVER_DIR", str(VAR_DIR / "run" / "ms"))
 MODEL_SERVER_POLL_S = env_int("MODEL_SERVER_POLL_MS", 500, minimum=50, maximum=2000) / 1000
 MODEL_SERVER_MAX_CRASHES = env_int("MODEL_SERVER_MAX_CRASHES", 5, minimum=1)
 MODEL_LOAD_TIMEOUT_S = env_int("MODEL_LOAD_TIMEOUT_S", 300, minimum=1)
-# In-process cache of verified API keys on the prediction hot path; a revoked key stops working
-# within this many seconds.
-API_KEY_CACHE_S = env_int("API_KEY_CACHE_S", 10, minimum=0, maximum=300)
+# Per-process caches on the prediction hot path (core/invalidation.py): verified API keys, and the model
+# version a universal prediction names. A change (revocation, alias move) reaches every process at once
+# through Redis; these bound how long an entry lives if that announcement is lost or Redis is down
+# (API keys are kept then, registry answers are not). 0 turns a cache off.
+API_KEY_CACHE_S = env_int("API_KEY_CACHE_S", 60, minimum=0, maximum=300)
+REGISTRY_CACHE_S = env_int("REGISTRY_CACHE_S", 60, minimum=0, maximum=3600)
 PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR", "")
 
 # Web processes (gunicorn + uvicorn, servingplatform/asgi.py): threads running Django for every route but

@@ -77,9 +77,10 @@ def as_file(data: bytes) -> io.BytesIO:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_key_cache():
-    """Verified API keys are cached per process; tests that revoke keys must not see another test's."""
-    from core.auth import forget_cached_keys
+def _fresh_process_caches():
+    """Verified API keys and registry lookups are cached per process; a test must not see another's rows
+    (each test's database is rolled back without announcing anything)."""
+    from core.invalidation import forget_all
 
-    forget_cached_keys()
+    forget_all()
     yield

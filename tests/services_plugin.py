@@ -24,4 +24,8 @@ def pytest_load_initial_conftests(early_config, parser, args):
 
 def pytest_unconfigure(config):
     if _private is not None:
+        import logging
+
+        # The invalidation listener (a daemon thread) would report the Redis it loses here as an outage.
+        logging.getLogger("core.invalidation").setLevel(logging.ERROR)
         _private.stop()

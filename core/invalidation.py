@@ -1,0 +1,202 @@
+"""Tells every process when something it may have cached changed, so per-process caches can skip the
+database on hot paths without answering with what a write just replaced.
+
+A writer calls `announce(topic)` inside its transaction. Once the transaction commits, one Redis
+PUBLISH reaches a listener thread in every process, which bumps the topic's generation. A
+`GenerationCache` keeps each entry with the generation it was read under and trusts it only while
+that generation holds, so a read that raced a write is dropped, never kept. When the listener loses
+Redis it may miss messages: it bumps every topic, and again when it is back. Entries also expire
+after their own TTL, which bounds the harm of a PUBLISH lost to a timeout.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Hashable
+from functools import lru_cache
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.db import transaction
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+logger = logging.getLogger(__name__)
+
+TOPICS = ("api_keys", "registry")
+_HEALTH_CHECK_S = 5.0
+_RETRY_MAX_S = 10.0
+
+
+def _channel() -> str:
+    # Redis delivers a channel's messages to subscribers of every database: name the database in it,
+    # so two deployments (or a test run) sharing one server never bump each other's caches.
+    db = redis.connection.parse_url(settings.REDIS_URL).get("db", 0)
+    return f"sp:invalidate:{db}"
+
+
+class _Generations:
+    """This process's generation per topic, and the listener thread that moves them."""
+
+    def __init__(self) -> None:
+        self._counts = dict.fromkeys(TOPICS, 0)
+        self._after_fork()
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    def _after_fork(self) -> None:
+        # A forked child has no listener thread (and maybe a lock another thread held): it starts
+        # deaf, and bumps rather than resets so entries copied from the parent can never match again.
+        self._lock = threading.Lock()
+        self._listening = False
+        self._thread: threading.Thread | None = None
+        self.bump()
+
+    def current(self, topic: str) -> int:
+        if self._thread is None:
+            self._start()
+        return self._counts[topic]
+
+    @property
+    def listening(self) -> bool:
+        """False while this process may be missing messages. Every change of this bumps every topic."""
+        return self._listening
+
+    def bump(self, *topics: str) -> None:
+        with self._lock:
+            for topic in topics or TOPICS:
+                if topic in self._counts:
+                    self._counts[topic] += 1
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._listen, name="invalidation-listener", daemon=True)
+                self._thread.start()
+
+    def _listen(self) -> None:
+        delay, logged = 0.5, False
+        while True:
+            try:
+                self._listen_once()
+            except Exception as exc:  # noqa: BLE001 - any failure means messages may be missed
+                if self._listening:  # it was up: a new outage
+                    delay, logged = 0.5, False
+                if not logged:  # once an outage, not once a retry
+                    logger.warning("cannot hear cache invalidations from Redis (%s): per-process caches are "
+                                   "bypassed or bounded by their TTL until it is back", exc)
+                    logged = True
+            self._listening = False
+            self.bump()
+            time.sleep(delay)
+            delay = min(delay * 2, _RETRY_MAX_S)
+
+    def _listen_once(self) -> None:
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=_HEALTH_CHECK_S * 2,
+                                      socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT_S,
+                                      health_check_interval=_HEALTH_CHECK_S)
+        pubsub = client.pubsub()
+        try:
+            pubsub.subscribe(_channel())
+            while True:
+                # get_message PINGs every _HEALTH_CHECK_S, so a silently dead connection raises.
+                message = pubsub.get_message(timeout=1.0)
+                if message is None:
+                    continue
+                if message["type"] == "subscribe":
+                    self.bump()  # anything cached before now may have missed a message
+                    self._listening = True
+                elif message["type"] == "message":
+                    self.bump(message["data"].decode())
+        finally:
+            pubsub.close()
+            client.close()
+
+
+generations = _Generations()
+
+
+@lru_cache(maxsize=4)
+def _publisher(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=settings.REDIS_SOCKET_TIMEOUT_S,
+                                socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT_S, retry=Retry(NoBackoff(), 0))
+
+
+def announce(topic: str) -> None:
+    """Marks `topic` changed: at once in this process, and in every process once the transaction commits."""
+    if topic not in TOPICS:
+        raise ValueError(f"unknown invalidation topic {topic!r}")
+    generations.bump(topic)
+    transaction.on_commit(lambda: _publish(topic))
+
+
+def _publish(topic: str) -> None:
+    # Bumped again here: a reader in this process may have cached the old row between announce and commit.
+    generations.bump(topic)
+    try:
+        _publisher(settings.REDIS_URL).publish(_channel(), topic)
+    except redis.RedisError as exc:
+        logger.warning("could not announce a change of %s to other processes (%s); their caches hold "
+                       "the old value until it expires", topic, exc)
+
+
+def forget_all() -> None:
+    """Drops every entry of every GenerationCache in this process (tests; a database reset)."""
+    generations.bump()
+
+
+_MISSING = object()
+
+
+class GenerationCache:
+    """A bounded per-process map whose entries hold while their topic's generation does, at most ttl_s.
+
+    Read the generation *before* the lookup that fills an entry: `put` then refuses a value that a
+    write may have replaced meanwhile. With `while_deaf` False nothing is kept or trusted while the
+    process is not listening; with it True entries hold for their TTL then too, and since the listener
+    bumps every topic when it drops or returns, none outlives such a change.
+    """
+
+    def __init__(self, topic: str, ttl_s: Callable[[], float], *, while_deaf: bool, max_entries: int = 10_000):
+        self.topic, self._ttl_s, self._while_deaf, self._max = topic, ttl_s, while_deaf, max_entries
+        self._entries: dict[Hashable, tuple[Any, int, float]] = {}
+        self._lock = threading.Lock()
+
+    def generation(self) -> int:
+        return generations.current(self.topic)
+
+    def get(self, key: Hashable, default: Any = None) -> Any:
+        entry = self._entries.get(key)
+        if entry is None:
+            return default
+        value, generation, expires = entry
+        if generation != generations.current(self.topic) or expires <= time.monotonic():
+            return default
+        if not (self._while_deaf or generations.listening):
+            return default
+        return value
+
+    def put(self, key: Hashable, value: Any, generation: int) -> None:
+        ttl = self._ttl_s()
+        if ttl <= 0 or not (self._while_deaf or generations.listening):
+            return
+        if generation != generations.current(self.topic):
+            return  # a write landed while the value was being read
+        with self._lock:
+            if len(self._entries) >= self._max:
+                self._entries.clear()
+            self._entries[key] = (value, generation, time.monotonic() + ttl)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def cached(self, key: Hashable, lookup: Callable[[], Any]) -> Any:
+        value = self.get(key, _MISSING)
+        if value is _MISSING:
+            generation = self.generation()
+            value = lookup()
+            self.put(key, value, generation)
+        return value
