@@ -657,8 +657,8 @@ def print_same_protocol(table: dict, same_protocol: dict[tuple[str, int], dict[s
 
 
 def print_universal(table: dict, universal: dict[int, dict[str, Any]]) -> None:
-    print("\n## Universal route: POST /api/v1/predict {model, inputs} (production alias, a database lookup per "
-          "request) vs POST /api/v1/predict/{endpoint}, churn-logreg")
+    print("\n## Universal route: POST /api/v1/predict {model, inputs} (its production alias resolved by the web "
+          "process) vs POST /api/v1/predict/{endpoint}, churn-logreg")
     for conns, run in universal.items():
         direct = table[("platform", "churn-logreg", conns)]
         print(f"  c={conns:<3} {versus(run, direct, lambda r: sum(r['cpu_ms_per_request'].values()))} "
