@@ -30,13 +30,35 @@ def _redis(url: str) -> redis.Redis:
                                 socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT_S, retry=Retry(NoBackoff(), 0))
 
 
-class QuotaLeases:
-    """Fixed-window request counts in Redis, shared by every web process, bought in leases.
+# One round trip, atomic: what the sliding window has room for, granted and counted in this window.
+# KEYS: this window's count, the previous window's. ARGV: lease, limit, the previous window's weight, TTL.
+_TAKE = """
+local lease, limit, weight = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+local before = tonumber(redis.call('GET', KEYS[2]) or '0')
+local granted = math.max(0, math.min(lease, math.floor(limit - before * weight) - count))
+if granted > 0 then
+    redis.call('INCRBY', KEYS[1], granted)
+    redis.call('EXPIRE', KEYS[1], ARGV[4])
+end
+return {granted, count + granted, before}
+"""
 
-    A bucket's count for the current window lives at `{key}:{window_start}`. Under a small limit every
-    request is one INCR (exact). Under a large one a process reserves a lease of limit/100 requests with
-    one INCRBY and spends it locally, so a busy prediction route pays a Redis round trip per lease, not
-    per request; a process can hold back at most one lease (1% of the limit) that others cannot use.
+
+class QuotaLeases:
+    """Sliding-window request counts in Redis, shared by every web process, bought in leases.
+
+    A bucket counts admitted requests per fixed window at `{key}:{window_start}`, and a request is admitted
+    while this window's count plus the previous window's, weighted by how much of it the sliding window
+    still covers, stays within the limit (the estimate Cloudflare describes): unlike a fixed window it
+    never lets 2x the limit through across a window edge, and it keeps two integers per bucket, where DRF's
+    default keeps (and rewrites) the time of every request.
+
+    Under a small limit every admitted request is one round trip (exact). Under a large one a process
+    reserves a lease of limit/100 requests at once and spends it locally, so a busy prediction route pays a
+    round trip per lease, not per request; a process holds back at most one lease (1% of the limit). A
+    refusal is remembered until the estimate leaves room again (counts only grow within a window, so room
+    cannot come sooner), and that moment is the Retry-After.
     """
 
     LEASE_FRACTION = 100
@@ -45,48 +67,52 @@ class QuotaLeases:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        # key -> (window_start, requests left in this process's lease; 0 with exhausted=True: none left at all)
-        self._leases: dict[str, tuple[int, int, bool]] = {}
+        # key -> (window_start, requests left in this process's lease, refused until this time.time())
+        self._leases: dict[str, tuple[int, int, float]] = {}
         self._down_until = float("-inf")
 
     def take_local(self, key: str, window: int) -> tuple[bool, float] | None:
-        """Answers from this process's lease without Redis; None when a round trip is needed."""
-        window_start = int(time.time() // window) * window
+        """Answers from this process's lease or remembered refusal without Redis; None when a round trip is needed."""
+        now = time.time()
+        window_start = int(now // window) * window
         with self._lock:
             lease = self._leases.get(key)
-            if lease is None or lease[0] != window_start:
+            if lease is None:
                 return None
-            _, left, exhausted = lease
-            if exhausted:
-                return False, window_start + window - time.time()
-            if left <= 0:
+            started, left, refused_until = lease
+            if refused_until > now:
+                return False, refused_until - now
+            if started != window_start or left <= 0:
                 return None
-            self._leases[key] = (window_start, left - 1, False)
-        return True, window_start + window - time.time()
+            self._leases[key] = (started, left - 1, 0.0)
+        return True, 0.0
 
     def take(self, key: str, limit: int, window: int) -> tuple[bool, float]:
-        """(allowed, seconds until the window resets). Raises redis.RedisError when Redis is down."""
+        """(allowed, seconds until a refused caller may retry). Raises redis.RedisError when Redis is down."""
         local = self.take_local(key, window)
         if local is not None:
             return local
         if time.monotonic() < self._down_until:
             # Redis failed a moment ago: fail at once rather than make every request wait out a timeout.
             raise redis.ConnectionError("the throttle store failed less than a second ago")
-        window_start = int(time.time() // window) * window
+        now = time.time()
+        window_start = int(now // window) * window
+        weight = 1.0 - (now - window_start) / window
         lease = max(1, limit // self.LEASE_FRACTION)
-        pipe = _redis(settings.REDIS_URL).pipeline(transaction=False)
-        pipe.incrby(f"{key}:{window_start}", lease)
-        pipe.expire(f"{key}:{window_start}", window + 1)
         try:
-            count, _ = pipe.execute()
+            granted, count, before = _take_script(settings.REDIS_URL)(
+                keys=[f"{key}:{window_start}", f"{key}:{window_start - window}"],
+                args=[lease, limit, repr(weight), 2 * window + 1])
         except redis.RedisError:
             self._down_until = time.monotonic() + self.RETRY_AFTER_S
             raise
-        granted = lease - max(0, int(count) - limit)
-        wait = window_start + window - time.time()
-        if lease > 1:
-            self._remember(key, window_start, granted - 1, exhausted=granted <= 0)
-        return granted > 0, wait
+        if granted > 0:
+            if lease > 1:
+                self._remember(key, window_start, granted - 1, 0.0)
+            return True, 0.0
+        wait = _until_room(now, window_start, window, limit, int(count), int(before))
+        self._remember(key, window_start, 0, now + wait)
+        return False, wait
 
     def allow(self, key: str, limit: int, window: int) -> tuple[bool, float]:
         """take(), failing open: while Redis is down requests are served unthrottled (and logged), not failed."""
@@ -102,11 +128,25 @@ class QuotaLeases:
             self._leases.clear()
         self._down_until = float("-inf")
 
-    def _remember(self, key: str, window_start: int, left: int, *, exhausted: bool) -> None:
+    def _remember(self, key: str, window_start: int, left: int, refused_until: float) -> None:
         with self._lock:
             if len(self._leases) >= self.MAX_TRACKED:
                 self._leases.clear()
-            self._leases[key] = (window_start, max(left, 0), exhausted)
+            self._leases[key] = (window_start, left, refused_until)
+
+
+@lru_cache(maxsize=4)
+def _take_script(url: str):
+    return _redis(url).register_script(_TAKE)
+
+
+def _until_room(now: float, window_start: int, window: int, limit: int, count: int, before: int) -> float:
+    """Seconds until count + before x (the previous window's share of the sliding window) <= limit - 1."""
+    room = limit - 1 - count
+    if room >= 0:  # this window has room: the previous window's share must shrink to it
+        return max(0.0, window_start + window * (1 - room / before) - now) if before else 0.0
+    # This window alone is over: in the next one it weighs count x (1 - elapsed fraction).
+    return window_start + window * (2 - (limit - 1) / count) - now
 
 
 leases = QuotaLeases()
@@ -126,7 +166,7 @@ def bucket_key(scope: str, ident: str) -> str:
 class ClientRateThrottle(SimpleRateThrottle):
     """One bucket per API key (or user); anonymous callers share per-address buckets.
 
-    Counted by QuotaLeases: a fixed window, one Redis round trip per request under small limits and
+    Counted by QuotaLeases: a sliding window, one Redis round trip per request under small limits and
     per lease under large ones, where DRF's default keeps (and rewrites) the list of every request time.
 
     The address comes from DRF's get_ident, which trusts X-Forwarded-For only for

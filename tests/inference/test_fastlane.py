@@ -176,7 +176,7 @@ def test_database_work_runs_in_a_pool_no_larger_than_db_threads():
     assert len(work) > 2 and all(name.startswith("fastlane-work") for name in work)
 
 
-# Per day: a fixed window that ends mid-test would refill the bucket.
+# Per day: a window that ends mid-test would start to refill the bucket.
 EIGHT_A_DAY = {**settings.REST_FRAMEWORK,
                "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "predict": "8/day"}}
 
