@@ -147,7 +147,7 @@ class FastLane:
     async def _serve(self, big: bool, prediction: serving.PredictRequest) -> dict:
         if big:
             return await self.run(serving.predict, prediction)
-        return await serving.predict_async(prediction, self.run)
+        return await serving.predict_async(prediction, self.run, self.run_db)
 
     async def _throttle(self, request: _Admitted) -> None:
         quota = predict_quota()
@@ -163,7 +163,7 @@ class FastLane:
     async def run(self, function: Any, *args: Any) -> Any:
         """Runs blocking work that seldom needs the database (Redis, a wake from zero) in the large pool.
 
-        A database connection opened there (an unknown endpoint's 404) is closed again at once: only the
+        A database connection opened there (an experiment table refresh) is closed again at once: only the
         threads of run_db, and Django's own, keep theirs, so their counts bound this process's connections.
         """
         return await self._offload("work", self.threads, _closing_connections, function, *args)

@@ -286,7 +286,8 @@ def _predict_routed(route: dict, request: PredictRequest, started: float) -> dic
     return _observed(route, request, started, body, rows=len(rows), key=key, batch_size=answer.get("batch_size"))
 
 
-async def predict_async(request: PredictRequest, offload: Callable[..., Awaitable[Any]]) -> dict:
+async def predict_async(request: PredictRequest, offload: Callable[..., Awaitable[Any]],
+                        offload_db: Callable[..., Awaitable[Any]] | None = None) -> dict:
     """predict() for an event loop (the fast lane): `offload(function, *args)` runs blocking code in a thread.
 
     The common case (a serving route, no experiment on the endpoint, settings in memory) stays in the loop
@@ -295,6 +296,11 @@ async def predict_async(request: PredictRequest, offload: Callable[..., Awaitabl
     offloaded. Only the Redis calls of the prediction cache leave the loop on the common path.
     """
     route = routes().endpoint(request.endpoint)
+    if route is None and offload_db is not None and not experiment_hooks.may_route(request.endpoint):
+        # Nothing serves it and no experiment owns it: predict() only asks the database why (404, or 503
+        # while it starts), so on `offload_db`, whose threads keep their connections. A client calling
+        # endpoints that do not exist must not make a process open a connection per request.
+        return await offload_db(predict, request)
     config = fresh_config()
     if route is None or not _serving(route) or config is None or experiment_hooks.may_route(request.endpoint):
         return await offload(predict, request)

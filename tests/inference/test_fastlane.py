@@ -268,9 +268,23 @@ class FastLaneLiveTests(LiveServerTestCase):
         self.assertEqual(len(zipped.json()["predictions"]), 4)
         self.assertEqual(zipped.headers["vary"], "Accept, Accept-Encoding, origin")
 
-        missing = call(self.app, "/api/v1/predict/nowhere", body={"inputs": ROWS}, headers={"x-api-key": self.secret})
-        self.assertEqual((missing.status, missing.json()["error"]["code"]), (404, "endpoint_not_found"))
+        explained_in = []
+        real = serving._explain_missing_route
+
+        def spy(endpoint):
+            explained_in.append(threading.current_thread().name)
+            return real(endpoint)
+
+        with mock.patch.object(serving, "_explain_missing_route", side_effect=spy):
+            missing = [call(self.app, "/api/v1/predict/nowhere", body={"inputs": ROWS},
+                            headers={"x-api-key": self.secret}) for _ in range(3)]
+        for answer in missing:
+            self.assertEqual((answer.status, answer.json()["error"]["code"]), (404, "endpoint_not_found"))
         self.assertEqual(len(self.fallback.paths), 1)
+        # The database says why: in the pool whose threads keep their connections, not one opened per 404
+        # (the first may refresh the experiments table, which the large pool does).
+        self.assertEqual(len(explained_in), 3)
+        self.assertTrue(all(name.startswith("fastlane-db") for name in explained_in[1:]), explained_in)
 
 
     def test_the_universal_route_answers_as_the_drf_view(self):
