@@ -96,6 +96,17 @@ class GenerationCacheTests(TestCase):
         message = subscriber.get_message(timeout=2)
         self.assertEqual(message and message["data"], b"api_keys")
 
+    def test_a_write_still_commits_and_drops_local_entries_when_redis_cannot_take_the_announcement(self):
+        self.cache.put("k", "v", self.cache.generation())
+        down = mock.Mock(publish=mock.Mock(side_effect=redis.ConnectionError("down")))
+        with mock.patch.object(invalidation, "_publisher", return_value=down), \
+                self.assertLogs("core.invalidation", "WARNING") as logged, \
+                self.captureOnCommitCallbacks(execute=True):
+            announce("registry")
+        self.assertEqual(down.publish.call_count, 1)
+        self.assertIsNone(self.cache.get("k"))
+        self.assertIn("could not announce a change of registry", logged.output[0])
+
     def test_an_unknown_topic_is_a_programming_error(self):
         with self.assertRaises(ValueError):
             announce("aliases")
