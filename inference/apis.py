@@ -191,7 +191,7 @@ class BatchPredictApi(_PredictApi):
         items = _body(request).get("requests")
         if not isinstance(items, list) or not items or len(items) > 256:
             raise ValidationError({"requests": ["Must be a list of 1 to 256 requests."]})
-        results = [_batch_item(index, item, request) for index, item in enumerate(items)]
+        results = serving.map_side_by_side(lambda entry: _batch_item(*entry, request), list(enumerate(items)))
         succeeded = sum(1 for result in results if result["ok"])
         return Response({"results": results, "count": len(results), "succeeded": succeeded,
                          "success_rate": round(succeeded / len(results), 4),

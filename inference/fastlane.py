@@ -25,12 +25,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections, connections
 from django.http.request import split_domain_port, validate_host
 from django.utils.text import compress_string
 from rest_framework import exceptions as drf
 
 from core.auth import cached_key
+from core.db import closing_connections, keeping_connections
 from core.errors import ApplicationError, error_body, to_application_error
 from core.logging import request_id_var
 from core.middleware import request_id_from
@@ -166,12 +166,12 @@ class FastLane:
         A database connection opened there (an experiment table refresh) is closed again at once: only the
         threads of run_db, and Django's own, keep theirs, so their counts bound this process's connections.
         """
-        return await self._offload("work", self.threads, _closing_connections, function, *args)
+        return await self._offload("work", self.threads, closing_connections, function, *args)
 
     async def run_db(self, function: Any, *args: Any) -> Any:
         """Runs blocking work that reads the database in a pool as small as Django's; its threads keep their
         connections for CONN_MAX_AGE (opening one costs a millisecond of CPU, more than the query)."""
-        return await self._offload("db", self.db_threads, _closing_old_connections, function, *args)
+        return await self._offload("db", self.db_threads, keeping_connections, function, *args)
 
     async def _offload(self, pool: str, size: int, wrapper: Any, function: Any, *args: Any) -> Any:
         # In a copy of the caller's context: the request id reaches the logs of the thread.
@@ -313,22 +313,6 @@ def _infer_body(request: _Admitted, raw: bytes, route: dict | None) -> tuple[Any
     return v2.read_infer_body(request.header(b"content-type"), raw, route=route,
                               encoding=request.header(b"content-encoding") or None,
                               header_length=request.header(HEADER_LENGTH) or None)
-
-
-def _closing_connections(function: Any, *args: Any) -> Any:
-    try:
-        return function(*args)
-    finally:
-        connections.close_all()  # this thread's, if it opened any
-
-
-def _closing_old_connections(function: Any, *args: Any) -> Any:
-    try:
-        return function(*args)
-    finally:
-        # What Django's request_finished signal does, which never fires for a pool thread: close the
-        # connection once it is older than CONN_MAX_AGE or broken, else keep it for the next call.
-        close_old_connections()
 
 
 async def _read_body(receive: Any) -> bytes | None:

@@ -6,12 +6,16 @@ anything is sent, and the model itself runs in a worker process.
 """
 
 import asyncio
+import contextvars
 import json
 import logging
+import os
+import threading
 import time
 import uuid
 import weakref
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -22,6 +26,7 @@ from django.conf import settings
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from core.db import keeping_connections
 from core.errors import ApplicationError, InvalidInput
 from inference import metrics
 from inference.config import current_config, fresh_config
@@ -240,6 +245,33 @@ def _worker_error(exc: "worker_client.WorkerError") -> Exception:
 
 def _worker_params(params: dict) -> dict:
     return {key: value for key, value in params.items() if key in ("uncertainty",)}
+
+
+_side_by_side_pool: tuple[int, ThreadPoolExecutor] | None = None
+_side_by_side_lock = threading.Lock()
+
+
+def map_side_by_side(function: Callable[[Any], Any], items: Sequence[Any]) -> list:
+    """[function(item) for item in items], run side by side in a per-process pool of PREDICT_BATCH_THREADS.
+
+    Items bound for one deployment then reach its batcher together and share forward passes; one after
+    another, each would wait for the previous one's pass and round trip. Each runs in a copy of the
+    caller's context (the request id reaches the logs). Never call it from one of the pool's own threads.
+    """
+    if len(items) < 2:
+        return [function(item) for item in items]
+    pool, context = _side_by_side_executor(), contextvars.copy_context()
+    futures = [pool.submit(context.copy().run, keeping_connections, function, item) for item in items]
+    return [future.result() for future in futures]
+
+
+def _side_by_side_executor() -> ThreadPoolExecutor:
+    global _side_by_side_pool
+    with _side_by_side_lock:
+        if _side_by_side_pool is None or _side_by_side_pool[0] != os.getpid():  # gunicorn forks after import
+            _side_by_side_pool = (os.getpid(), ThreadPoolExecutor(settings.PREDICT_BATCH_THREADS,
+                                                                 thread_name_prefix="predict-batch"))
+        return _side_by_side_pool[1]
 
 
 def predict(request: PredictRequest) -> dict:

@@ -207,6 +207,9 @@ PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR", "")
 # work (prediction cache calls, wakes from zero); predictions themselves run in the event loop.
 WEB_THREADS = env_int("WEB_THREADS", 8, minimum=1, maximum=256)
 PREDICT_THREADS = env_int("PREDICT_THREADS", 32, minimum=1, maximum=1024)
+# Threads per web process that run the items of POST /api/v1/predict/batch side by side, so that they share
+# forward passes; they keep database connections (for the rare item that needs one) like WEB_THREADS.
+PREDICT_BATCH_THREADS = env_int("PREDICT_BATCH_THREADS", 8, minimum=1, maximum=256)
 
 # --- HTTP limits ----------------------------------------------------------------------------
 MAX_REQUEST_BYTES = env_int("MAX_REQUEST_MB", 10, minimum=1) * 1024 * 1024

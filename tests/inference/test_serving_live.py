@@ -131,6 +131,45 @@ class BatchingTests(LiveServerTestCase):
         sizes = [int(line.split()[0]) for line in record.read_text().splitlines()]
         self.assertGreater(max(sizes), 1, "the batched endpoint never batched")
 
+    def test_the_batch_route_answers_every_item_and_its_items_share_forward_passes(self):
+        model = make_model("scorer", task="classification")
+        record = Path(self.server_dir_file("batches.log"))
+        toy_version(model, weights=(0.3, -0.2, 0.5), task_classes=[0, 1], sleep_ms=20, record=str(record))
+        registry_services.model_alias_set(model=model, alias="production", version_number=1)
+        key_client("manage").post("/api/v1/deployments/", {"endpoint": "batched", "model": "scorer", "version": 1,
+                                                           "max_batch_size": 16}, format="json")
+        self.wait_ready("batched")
+        rows = [[i * 0.1, (i % 7) - 3.0, (i % 5) * 0.7] for i in range(12)]
+        uncached = {"cache": False}
+        items = [{"endpoint": "batched", "inputs": [row], "request_id": f"r{i}", "parameters": uncached}
+                 for i, row in enumerate(rows)]
+        items += [{"model": "scorer", "inputs": [rows[0]], "parameters": uncached},  # universal: production
+                  {"endpoint": "batched", "inputs": [[1.0]]},
+                  {"endpoint": "nowhere", "inputs": [rows[0]]},
+                  [1, 2, 3]]
+        client = key_client("predict")
+        response = client.post("/api/v1/predict/batch", {"requests": items}, format="json")
+        self.assertEqual(response.status_code, 200, response.content)
+        body = response.json()
+        sizes = [int(line.split()[0]) for line in record.read_text().splitlines()]
+        self.assertGreater(max(sizes), 1, "the items were predicted one after another")
+
+        self.assertEqual((body["count"], body["succeeded"], body["success_rate"]), (16, 13, round(13 / 16, 4)))
+        self.assertGreater(body["total_ms"], 0)
+        results = body["results"]
+        self.assertEqual([result["index"] for result in results], list(range(16)))
+        for index, row in enumerate(rows):
+            alone = client.post("/api/v1/predict/batched", {"inputs": [row], "parameters": uncached},
+                                format="json").json()
+            self.assertTrue(results[index]["ok"], results[index])
+            self.assertEqual(results[index]["result"]["request_id"], f"r{index}")
+            self.assertEqual(results[index]["result"]["predictions"], alone["predictions"], index)
+        self.assertEqual((results[12]["ok"], results[12]["result"]["version"]), (True, 1))
+        failures = [(result["ok"], result["status"], result["error"]["code"]) for result in results[13:]]
+        self.assertEqual(failures, [(False, 400, "invalid_input"), (False, 404, "endpoint_not_found"),
+                                    (False, 400, "invalid_input")])
+        self.assertIn("requests[15]", str(results[15]["error"]))
+
     def server_dir_file(self, name: str) -> str:
         from django.conf import settings
 
