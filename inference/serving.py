@@ -23,6 +23,7 @@ from typing import Any
 
 import redis
 from django.conf import settings
+from django.db import connections
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -263,6 +264,26 @@ def map_side_by_side(function: Callable[[Any], Any], items: Sequence[Any]) -> li
     pool, context = _side_by_side_executor(), contextvars.copy_context()
     futures = [pool.submit(context.copy().run, keeping_connections, function, item) for item in items]
     return [future.result() for future in futures]
+
+
+def side_by_side_shutdown() -> None:
+    """Stops this process's item threads after each closed its database connections (before a test
+    database is dropped: connections kept by idle threads would hold it open)."""
+    global _side_by_side_pool
+    with _side_by_side_lock:
+        entry, _side_by_side_pool = _side_by_side_pool, None
+    if entry is None or entry[0] != os.getpid():
+        return
+    pool, size = entry[1], settings.PREDICT_BATCH_THREADS
+    together = threading.Barrier(size, timeout=10)  # holds each task until all run: one per thread
+
+    def close() -> None:
+        together.wait()
+        connections.close_all()
+
+    for future in [pool.submit(close) for _ in range(size)]:
+        future.result()
+    pool.shutdown(wait=True)
 
 
 def _side_by_side_executor() -> ThreadPoolExecutor:
