@@ -26,7 +26,7 @@ from redis.retry import Retry
 
 logger = logging.getLogger(__name__)
 
-TOPICS = ("api_keys", "registry")
+TOPICS = ("api_keys", "registry", "config", "experiments")
 _HEALTH_CHECK_S = 5.0
 _RETRY_MAX_S = 10.0
 
@@ -145,6 +145,27 @@ def _publish(topic: str) -> None:
 def forget_all() -> None:
     """Drops every entry of every GenerationCache in this process (tests; a database reset)."""
     generations.bump()
+
+
+class Freshness:
+    """Whether a value loaded whole (a settings row, a routing table) may still be used: while its topic
+    is unchanged, for `heard_ttl_s` while this process hears announcements and `deaf_ttl_s` while it may
+    be missing them. Take the stamp *before* loading, as GenerationCache.put wants its generation."""
+
+    def __init__(self, topic: str, *, heard_ttl_s: float, deaf_ttl_s: float) -> None:
+        if topic not in TOPICS:
+            raise ValueError(f"unknown invalidation topic {topic!r}")
+        self.topic, self.heard_ttl_s, self.deaf_ttl_s = topic, heard_ttl_s, deaf_ttl_s
+
+    def stamp(self) -> tuple[int, float]:
+        return generations.current(self.topic), time.monotonic()
+
+    def holds(self, stamp: tuple[int, float] | None) -> bool:
+        if stamp is None:
+            return False
+        generation, loaded_at = stamp
+        ttl = self.heard_ttl_s if generations.listening else self.deaf_ttl_s
+        return generation == generations.current(self.topic) and time.monotonic() - loaded_at < ttl
 
 
 _MISSING = object()

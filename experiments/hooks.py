@@ -1,10 +1,12 @@
 """The experiments side of the prediction hot path (see inference.serving.ExperimentHooks).
 
-`route` answers from a per-process table of active experiments rebuilt from the database at most once
-a second (TABLE_TTL_S), by one request while the others keep using the previous table; writes in this
-process invalidate it at once, other processes catch up within the TTL. `record` appends to the
-recorder's in-process buffer. Shadow copies run on a small thread pool behind a semaphore: when it is
-full the copy is dropped (and counted) rather than making a client wait.
+`route` answers from a per-process table of active experiments, loaded from the database by one request
+while the others keep using the previous table. It is loaded again when an experiment changes anywhere
+(every lifecycle write announces "experiments", core/invalidation.py), when the next experiment is due to
+end, and at the latest every HEARD_TTL_S; while this process may be missing announcements (Redis down),
+every TABLE_TTL_S. `record` appends to the recorder's in-process buffer. Shadow copies run on a small
+thread pool behind a semaphore: when it is full the copy is dropped (and counted) rather than making a
+client wait.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from dataclasses import dataclass, replace
 
 from django.conf import settings
 from django.db import connections
+from django.utils import timezone
 
 from core.errors import ApplicationError
+from core.invalidation import Freshness
 from experiments import recording
 from experiments.routing import Arm, CompiledExperiment
 from inference import serving
@@ -28,6 +32,7 @@ from inference import serving
 logger = logging.getLogger(__name__)
 
 TABLE_TTL_S = 1.0
+HEARD_TTL_S = 30.0
 
 
 @dataclass
@@ -35,18 +40,25 @@ class ExperimentRouting(serving.Routing):
     compiled: CompiledExperiment | None = None
 
 
+@dataclass(frozen=True)
+class _Loaded:
+    stamp: tuple[int, float]
+    table: dict[str, CompiledExperiment]
+    due_at: float  # time.monotonic() when the next experiment ends (inf: none does)
+
+
 class ExperimentTable:
-    def __init__(self, ttl_s: float = TABLE_TTL_S):
-        self.ttl_s = ttl_s
-        # (loaded_at, {endpoint: experiment}), swapped whole so lock-free readers see one consistent table.
-        self._state: tuple[float, dict[str, CompiledExperiment]] | None = None
+    def __init__(self, ttl_s: float = TABLE_TTL_S, heard_ttl_s: float = HEARD_TTL_S):
+        self._freshness = Freshness("experiments", heard_ttl_s=heard_ttl_s, deaf_ttl_s=ttl_s)
+        # Swapped whole, so lock-free readers see one consistent table.
+        self._state: _Loaded | None = None
         self._lock = threading.Lock()
 
     def get(self, endpoint: str) -> CompiledExperiment | None:
         state = self._state
-        if state is None or time.monotonic() - state[0] > self.ttl_s:
+        if not self._holds(state):
             state = self._refresh(state)
-        return state[1].get(endpoint)
+        return state.table.get(endpoint)
 
     def invalidate(self) -> None:
         self._state = None
@@ -54,23 +66,28 @@ class ExperimentTable:
     def may_hold(self, endpoint: str) -> bool:
         """Without loading: False only when the current table is fresh and has no experiment on `endpoint`."""
         state = self._state
-        return state is None or time.monotonic() - state[0] > self.ttl_s or endpoint in state[1]
+        return not self._holds(state) or endpoint in state.table
 
-    def _refresh(self, seen):
+    def _holds(self, state: _Loaded | None) -> bool:
+        return state is not None and self._freshness.holds(state.stamp) and time.monotonic() < state.due_at
+
+    def _refresh(self, seen: _Loaded | None) -> _Loaded:
         if seen is not None and not self._lock.acquire(blocking=False):
             return seen  # another thread is reloading; this request routes by the previous table
         if seen is None:
             self._lock.acquire()
         try:
             current = self._state
-            if current is not None and current is not seen and time.monotonic() - current[0] <= self.ttl_s:
+            if current is not seen and self._holds(current):
                 return current
-            self._state = (time.monotonic(), self._load(seen))
+            stamp = self._freshness.stamp()
+            table, due_at = self._load(seen)
+            self._state = _Loaded(stamp, table, due_at)
             return self._state
         finally:
             self._lock.release()
 
-    def _load(self, seen) -> dict[str, CompiledExperiment]:
+    def _load(self, seen: _Loaded | None) -> tuple[dict[str, CompiledExperiment], float]:
         from experiments import selectors, services
 
         try:
@@ -78,11 +95,23 @@ class ExperimentTable:
             if any(entry.due for entry in table.values()):
                 services.experiments_stop_due()
                 table = selectors.experiment_routing_table()
-            return {endpoint: entry.compiled for endpoint, entry in table.items()}
+            return {endpoint: entry.compiled for endpoint, entry in table.items()}, _due_at(table.values())
         except Exception:
             # The database is unreachable: keep routing as before rather than failing predictions.
             logger.warning("could not load the experiments table; keeping the previous one", exc_info=True)
-            return seen[1] if seen else {}
+            return (seen.table if seen else {}), time.monotonic() + self._freshness.deaf_ttl_s
+
+
+def _due_at(entries) -> float:
+    """When the next of these experiments reaches its end, on the time.monotonic() clock. Ends already
+    past do not count: the load stopped those it could, and one it could not must not make every
+    request load the table again."""
+    now = timezone.now()
+    ends = [entry.ends_at for entry in entries
+            if entry.ends_at is not None and entry.ends_at > now and not entry.compiled.promoting_to]
+    if not ends:
+        return float("inf")
+    return time.monotonic() + (min(ends) - now).total_seconds()
 
 
 class ExperimentRouter(serving.ExperimentHooks):

@@ -59,7 +59,7 @@ class Arm:
 
 @dataclass(frozen=True)
 class CompiledExperiment:
-    """What a web process needs to route one endpoint's traffic, built from the database once a second."""
+    """What a web process needs to route one endpoint's traffic, built from the database when experiments change."""
 
     id: int
     endpoint: str

@@ -1,4 +1,5 @@
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
@@ -40,6 +41,7 @@ def experiments_using_deployment(endpoint: str) -> QuerySet[Experiment]:
 class TableEntry:
     compiled: CompiledExperiment
     due: bool
+    ends_at: datetime | None = None
 
 
 def experiment_routing_table() -> dict[str, TableEntry]:
@@ -58,5 +60,5 @@ def experiment_routing_table() -> dict[str, TableEntry]:
             outcome=experiment.outcome,
         )
         due = experiment.ends_at is not None and experiment.ends_at <= now and not experiment.promoting_to
-        table[experiment.endpoint] = TableEntry(compiled, due)
+        table[experiment.endpoint] = TableEntry(compiled, due, experiment.ends_at)
     return table

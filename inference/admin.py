@@ -122,6 +122,10 @@ class PlatformConfigAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return not PlatformConfig.objects.exists()
 
+    def save_model(self, request, obj, form, change):
+        # Through the service: it validates, saves the one row and announces the change to every process.
+        services.platform_config_update(data=form.cleaned_data)
+
 
 class DeployForm(forms.Form):
     endpoint = forms.SlugField(max_length=64)

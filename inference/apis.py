@@ -225,8 +225,7 @@ class ConfigApi(APIView):
                    responses={200: ConfigSerializer, **errors(400, 415)})
     def patch(self, request):
         config = services.platform_config_update(data=parse(ConfigSerializer, request.data))
-        runtime_config.invalidate()
-        runtime_config.current_config()
+        runtime_config.current_config()  # this process applies it now (the prediction cache's TTL and size)
         return Response(ConfigSerializer(config).data)
 
 

@@ -1,14 +1,18 @@
-"""Platform configuration as the hot path sees it: the DB row, re-read at most once a second."""
+"""Platform configuration as the hot path sees it: the DB row, read again when a change is announced
+(core/invalidation.py), or once a second while this process may be missing announcements."""
 
 import threading
-import time
 
 from django.db import DatabaseError
 
-_TTL_S = 1.0
+from core.invalidation import Freshness
+
+# The heard TTL only bounds a lost announcement; reading the row costs a query and, in the fast lane, a
+# trip through a thread, so once a second would send one prediction a second per process the slow way.
+_freshness = Freshness("config", heard_ttl_s=60.0, deaf_ttl_s=1.0)
 _lock = threading.Lock()
 _cached: dict = {}
-_loaded_at = 0.0
+_stamp: tuple[int, float] | None = None
 DEFAULTS = {"cache_enabled": True, "cache_ttl_s": 300, "cache_capacity": 100_000, "max_loaded_models": 32}
 
 
@@ -21,25 +25,28 @@ def _load() -> dict:
 
 def fresh_config() -> dict | None:
     """The configuration when it needs no database read now (callers in an event loop), else None."""
-    if _cached and time.monotonic() - _loaded_at < _TTL_S:
+    if _cached and _freshness.holds(_stamp):
         return _cached
     return None
 
 
 def current_config() -> dict:
-    global _cached, _loaded_at
+    global _cached, _stamp
     config = fresh_config()
     if config is not None:
         return config
     with _lock:
         config = fresh_config()  # another thread may have reloaded it while this one waited
-        if config is None:
-            try:
-                config = _load()
-            except DatabaseError:  # keep serving with the last known configuration
-                config = _cached or dict(DEFAULTS)
-            _apply_to_cache(_cached, config)
-            _cached, _loaded_at = config, time.monotonic()
+        if config is not None:
+            return config
+        stamp, old = _freshness.stamp(), _cached
+        try:
+            config = _load()
+        except DatabaseError:  # keep serving with the last known configuration
+            config = _cached or dict(DEFAULTS)
+        _cached, _stamp = config, stamp
+    # Outside the lock: a process that has no prediction cache yet creates it here, reading this module.
+    _apply_to_cache(old, config)
     return config
 
 
@@ -49,7 +56,3 @@ def _apply_to_cache(old: dict, new: dict) -> None:
 
         prediction_cache().configure(ttl_s=new["cache_ttl_s"], capacity=new["cache_capacity"])
 
-
-def invalidate() -> None:
-    global _loaded_at
-    _loaded_at = 0.0

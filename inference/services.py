@@ -6,6 +6,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from core.invalidation import announce
 from inference.errors import EndpointTaken, VersionNotDeployable
 from inference.models import LIVE, Deployment, DeploymentStatus, PlatformConfig
 from inference.selectors import platform_config_get
@@ -152,4 +153,5 @@ def platform_config_update(*, data: dict[str, Any]) -> PlatformConfig:
         setattr(config, field, value)
     _full_clean(config)
     config.save()
+    announce("config")  # every process reads the row again (inference/config.py)
     return config

@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from core.invalidation import announce
 from experiments import recording
 from experiments.errors import (
     DeploymentInExperiment,
@@ -30,12 +31,9 @@ DRAFT_ONLY = ("endpoint", "outcome")
 
 
 def invalidate_routing() -> None:
-    """This process routes by the new state at once (and again once the transaction commits, in case a
-    concurrent request reloaded the old one meanwhile); other processes within a second."""
-    from experiments.hooks import router
-
-    router.table.invalidate()
-    transaction.on_commit(router.table.invalidate)
+    """Every process routes by the new state: this one at once, and again once the transaction commits
+    (in case a concurrent request reloaded the old state meanwhile), the others when they hear of it."""
+    announce("experiments")
 
 
 # --- validation -----------------------------------------------------------------------------

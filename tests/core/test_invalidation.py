@@ -11,7 +11,7 @@ from django.test import TestCase, override_settings
 from rest_framework.test import APIClient
 
 from core import invalidation
-from core.invalidation import GenerationCache, announce, generations
+from core.invalidation import Freshness, GenerationCache, announce, generations
 from core.models import ApiKey
 from core.services import api_key_create
 from tests.inference.live import wait_for
@@ -21,6 +21,15 @@ def listening() -> None:
     """Waits until this process hears announcements (caches that refuse to guess while deaf then keep entries)."""
     generations.current("registry")  # starts this process's listener if nothing has yet
     wait_for(lambda: generations.listening, timeout=10, message="the invalidation listener subscribed")
+
+
+def announced_elsewhere(topic: str) -> None:
+    """What another process's announce() sends once its transaction commits."""
+    other = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        other.publish(invalidation._channel(), topic)
+    finally:
+        other.close()
 
 
 def counting_lookup():
@@ -78,9 +87,7 @@ class GenerationCacheTests(TestCase):
 
     def test_a_message_from_another_process_drops_entries(self):
         self.cache.put("k", "v", self.cache.generation())
-        other = redis.Redis.from_url(settings.REDIS_URL)
-        self.addCleanup(other.close)
-        other.publish(invalidation._channel(), "registry")
+        announced_elsewhere("registry")
         wait_for(lambda: self.cache.get("k") is None, timeout=5, message="the announcement was heard")
 
     def test_announce_publishes_only_once_the_transaction_commits(self):
@@ -134,6 +141,27 @@ class GenerationCacheTests(TestCase):
         self.assertEqual(os.read(read_end, 200).decode(), "(False, None)")
         os.close(read_end)
         self.assertEqual(self.cache.get("k"), "v", "the parent's own entry was dropped")
+
+
+class FreshnessTests(TestCase):
+    def test_a_value_holds_until_its_topic_changes_then_for_the_heard_or_deaf_ttl(self):
+        listening()
+        freshness = Freshness("config", heard_ttl_s=0.3, deaf_ttl_s=0.1)
+        stamp = freshness.stamp()
+        time.sleep(0.15)
+        self.assertTrue(freshness.holds(stamp), "the deaf TTL applied while listening")
+        time.sleep(0.2)
+        self.assertFalse(freshness.holds(stamp))
+        stamp = freshness.stamp()
+        announce("experiments")
+        self.assertTrue(freshness.holds(stamp), "another topic's change dropped it")
+        announce("config")
+        self.assertFalse(freshness.holds(stamp))
+        self.assertFalse(freshness.holds(None))
+        stamp = freshness.stamp()
+        with mock.patch.object(type(generations), "listening", new_callable=mock.PropertyMock, return_value=False):
+            time.sleep(0.15)
+            self.assertFalse(freshness.holds(stamp), "the heard TTL applied while deaf")
 
 
 @override_settings(API_KEY_CACHE_S=300)

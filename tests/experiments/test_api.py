@@ -1,17 +1,20 @@
 """The experiments API: validation with named problems, lifecycle, vetoes, feedback."""
 
 import json
+import time
 from datetime import timedelta
 
 from django.test import TestCase
 from django.utils import timezone
 
-from experiments.hooks import router
+from experiments.hooks import TABLE_TTL_S, router
 from experiments.models import Experiment
 from inference import serving
 from inference.models import DeploymentStatus
+from tests.core.test_invalidation import announced_elsewhere, listening
 from tests.experiments.helpers import arms, deployment, tabular_signature
 from tests.factories import key_client
+from tests.inference.live import wait_for
 
 BASE = "/api/v1/experiments/"
 
@@ -261,6 +264,32 @@ class RoutingTableTests(ExperimentApiTestCase):
         self.act(pk, "start")
         variants = {router.route(self.request(None, request_id=f"r{n}")).variant for n in range(200)}
         self.assertEqual(variants, {"control", "treatment"})
+
+    def test_the_table_is_kept_until_an_experiment_changes_anywhere(self):
+        listening()
+        pk = self.create()["id"]
+        self.act(pk, "start")
+        router.route(self.request("warm-up"))
+        time.sleep(TABLE_TTL_S + 0.2)  # what a process that cannot hear announcements would keep it for
+        with self.assertNumQueries(0):
+            self.assertIsNotNone(router.route(self.request("a")))
+        # Paused by another process: this one learns it only from the announcement.
+        Experiment.objects.filter(pk=pk).update(status="paused")
+        variants = lambda: {router.route(self.request(f"s{n}")).variant for n in range(100)}  # noqa: E731
+        self.assertEqual(variants(), {"control", "treatment"})
+        announced_elsewhere("experiments")
+        wait_for(lambda: variants() == {"control"}, timeout=5, message="the table was loaded again")
+
+    def test_the_table_is_loaded_again_when_the_next_experiment_ends(self):
+        listening()
+        deployment("churn")  # a planned end then stops it (without a deployment of its own it pauses)
+        pk = self.create()["id"]
+        self.act(pk, "start")
+        Experiment.objects.filter(pk=pk).update(ends_at=timezone.now() + timedelta(seconds=1.5))
+        self.assertIsNotNone(router.route(self.request("a")))
+        time.sleep(1.7)
+        self.assertIsNone(router.route(self.request("b")))
+        self.assertEqual(Experiment.objects.get(pk=pk).stop_reason, "planned end reached")
 
     def test_pausing_sends_everyone_to_the_control_and_stopping_routes_nothing(self):
         deployment("churn")
