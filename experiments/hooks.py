@@ -12,11 +12,9 @@ client wait.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 from django.conf import settings
@@ -25,6 +23,7 @@ from django.utils import timezone
 
 from core.errors import ApplicationError
 from core.invalidation import Freshness
+from core.pools import ProcessLocalPool
 from experiments import recording
 from experiments.routing import Arm, CompiledExperiment
 from inference import serving
@@ -117,11 +116,8 @@ def _due_at(entries) -> float:
 class ExperimentRouter(serving.ExperimentHooks):
     def __init__(self):
         self.table = ExperimentTable()
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_pid: int | None = None
-        self._pool_lock = threading.Lock()
         threads = int(getattr(settings, "EXPERIMENT_SHADOW_THREADS", 4))
-        self._shadow_threads = threads
+        self._pool = ProcessLocalPool(threads, "experiment-shadow")
         # Running plus waiting shadow copies; past this a copy is dropped, never queued without bound.
         self._slots = threading.BoundedSemaphore(threads * 2)
 
@@ -156,19 +152,10 @@ class ExperimentRouter(serving.ExperimentHooks):
                 recording.count_dropped_shadow(compiled.id, arm.name)
                 continue
             try:
-                self._executor().submit(self._run_shadow, compiled, arm, request)
+                self._pool.get().submit(self._run_shadow, compiled, arm, request)
             except Exception:
                 self._slots.release()
                 logger.warning("could not start a shadow copy", exc_info=True)
-
-    def _executor(self) -> ThreadPoolExecutor:
-        # Created in the process that uses it: a pool inherited through fork has no threads.
-        if self._pool_pid != os.getpid():
-            with self._pool_lock:
-                if self._pool_pid != os.getpid():
-                    self._pool = ThreadPoolExecutor(self._shadow_threads, thread_name_prefix="experiment-shadow")
-                    self._pool_pid = os.getpid()
-        return self._pool
 
     def _run_shadow(self, compiled: CompiledExperiment, arm: Arm, request: serving.PredictRequest) -> None:
         started = time.perf_counter()

@@ -19,9 +19,7 @@ import asyncio
 import contextvars
 import json
 import logging
-import os
 import re
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from django.conf import settings
@@ -36,6 +34,7 @@ from core.logging import request_id_var
 from core.middleware import request_id_from
 from core.models import Scope
 from core.parsers import loads_strict
+from core.pools import ProcessLocalPool
 from core.throttling import bucket_key, leases, predict_quota
 from inference import serving, v2
 from inference.apis import json_object, predict_request, universal_ref
@@ -68,10 +67,8 @@ class FastLane:
 
     def __init__(self, fallback: Any, *, threads: int, db_threads: int | None = None) -> None:
         self.fallback = fallback
-        self.threads = threads
-        self.db_threads = db_threads or threads
-        self._pools: dict[str, ThreadPoolExecutor] = {}
-        self._pool_pid: int | None = None
+        self._work = ProcessLocalPool(threads, "fastlane-work")
+        self._db = ProcessLocalPool(db_threads or threads, "fastlane-db")
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -166,26 +163,17 @@ class FastLane:
         A database connection opened there (an experiment table refresh) is closed again at once: only the
         threads of run_db, and Django's own, keep theirs, so their counts bound this process's connections.
         """
-        return await self._offload("work", self.threads, closing_connections, function, *args)
+        return await self._offload(self._work, closing_connections, function, *args)
 
     async def run_db(self, function: Any, *args: Any) -> Any:
         """Runs blocking work that reads the database in a pool as small as Django's; its threads keep their
         connections for CONN_MAX_AGE (opening one costs a millisecond of CPU, more than the query)."""
-        return await self._offload("db", self.db_threads, keeping_connections, function, *args)
+        return await self._offload(self._db, keeping_connections, function, *args)
 
-    async def _offload(self, pool: str, size: int, wrapper: Any, function: Any, *args: Any) -> Any:
+    async def _offload(self, pool: ProcessLocalPool, wrapper: Any, function: Any, *args: Any) -> Any:
         # In a copy of the caller's context: the request id reaches the logs of the thread.
         context = contextvars.copy_context()
-        return await asyncio.get_running_loop().run_in_executor(
-            self._executor(pool, size), context.run, wrapper, function, *args)
-
-    def _executor(self, pool: str, size: int) -> ThreadPoolExecutor:
-        # Pools per process: gunicorn may import the app before it forks its workers.
-        if self._pool_pid != os.getpid():
-            self._pools, self._pool_pid = {}, os.getpid()
-        if pool not in self._pools:
-            self._pools[pool] = ThreadPoolExecutor(size, thread_name_prefix=f"fastlane-{pool}")
-        return self._pools[pool]
+        return await asyncio.get_running_loop().run_in_executor(pool.get(), context.run, wrapper, function, *args)
 
 
 PREDICT, UNIVERSAL, V2 = "predict", "universal", "v2"

@@ -9,13 +9,11 @@ import asyncio
 import contextvars
 import json
 import logging
-import os
 import threading
 import time
 import uuid
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -29,6 +27,7 @@ from redis.retry import Retry
 
 from core.db import keeping_connections
 from core.errors import ApplicationError, InvalidInput
+from core.pools import ProcessLocalPool
 from inference import metrics
 from inference.config import current_config, fresh_config
 from inference.errors import (
@@ -248,8 +247,9 @@ def _worker_params(params: dict) -> dict:
     return {key: value for key, value in params.items() if key in ("uncertainty",)}
 
 
-_side_by_side_pool: tuple[int, ThreadPoolExecutor] | None = None
-_side_by_side_lock = threading.Lock()
+@lru_cache(maxsize=1)
+def _side_by_side_pool() -> ProcessLocalPool:
+    return ProcessLocalPool(settings.PREDICT_BATCH_THREADS, "predict-batch")
 
 
 def map_side_by_side(function: Callable[[Any], Any], items: Sequence[Any]) -> list:
@@ -261,7 +261,7 @@ def map_side_by_side(function: Callable[[Any], Any], items: Sequence[Any]) -> li
     """
     if len(items) < 2:
         return [function(item) for item in items]
-    pool, context = _side_by_side_executor(), contextvars.copy_context()
+    pool, context = _side_by_side_pool().get(), contextvars.copy_context()
     futures = [pool.submit(context.copy().run, keeping_connections, function, item) for item in items]
     return [future.result() for future in futures]
 
@@ -269,12 +269,10 @@ def map_side_by_side(function: Callable[[Any], Any], items: Sequence[Any]) -> li
 def side_by_side_shutdown() -> None:
     """Stops this process's item threads after each closed its database connections (before a test
     database is dropped: connections kept by idle threads would hold it open)."""
-    global _side_by_side_pool
-    with _side_by_side_lock:
-        entry, _side_by_side_pool = _side_by_side_pool, None
-    if entry is None or entry[0] != os.getpid():
+    pool = _side_by_side_pool().detach()
+    if pool is None:
         return
-    pool, size = entry[1], settings.PREDICT_BATCH_THREADS
+    size = _side_by_side_pool().size
     together = threading.Barrier(size, timeout=10)  # holds each task until all run: one per thread
 
     def close() -> None:
@@ -284,15 +282,6 @@ def side_by_side_shutdown() -> None:
     for future in [pool.submit(close) for _ in range(size)]:
         future.result()
     pool.shutdown(wait=True)
-
-
-def _side_by_side_executor() -> ThreadPoolExecutor:
-    global _side_by_side_pool
-    with _side_by_side_lock:
-        if _side_by_side_pool is None or _side_by_side_pool[0] != os.getpid():  # gunicorn forks after import
-            _side_by_side_pool = (os.getpid(), ThreadPoolExecutor(settings.PREDICT_BATCH_THREADS,
-                                                                 thread_name_prefix="predict-batch"))
-        return _side_by_side_pool[1]
 
 
 def predict(request: PredictRequest) -> dict:

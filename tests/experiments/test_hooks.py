@@ -43,7 +43,7 @@ class ShadowPoolTests(TestCase):
             self.assertFalse(gate.is_set())
             gate.set()
             wait_for(lambda: len(started) == 2, timeout=30, message="the two admitted copies")
-            router._executor().shutdown(wait=True)
+            router._pool.get().shutdown(wait=True)
         results = experiment_results(self.experiment)
         shadow = results["variants"][2]
         self.assertEqual((shadow["name"], shadow["shadow"]), ("challenger", True))
@@ -59,7 +59,7 @@ class ShadowPoolTests(TestCase):
 
         with mock.patch.object(serving, "predict_direct", broken):
             router.shadow(routing, self.request)
-            router._executor().shutdown(wait=True)
+            router._pool.get().shutdown(wait=True)
         shadow = experiment_results(self.experiment)["variants"][2]
         self.assertEqual((shadow["requests"], shadow["errors"]), (1, 1))
         self.assertEqual(shadow["errors_by_code"], {"service_unavailable": 1})
