@@ -15,14 +15,13 @@ import os
 import threading
 import time
 from collections.abc import Callable, Hashable
-from functools import lru_cache
 from typing import Any
 
 import redis
 from django.conf import settings
 from django.db import transaction
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+
+from core.redis_clients import fail_fast
 
 logger = logging.getLogger(__name__)
 
@@ -118,17 +117,15 @@ class _Generations:
 generations = _Generations()
 
 
-@lru_cache(maxsize=4)
-def _publisher(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_timeout=settings.REDIS_SOCKET_TIMEOUT_S,
-                                socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT_S, retry=Retry(NoBackoff(), 0))
+def _known(topic: str) -> str:
+    if topic not in TOPICS:
+        raise ValueError(f"unknown invalidation topic {topic!r}")
+    return topic
 
 
 def announce(topic: str) -> None:
     """Marks `topic` changed: at once in this process, and in every process once the transaction commits."""
-    if topic not in TOPICS:
-        raise ValueError(f"unknown invalidation topic {topic!r}")
-    generations.bump(topic)
+    generations.bump(_known(topic))
     transaction.on_commit(lambda: _publish(topic))
 
 
@@ -136,7 +133,7 @@ def _publish(topic: str) -> None:
     # Bumped again here: a reader in this process may have cached the old row between announce and commit.
     generations.bump(topic)
     try:
-        _publisher(settings.REDIS_URL).publish(_channel(), topic)
+        fail_fast(settings.REDIS_URL).publish(_channel(), topic)
     except redis.RedisError as exc:
         logger.warning("could not announce a change of %s to other processes (%s); their caches hold "
                        "the old value until it expires", topic, exc)
@@ -153,9 +150,7 @@ class Freshness:
     be missing them. Take the stamp *before* loading, as GenerationCache.put wants its generation."""
 
     def __init__(self, topic: str, *, heard_ttl_s: float, deaf_ttl_s: float) -> None:
-        if topic not in TOPICS:
-            raise ValueError(f"unknown invalidation topic {topic!r}")
-        self.topic, self.heard_ttl_s, self.deaf_ttl_s = topic, heard_ttl_s, deaf_ttl_s
+        self.topic, self.heard_ttl_s, self.deaf_ttl_s = _known(topic), heard_ttl_s, deaf_ttl_s
 
     def stamp(self) -> tuple[int, float]:
         return generations.current(self.topic), time.monotonic()

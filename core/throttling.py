@@ -5,12 +5,11 @@ from functools import lru_cache
 
 import redis
 from django.conf import settings
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
 from core.models import ApiKey
+from core.redis_clients import fail_fast
 
 logger = logging.getLogger(__name__)
 
@@ -21,13 +20,6 @@ def _view_scope(view) -> str:
         if scope:
             return str(scope)
     return "manage"
-
-
-@lru_cache(maxsize=4)
-def _redis(url: str) -> redis.Redis:
-    # No retries: a down Redis must cost one timeout, not several (the throttle then fails open).
-    return redis.Redis.from_url(url, socket_timeout=settings.REDIS_SOCKET_TIMEOUT_S,
-                                socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT_S, retry=Retry(NoBackoff(), 0))
 
 
 # One round trip, atomic: what the sliding window has room for, granted and counted in this window.
@@ -137,7 +129,7 @@ class QuotaLeases:
 
 @lru_cache(maxsize=4)
 def _take_script(url: str):
-    return _redis(url).register_script(_TAKE)
+    return fail_fast(url).register_script(_TAKE)
 
 
 def _until_room(now: float, window_start: int, window: int, limit: int, count: int, before: int) -> float:
