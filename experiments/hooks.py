@@ -59,9 +59,6 @@ class ExperimentTable:
             state = self._refresh(state)
         return state.table.get(endpoint)
 
-    def invalidate(self) -> None:
-        self._state = None
-
     def may_hold(self, endpoint: str) -> bool:
         """Without loading: False only when the current table is fresh and has no experiment on `endpoint`."""
         state = self._state
