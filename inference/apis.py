@@ -17,6 +17,15 @@ from core.parsers import SafeJSONParser
 from core.permissions import PredictScope
 from inference import config as runtime_config
 from inference import metrics, selectors, services, serving
+from inference.bodies import (
+    BATCH_ITEM_FIELDS,
+    EXPLAIN_PARAMETERS,
+    UNIVERSAL_FIELDS,
+    json_object,
+    only_known,
+    predict_request,
+    universal_ref,
+)
 from inference.serializers import (
     BatchPredictIn,
     BatchPredictOut,
@@ -88,43 +97,10 @@ def _body(request) -> dict:
     return json_object(request.data)
 
 
-def json_object(data) -> dict:
-    if not isinstance(data, dict):
-        raise InvalidInput("The body must be a JSON object.", details={"field": "body"})
-    return data
-
-
-def _predict_request(endpoint: str, data: dict, request, *, suffix: str = "") -> serving.PredictRequest:
+def _predict_request(endpoint: str, data: dict, request, *, suffix: str = "", **accepts) -> serving.PredictRequest:
     default_id = f"{getattr(request, 'request_id', '')}{suffix}" or None
-    return predict_request(endpoint, data, subject=request.headers.get("X-Subject-Id"), default_id=default_id)
-
-
-def predict_request(endpoint: str, data: dict, *, subject: str | None, default_id: str | None
-                    ) -> serving.PredictRequest:
-    """The checks every prediction body gets, here and in the fast lane (inference/fastlane.py).
-
-    Hand-checked rather than through a DRF serializer: this is the hot path.
-    """
-    if "inputs" not in data:
-        raise ValidationError({"inputs": ["This field is required."]})
-    params = data.get("parameters") or {}
-    if not isinstance(params, dict):
-        raise ValidationError({"parameters": ["Must be a JSON object."]})
-    request_id = data.get("request_id")
-    if request_id is not None and (not isinstance(request_id, str) or len(request_id) > 128):
-        raise ValidationError({"request_id": ["Must be a string of at most 128 characters."]})
-    _check_uncertainty(params)
-    return serving.PredictRequest(endpoint=endpoint, inputs=data["inputs"], params=params,
-                                  request_id=request_id or default_id, subject_id=subject or data.get("subject_id"))
-
-
-def _check_uncertainty(params: dict) -> None:
-    spec = params.get("uncertainty")
-    if spec is None:
-        return
-    samples = spec.get("samples") if isinstance(spec, dict) else None
-    if not isinstance(samples, int) or isinstance(samples, bool) or not 2 <= samples <= 100:
-        raise ValidationError({"parameters": {"uncertainty": {"samples": ["Must be an integer from 2 to 100."]}}})
+    return predict_request(endpoint, data, subject=request.headers.get("X-Subject-Id"), default_id=default_id,
+                           **accepts)
 
 
 class PredictApi(_PredictApi):
@@ -141,18 +117,8 @@ class ExplainApi(_PredictApi):
                                "value (zeros unless `parameters.baseline` is given); tree and linear models also "
                                "report their built-in importances.")
     def post(self, request, endpoint: str):
-        return Response(serving.explain(_predict_request(endpoint, _body(request), request)))
-
-
-def universal_ref(data: dict) -> tuple[str, str | int]:
-    """The model and the version number or alias a universal prediction body names (`production` by default)."""
-    model_name = data.get("model")
-    if not isinstance(model_name, str):
-        raise ValidationError({"model": ["This field is required."]})
-    version, alias = data.get("version"), data.get("alias")
-    if version is not None and alias is not None:
-        raise ValidationError({"version": ["Give at most one of 'version' or 'alias'."]})
-    return model_name, version if version is not None else alias if alias is not None else "production"
+        data = _body(request)
+        return Response(serving.explain(_predict_request(endpoint, data, request, parameters=EXPLAIN_PARAMETERS)))
 
 
 def universal_endpoint(data: dict) -> str:
@@ -167,15 +133,19 @@ class UniversalPredictApi(_PredictApi):
                                "deployment that serves it.")
     def post(self, request):
         data = _body(request)
-        return Response(serving.predict(_predict_request(universal_endpoint(data), data, request)))
+        only_known(data, UNIVERSAL_FIELDS)
+        endpoint = universal_endpoint(data)
+        return Response(serving.predict(_predict_request(endpoint, data, request, fields=UNIVERSAL_FIELDS)))
 
 
 def _batch_item(index: int, item, request) -> dict:
     try:
         if not isinstance(item, dict):
             raise InvalidInput("Each request must be a JSON object.", details={"field": f"requests[{index}]"})
-        endpoint = item.get("endpoint") or universal_endpoint(item)
-        prediction = serving.predict(_predict_request(endpoint, item, request, suffix=f"-{index}"))
+        only_known(item, BATCH_ITEM_FIELDS)
+        endpoint = _batch_item_endpoint(item)
+        prediction = serving.predict(_predict_request(endpoint, item, request, suffix=f"-{index}",
+                                                      fields=BATCH_ITEM_FIELDS))
         return {"index": index, "ok": True, "result": prediction}
     except Exception as exc:  # one bad item never fails the rest; each carries its own error
         error = to_application_error(exc) or ApplicationError("Internal server error.")
@@ -183,12 +153,26 @@ def _batch_item(index: int, item, request) -> dict:
                 **error_body(error.code, error.message, error.details)}
 
 
+def _batch_item_endpoint(item: dict) -> str:
+    endpoint = item.get("endpoint")
+    if endpoint is None:
+        return universal_endpoint(item)
+    if not isinstance(endpoint, str) or not endpoint:
+        raise ValidationError({"endpoint": ["Must be an endpoint's name (a non-empty string)."]})
+    if item.keys() & {"model", "version", "alias"}:
+        raise ValidationError({"endpoint": ["Give either 'endpoint' or 'model' (with 'version' or 'alias'), "
+                                            "not both."]})
+    return endpoint
+
+
 class BatchPredictApi(_PredictApi):
     @extend_schema(tags=["predict"], operation_id="predict_batch", request=BatchPredictIn,
                    responses={200: BatchPredictOut, **errors(400, 413, 415)})
     def post(self, request):
         started = time.perf_counter()
-        items = _body(request).get("requests")
+        body = _body(request)
+        only_known(body, frozenset({"requests"}))
+        items = body.get("requests")
         if not isinstance(items, list) or not items or len(items) > 256:
             raise ValidationError({"requests": ["Must be a list of 1 to 256 requests."]})
         results = serving.map_side_by_side(lambda entry: _batch_item(*entry, request), list(enumerate(items)))

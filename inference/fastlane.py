@@ -37,7 +37,7 @@ from core.parsers import loads_strict
 from core.pools import ProcessLocalPool
 from core.throttling import bucket_key, leases, predict_quota
 from inference import serving, v2
-from inference.apis import json_object, predict_request, universal_ref
+from inference.bodies import UNIVERSAL_FIELDS, json_object, only_known, predict_request, universal_ref
 from inference.runtime import v2codec
 from registry.selectors import model_version_id_cached, model_version_id_known
 
@@ -130,12 +130,14 @@ class FastLane:
 
     async def _universal(self, request: _Admitted, raw: bytes, big: bool) -> serving.PredictRequest:
         data = await self._inline_or_offload(big, _json_body, raw)
+        only_known(data, UNIVERSAL_FIELDS)
         model_name, ref = universal_ref(data)
         version_id = model_version_id_known(model_name, ref)
         if version_id is None:  # first asked in this process, or the registry changed since: one query
             version_id = await self.run_db(model_version_id_cached, model_name, ref)
         endpoint = serving.endpoint_for_version(version_id)
-        return predict_request(endpoint, data, subject=request.subject, default_id=request.request_id)
+        return predict_request(endpoint, data, subject=request.subject, default_id=request.request_id,
+                               fields=UNIVERSAL_FIELDS)
 
     async def _inline_or_offload(self, big: bool, function: Any, *args: Any) -> Any:
         # Parsing, checking and encoding a big body would stall every other request on this loop.

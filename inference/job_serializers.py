@@ -6,6 +6,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from inference.bodies import parameter_errors
 from inference.job_selectors import batch_job_result_available
 from inference.models import BatchFormat, BatchJob, InferenceJob, JobPriority, JobStatus
 
@@ -28,11 +29,8 @@ class AsyncPredictIn(serializers.Serializer):
         return value
 
     def validate_parameters(self, value: dict) -> dict:
-        spec = value.get("uncertainty")
-        if spec is not None:
-            samples = spec.get("samples") if isinstance(spec, dict) else None
-            if not isinstance(samples, int) or isinstance(samples, bool) or not 2 <= samples <= 100:
-                raise serializers.ValidationError({"uncertainty": {"samples": ["Must be an integer from 2 to 100."]}})
+        if errors := parameter_errors(value):
+            raise serializers.ValidationError(errors)
         return value
 
     def validate(self, attrs: dict) -> dict:

@@ -45,6 +45,8 @@ class DeploymentCreateIn(_Knobs):
 
 
 class DeploymentUpdateIn(_Knobs):
+    unknown_hints = {"endpoint": "An endpoint cannot be renamed: deploy at the new name, then undeploy this one.",
+                     "model": "A deployment serves one model: deploy the other model at an endpoint of its own."}
     version = serializers.IntegerField(min_value=1, required=False)
     alias = serializers.CharField(max_length=64, required=False, validators=[slug_validator])
 
@@ -130,6 +132,8 @@ class BatchPredictOut(serializers.Serializer):
 class ExplainIn(serializers.Serializer):
     inputs = serializers.JSONField()
     request_id = serializers.CharField(required=False, max_length=128)
+    subject_id = serializers.CharField(required=False, max_length=256,
+                                       help_text="on an experiment's endpoint, the model of this subject's variant")
     parameters = serializers.DictField(required=False, help_text='{"baseline": row} (default: a row of zeros)')
 
 

@@ -186,7 +186,7 @@ def _cache_key(route: dict, rows: list, params: dict, config: dict | None = None
 
 def _call_worker(route: dict, op: str, rows: list, params: dict) -> dict:
     deadline, message = _worker_message(route, op, rows, params)
-    with _worker_errors(route):
+    with _worker_errors(route, op):
         return _call_with_reroute(route, message, deadline)
 
 
@@ -196,7 +196,7 @@ def _worker_message(route: dict, op: str, rows: list, params: dict) -> tuple[flo
 
 
 @contextmanager
-def _worker_errors(route: dict) -> Iterator[None]:
+def _worker_errors(route: dict, op: str) -> Iterator[None]:
     try:
         yield
     except worker_client.QueueFull:
@@ -206,7 +206,7 @@ def _worker_errors(route: dict) -> Iterator[None]:
     except worker_client.WorkerUnavailable:
         raise DeploymentNotReady(f"Endpoint '{route['endpoint']}' lost its worker; retry.", retry_after_s=1) from None
     except worker_client.WorkerError as exc:
-        raise _worker_error(exc) from None
+        raise _worker_error(exc, op) from None
 
 
 def _call_with_reroute(route: dict, message: dict, deadline: float) -> dict:
@@ -235,7 +235,10 @@ def _reroute(route: dict, exc: Exception, deadline: float) -> dict:
     return fresh
 
 
-def _worker_error(exc: "worker_client.WorkerError") -> Exception:
+def _worker_error(exc: "worker_client.WorkerError", op: str) -> Exception:
+    if exc.code == ErrorCode.UNSUPPORTED and op == "predict":
+        # The one thing a prediction asks that a model may not offer: Monte Carlo dropout.
+        return InvalidInput(exc.message, details={"field": "parameters.uncertainty"})
     if exc.code in (ErrorCode.INVALID_INPUT, ErrorCode.UNSUPPORTED, ErrorCode.BAD_REQUEST):
         return InvalidInput(exc.message, details={"field": "inputs"})
     if exc.code == ErrorCode.DRAINING:
@@ -353,7 +356,7 @@ async def predict_async(request: PredictRequest, offload: Callable[..., Awaitabl
         if cached is not None:
             return _observed(route, request, started, json.loads(cached), rows=len(rows), key=key, cached=True)
         deadline, message = _worker_message(route, "predict", rows, worker_params)
-        with _worker_errors(route):
+        with _worker_errors(route, "predict"):
             answer = await _call_with_reroute_async(route, message, deadline)
         body = _body_of(answer)
         if key:

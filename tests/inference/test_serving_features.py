@@ -232,6 +232,36 @@ class DeploymentApiTests(TestCase):
         self.assertEqual(response.status_code, 400)
         self.assertIn("max_batch_size", response.json()["error"]["message"])
 
+    def test_a_misspelt_knob_is_refused_and_nothing_changes(self):
+        self.manage.post("/api/v1/deployments/", {"endpoint": "x", "model": "scorer", "version": 1,
+                                                  "max_batch_size": 8}, format="json")
+        cases = {
+            "a misspelt knob": ({"max_batchsize": 64}, "max_batchsize: Unknown field; did you mean 'max_batch_size'?"),
+            "a rename": ({"endpoint": "y", "max_queue": 3}, "endpoint: An endpoint cannot be renamed"),
+            "inside an ensemble member": ({"ensemble": [{"version": 1, "weigth": 1.0}]},
+                                          "ensemble.0.weigth: Unknown field; did you mean 'weight'?"),
+        }
+        for name, (body, message) in cases.items():
+            with self.subTest(name):
+                response = self.manage.patch("/api/v1/deployments/x/", body, format="json")
+                self.assertEqual(response.status_code, 400, response.content)
+                self.assertTrue(response.json()["error"]["message"].startswith(message),
+                                response.json()["error"]["message"])
+        deployment = Deployment.objects.get(endpoint="x")
+        self.assertEqual((deployment.max_batch_size, deployment.max_queue, deployment.ensemble),
+                         (8, Deployment._meta.get_field("max_queue").default, []))
+        created = self.manage.post("/api/v1/deployments/", {"endpoint": "z", "model": "scorer", "version": 1,
+                                                            "replica": 2}, format="json")
+        self.assertEqual(created.status_code, 400)
+        self.assertIn("did you mean 'replicas'", created.json()["error"]["message"])
+        self.assertFalse(Deployment.objects.filter(endpoint="z").exists())
+
+    def test_the_config_a_get_returned_can_be_sent_back(self):
+        config = self.manage.get("/api/v1/config").json()
+        updated = self.manage.patch("/api/v1/config", {**config, "cache_ttl_s": 123}, format="json")
+        self.assertEqual(updated.status_code, 200, updated.content)
+        self.assertEqual(updated.json()["cache_ttl_s"], 123)
+
     def test_a_new_version_starts_a_new_generation_but_knobs_do_not(self):
         toy_version(self.model, weights=(5.0, 0.0, 0.0))
         self.manage.post("/api/v1/deployments/", {"endpoint": "x", "model": "scorer", "version": 1}, format="json")

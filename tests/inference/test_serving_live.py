@@ -294,6 +294,7 @@ class ModelFeatureTests(LiveServerTestCase):
         refused = client.post("/api/v1/predict/churn", {"inputs": [ROW], "parameters": {
             "uncertainty": {"samples": 30}}}, format="json")
         self.assertEqual(refused.status_code, 400)
+        self.assertEqual(refused.json()["error"]["details"]["field"], "parameters.uncertainty")
         bad = client.post("/api/v1/predict/mlp", {"inputs": [ROW], "parameters": {"uncertainty": {"samples": 0}}},
                           format="json")
         self.assertEqual(bad.status_code, 400)

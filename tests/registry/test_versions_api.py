@@ -159,6 +159,13 @@ class ArtifactSafetyTests(VersionTestCase):
         self.assertIn("signature", response.json()["error"]["message"])
         self.assertEqual(self.store_files(), [])
 
+    def test_a_misspelt_field_is_refused_and_nothing_is_stored(self):
+        response = self.post_version(self.skops, metric='{"accuracy": 0.9}')
+        self.assertEqual(response.status_code, 400)
+        self.assertEqual(response.json()["error"]["message"], "metric: Unknown field; did you mean 'metrics'?")
+        self.assertEqual(self.store_files(), [])
+        self.assertFalse(ModelVersion.objects.exists())
+
     def test_json_bodies_are_refused_with_415(self):
         response = self.client.post(URL, {"flavor": "sklearn"}, format="json")
         self.assertEqual(response.status_code, 415)
