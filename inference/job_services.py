@@ -158,6 +158,20 @@ def job_fail(*, job: InferenceJob | BatchJob, code: str, message: str) -> Infere
     return job
 
 
+def job_worker_died(*, rq_job_id: str, detail: str) -> InferenceJob | BatchJob | None:
+    """A work horse died mid-job (OOM killer, a segfault in a library) and RQ will not run the job again.
+
+    The row fails now rather than at the next sweep. Only on its last attempt: otherwise RQ retries it, or
+    the sweeper queues it again, neither of which may happen here while RQ still files this RQ job away.
+    """
+    for model in (InferenceJob, BatchJob):
+        job = model.objects.filter(rq_job_id=rq_job_id, status=JobStatus.RUNNING).first()
+        if job is not None and job.attempts >= settings.JOB_MAX_ATTEMPTS:
+            return job_fail(job=job, code="lost", message=f"The process running it died ({detail}) on the last "
+                                                          f"of {job.attempts} attempts.")
+    return None
+
+
 def _predict_patiently(request: serving.PredictRequest) -> dict:
     """serving.predict, waiting out a deployment that is loading or full: an async caller can wait."""
     deadline = time.monotonic() + settings.JOB_UNAVAILABLE_RETRY_S

@@ -84,6 +84,21 @@ def _fail_if_last_attempt(job) -> None:
         job_services.job_fail(job=job, code="internal_error", message="The job failed with an internal error.")
 
 
+class ServingWorker(Worker):
+    """RQ's worker (`manage.py rqworker --worker-class inference.jobs.ServingWorker`, as `make serve` runs it),
+    telling the job's row at once when a work horse dies on the job's last attempt."""
+
+    def handle_work_horse_killed(self, job: Job, retpid: int, ret_val: int, rusage) -> None:
+        super().handle_work_horse_killed(job, retpid, ret_val, rusage)
+        if job.should_retry:
+            return
+        detail = f"signal {os.WTERMSIG(ret_val)}" if ret_val and os.WIFSIGNALED(ret_val) else f"exit {ret_val}"
+        try:
+            job_services.job_worker_died(rq_job_id=job.id, detail=detail)
+        except Exception:  # the database away: the sweeper settles the row later, and RQ must go on
+            logger.exception("could not record the death of job %s's work horse", job.id)
+
+
 def sweep_jobs(now: float | None = None) -> dict:
     return job_services.jobs_sweep(now=now)
 

@@ -100,6 +100,21 @@ class AsyncPredictionTests(LiveServerTestCase):
         self.assertEqual((again.status, again.attempts, again.finished_at, again.result),
                          (job.status, job.attempts, job.finished_at, job.result))
 
+    @override_settings(JOB_MAX_ATTEMPTS=1)
+    def test_a_work_horse_killed_on_the_last_attempt_fails_the_job_at_once(self):
+        deploy_toy(self, "slow", toy={"sleep_ms": 3000}, timeout_ms=30000)
+        accepted = self.submit("slow", {"inputs": ROWS})
+        worker = RqWorker(burst=True, JOB_MAX_ATTEMPTS="1").start()
+        self.addCleanup(worker.stop)
+        wait_running(accepted["job_id"])
+        worker.kill_horse()
+        # No sweep runs here: the worker itself records the death (a sweep would come a minute later).
+        body = self.poll(accepted["status_url"], timeout=20)
+        self.assertEqual((body["status"], body["attempts"]), ("failed", 1), body)
+        self.assertEqual(body["error"]["code"], "lost")
+        self.assertIn("signal 9", body["error"]["message"])
+        self.assertEqual(worker.wait(), 0)
+
     def test_a_whole_worker_killed_mid_job_is_recovered_through_the_sweeper(self):
         deploy_toy(self, "slow", toy={"sleep_ms": 2000}, timeout_ms=30000)
         accepted = self.submit("slow", {"inputs": ROWS, "priority": "high"})

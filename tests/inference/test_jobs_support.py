@@ -40,7 +40,8 @@ class RqWorker:
                "BATCH_DIR": str(settings.BATCH_DIR), "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "WARNING", **shared,
                **self.env}
         args = [sys.executable, "manage.py", "rqworker", *self.queues, "--serializer",
-                "rq.serializers.JSONSerializer", "--name", self.name, "-v", os.environ.get("TEST_RQ_VERBOSITY", "0")]
+                "rq.serializers.JSONSerializer", "--name", self.name,
+                "--worker-class", "inference.jobs.ServingWorker", "-v", os.environ.get("TEST_RQ_VERBOSITY", "0")]
         if self.burst:
             args.append("--burst")
         self.process = subprocess.Popen(args, cwd=ROOT, env=env, start_new_session=True)

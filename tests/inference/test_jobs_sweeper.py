@@ -18,7 +18,7 @@ from django.utils import timezone
 from rq.job import Job
 from rq.job import JobStatus as RqStatus
 
-from inference import jobs
+from inference import job_services, jobs
 from inference.models import BatchJob, InferenceJob, JobStatus
 from tests.conftest import run_jobs
 from tests.factories import key_client
@@ -67,6 +67,23 @@ class SweeperTests(PrivateBatchDir, TestCase):
         InferenceJob.objects.filter(pk=fresh.pk).update(created_at=long_ago)
         self.assertEqual(jobs.run_inference_job(str(fresh.pk)), "skipped")
         self.assertEqual(InferenceJob.objects.get(pk=fresh.pk).status, JobStatus.EXPIRED)
+
+    def test_a_dead_work_horse_fails_the_row_at_once_only_on_its_last_attempt(self):
+        last, earlier, finished = self.submit(), self.submit(), self.submit()
+        InferenceJob.objects.filter(pk=last.pk).update(status=JobStatus.RUNNING, attempts=settings.JOB_MAX_ATTEMPTS)
+        InferenceJob.objects.filter(pk=earlier.pk).update(status=JobStatus.RUNNING, attempts=1)
+        InferenceJob.objects.filter(pk=finished.pk).update(status=JobStatus.SUCCEEDED,
+                                                           attempts=settings.JOB_MAX_ATTEMPTS)
+        for job in (last, earlier, finished):
+            job_services.job_worker_died(rq_job_id=job.rq_job_id, detail="signal 9")
+        last.refresh_from_db()
+        self.assertEqual((last.status, last.error_code), (JobStatus.FAILED, "lost"))
+        self.assertEqual(last.error, f"The process running it died (signal 9) on the last of "
+                                     f"{settings.JOB_MAX_ATTEMPTS} attempts.")
+        self.assertIsNotNone(last.finished_at)
+        # RQ retries the earlier attempt itself (or the sweeper queues it): the row is left to them.
+        self.assertEqual(InferenceJob.objects.get(pk=earlier.pk).status, JobStatus.RUNNING)
+        self.assertEqual(InferenceJob.objects.get(pk=finished.pk).status, JobStatus.SUCCEEDED)
 
     @override_settings(JOB_UNAVAILABLE_RETRY_S=0)
     def test_a_queued_job_redis_lost_is_queued_again_and_runs(self):
