@@ -10,6 +10,8 @@ from django.views.decorators.http import require_GET
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from core import invalidation
+
 
 @require_GET
 def live(request: HttpRequest) -> JsonResponse:
@@ -51,5 +53,8 @@ def _run(check) -> dict:
 def ready(request: HttpRequest) -> JsonResponse:
     checks = {name: _run(check) for name, check in READINESS_CHECKS.items()}
     is_ready = all(result["ok"] for result in checks.values())
-    body = {"status": "ready" if is_ready else "not_ready", "checks": checks}
+    body = {"status": "ready" if is_ready else "not_ready", "checks": checks,
+            # Not a condition of readiness: a process missing announcements keeps its caches short-lived
+            # and stays correct. Shown for the process that answered, so a stuck listener can be seen.
+            "cache_invalidation": invalidation.generations.state()}
     return JsonResponse(body, status=200 if is_ready else 503)

@@ -20,6 +20,7 @@ from typing import Any
 import redis
 from django.conf import settings
 from django.db import transaction
+from prometheus_client import Counter
 
 from core.redis_clients import fail_fast
 
@@ -28,6 +29,10 @@ logger = logging.getLogger(__name__)
 TOPICS = ("api_keys", "registry", "config", "experiments")
 _HEALTH_CHECK_S = 5.0
 _RETRY_MAX_S = 10.0
+
+# A counter, not a gauge: it sums correctly over every process, those that exited included.
+OUTAGES = Counter("sp_invalidation_outages", "Times a process's cache invalidation listener lost Redis "
+                  "(its caches fell back to short lifetimes until it was back)")
 
 
 def _channel() -> str:
@@ -50,6 +55,7 @@ class _Generations:
         # deaf, and bumps rather than resets so entries copied from the parent can never match again.
         self._lock = threading.Lock()
         self._listening = False
+        self._deaf_since = time.monotonic()
         self._thread: threading.Thread | None = None
         self.bump()
 
@@ -62,6 +68,13 @@ class _Generations:
     def listening(self) -> bool:
         """False while this process may be missing messages. Every change of this bumps every topic."""
         return self._listening
+
+    def state(self) -> dict[str, Any]:
+        """For /health/ready: whether this process hears changes, and for how long it has not."""
+        if self._thread is None:
+            self._start()
+        deaf_for = None if self._listening else round(time.monotonic() - self._deaf_since, 1)
+        return {"listening": self._listening, "deaf_for_s": deaf_for}
 
     def bump(self, *topics: str) -> None:
         with self._lock:
@@ -83,7 +96,9 @@ class _Generations:
             except Exception as exc:  # noqa: BLE001 - any failure means messages may be missed
                 if self._listening:  # it was up: a new outage
                     delay, logged = 0.5, False
+                    self._deaf_since = time.monotonic()
                 if not logged:  # once an outage, not once a retry
+                    OUTAGES.inc()
                     logger.warning("cannot hear cache invalidations from Redis (%s): per-process caches are "
                                    "bypassed or bounded by their TTL until it is back", exc)
                     logged = True

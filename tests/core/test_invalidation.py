@@ -120,6 +120,7 @@ class GenerationCacheTests(TestCase):
 
     def test_a_lost_connection_drops_entries_and_the_listener_comes_back(self):
         self.cache.put("k", "v", self.cache.generation())
+        outages = invalidation.OUTAGES._value.get()
         admin = redis.Redis.from_url(settings.REDIS_URL)
         self.addCleanup(admin.close)
         admin.client_kill_filter(_type="pubsub")
@@ -127,6 +128,18 @@ class GenerationCacheTests(TestCase):
         listening()
         self.cache.put("k", "again", self.cache.generation())
         self.assertEqual(self.cache.get("k"), "again")
+        self.assertEqual(invalidation.OUTAGES._value.get(), outages + 1)
+
+    def test_readiness_shows_whether_the_answering_process_hears_changes(self):
+        self.assertEqual(APIClient().get("/health/ready").json()["cache_invalidation"],
+                         {"listening": True, "deaf_for_s": None})
+        with mock.patch.object(generations, "_listening", False), \
+                mock.patch.object(generations, "_deaf_since", time.monotonic() - 42):
+            response = APIClient().get("/health/ready")
+        self.assertEqual(response.status_code, 200, "a deaf process is still ready: its caches stay short-lived")
+        state = response.json()["cache_invalidation"]
+        self.assertFalse(state["listening"])
+        self.assertGreaterEqual(state["deaf_for_s"], 42)
 
     def test_a_forked_child_starts_deaf_and_trusts_nothing_from_its_parent(self):
         self.cache.put("k", "v", self.cache.generation())
