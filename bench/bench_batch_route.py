@@ -1,7 +1,8 @@
-"""POST /api/v1/predict/batch: its items run side by side (the working tree) against one after another (a
-baseline commit, by default 27f0023, the last before the change). Run on demand, never in CI (~3 minutes).
+"""POST /api/v1/predict/batch: the working tree against a baseline commit. By default 4eebd54, whose items
+ran side by side in threads; 27f0023 ran them one after another. The working tree writes each deployment's
+items down one worker connection before reading any answer. Run on demand, never in CI (~3 minutes).
 
-    .venv/bin/python bench/bench_batch_route.py [--baseline 27f0023] [--items 64] [--calls 30]
+    .venv/bin/python bench/bench_batch_route.py [--baseline 4eebd54] [--items 64] [--calls 30]
 
 Each side is the platform as `make serve` starts it (bench_serving.start_platform: scripts/serve.py, its own
 private Redis, VAR_DIR=bench/out/var), prediction cache off. One keep-alive connection sends --calls batch
@@ -30,7 +31,7 @@ ENDPOINTS = ("churn-logreg", "fraud-forest")
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--baseline", default="27f0023", help="the commit to compare with (items in sequence)")
+    parser.add_argument("--baseline", default="4eebd54", help="the commit to compare with")
     parser.add_argument("--items", type=int, default=64, help="single-row items per batch request (at most 256)")
     parser.add_argument("--calls", type=int, default=30, help="measured batch requests per endpoint")
     parser.add_argument("--web-workers", type=int, default=2)
@@ -86,11 +87,11 @@ def measure(args: argparse.Namespace, ref: str | None) -> dict[str, Any]:
         server.stop()
 
 
-def report(args: argparse.Namespace, side_by_side: dict[str, Any], in_sequence: dict[str, Any]) -> None:
+def report(args: argparse.Namespace, tree: dict[str, Any], baseline: dict[str, Any]) -> None:
     print(f"\n## POST /api/v1/predict/batch, {args.items} single-row items, one request at a time, cache off")
-    print(f"{'endpoint':<14}{'side by side (tree)':>46}{f'in sequence ({args.baseline})':>46}{'ratio':>9}")
+    print(f"{'endpoint':<14}{'working tree':>46}{f'baseline ({args.baseline})':>46}{'ratio':>9}")
     for endpoint in ENDPOINTS:
-        new, old = side_by_side[endpoint], in_sequence[endpoint]
+        new, old = tree[endpoint], baseline[endpoint]
         cells = [f"p50 {run['p50_ms']:.1f} ms, {run['items_per_s']:.0f} items/s, "
                  f"{run['rows_per_pass'] or 0:.1f} rows/pass" for run in (new, old)]
         print(f"{endpoint:<14}{cells[0]:>46}{cells[1]:>46}{old['p50_ms'] / new['p50_ms']:>8.2f}x")
@@ -102,12 +103,12 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)  # see bench_serving.main
     serving_bench.OUT.mkdir(parents=True, exist_ok=True)
     serving_bench.log(f"machine: {json.dumps(serving_bench.machine())}")
-    side_by_side = measure(args, None)
-    in_sequence = measure(args, args.baseline)
-    report(args, side_by_side, in_sequence)
+    tree = measure(args, None)
+    baseline = measure(args, args.baseline)
+    report(args, tree, baseline)
     path = serving_bench.OUT / f"batch-route-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "side_by_side": side_by_side,
-                                "in_sequence": in_sequence}, indent=2))
+    path.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "tree": tree,
+                                "baseline": baseline}, indent=2))
     serving_bench.log(f"figures in {path.relative_to(serving_bench.ROOT)}")
 
 

@@ -40,6 +40,7 @@ from inference.serializers import (
     PredictOut,
     UniversalPredictIn,
 )
+from inference.serving_many import predict_many
 from registry import selectors as registry_selectors
 
 PREDICT_ERRORS = errors(400, 404, 413, 415, 503, 504)
@@ -138,19 +139,28 @@ class UniversalPredictApi(_PredictApi):
         return Response(serving.predict(_predict_request(endpoint, data, request, fields=UNIVERSAL_FIELDS)))
 
 
-def _batch_item(index: int, item, request) -> dict:
+def _batch_request(index: int, item, request) -> serving.PredictRequest | ApplicationError:
     try:
         if not isinstance(item, dict):
             raise InvalidInput("Each request must be a JSON object.", details={"field": f"requests[{index}]"})
         only_known(item, BATCH_ITEM_FIELDS)
-        endpoint = _batch_item_endpoint(item)
-        prediction = serving.predict(_predict_request(endpoint, item, request, suffix=f"-{index}",
-                                                      fields=BATCH_ITEM_FIELDS))
-        return {"index": index, "ok": True, "result": prediction}
+        return _predict_request(_batch_item_endpoint(item), item, request, suffix=f"-{index}",
+                                fields=BATCH_ITEM_FIELDS)
     except Exception as exc:  # one bad item never fails the rest; each carries its own error
-        error = to_application_error(exc) or ApplicationError("Internal server error.")
-        return {"index": index, "ok": False, "status": error.status_code,
-                **error_body(error.code, error.message, error.details)}
+        return to_application_error(exc) or ApplicationError("Internal server error.")
+
+
+def _batch_outcomes(items: list, request) -> list[dict | ApplicationError]:
+    parsed = [_batch_request(index, item, request) for index, item in enumerate(items)]
+    predicted = iter(predict_many([entry for entry in parsed if isinstance(entry, serving.PredictRequest)]))
+    return [next(predicted) if isinstance(entry, serving.PredictRequest) else entry for entry in parsed]
+
+
+def _batch_result(index: int, outcome: dict | ApplicationError) -> dict:
+    if isinstance(outcome, ApplicationError):
+        return {"index": index, "ok": False, "status": outcome.status_code,
+                **error_body(outcome.code, outcome.message, outcome.details)}
+    return {"index": index, "ok": True, "result": outcome}
 
 
 def _batch_item_endpoint(item: dict) -> str:
@@ -175,7 +185,7 @@ class BatchPredictApi(_PredictApi):
         items = body.get("requests")
         if not isinstance(items, list) or not items or len(items) > 256:
             raise ValidationError({"requests": ["Must be a list of 1 to 256 requests."]})
-        results = serving.map_side_by_side(lambda entry: _batch_item(*entry, request), list(enumerate(items)))
+        results = [_batch_result(index, outcome) for index, outcome in enumerate(_batch_outcomes(items, request))]
         succeeded = sum(1 for result in results if result["ok"])
         return Response({"results": results, "count": len(results), "succeeded": succeeded,
                          "success_rate": round(succeeded / len(results), 4),

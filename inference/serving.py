@@ -258,9 +258,9 @@ def _side_by_side_pool() -> ProcessLocalPool:
 def map_side_by_side(function: Callable[[Any], Any], items: Sequence[Any]) -> list:
     """[function(item) for item in items], run side by side in a per-process pool of PREDICT_BATCH_THREADS.
 
-    Items bound for one deployment then reach its batcher together and share forward passes; one after
-    another, each would wait for the previous one's pass and round trip. Each runs in a copy of the
-    caller's context (the request id reaches the logs). Never call it from one of the pool's own threads.
+    The batch route (serving_many) runs each deployment's items, and each item an experiment routes, this
+    way: one does not wait for another's round trip. Each runs in a copy of the caller's context (the
+    request id reaches the logs). Never call it from one of the pool's own threads.
     """
     if len(items) < 2:
         return [function(item) for item in items]

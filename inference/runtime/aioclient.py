@@ -12,7 +12,7 @@ import os
 import time
 from typing import Any
 
-from inference.runtime.client import DeadlineExceeded, WorkerUnavailable, _NotDelivered, checked_answer, time_left
+from inference.runtime.client import DeadlineExceeded, NotDelivered, WorkerUnavailable, checked_answer, time_left
 from inference.runtime.protocol import FrameError, decode, encode, pop_frames
 
 
@@ -35,12 +35,12 @@ class AsyncWorkerClient:
         frame = encode({**message, "id": request_id, "deadline": deadline})
         try:
             return await self._call_one(socket_paths[first], frame, request_id, deadline)
-        except _NotDelivered as exc:
+        except NotDelivered as exc:
             if len(socket_paths) == 1 or time.time() >= deadline:
                 raise WorkerUnavailable(str(exc)) from None
         try:
             return await self._call_one(socket_paths[(first + 1) % len(socket_paths)], frame, request_id, deadline)
-        except _NotDelivered as exc:
+        except NotDelivered as exc:
             raise WorkerUnavailable(str(exc)) from None
 
     def close(self) -> None:
@@ -77,7 +77,7 @@ class AsyncWorkerClient:
         try:
             _, channel = await asyncio.get_running_loop().create_unix_connection(_Channel, path)
         except OSError:
-            raise _NotDelivered("no worker is listening") from None
+            raise NotDelivered("no worker is listening") from None
         channel.on_close = lambda: self._channels.pop(path, None) if self._channels.get(path) is channel else None
         self._channels[path] = channel
         return channel
@@ -99,7 +99,7 @@ class _Channel(asyncio.Protocol):
 
     def send(self, request_id: str, frame: bytes) -> asyncio.Future[dict[str, Any]]:
         if self.closed or self._transport is None or self._transport.is_closing():
-            raise _NotDelivered("the worker closed the connection")
+            raise NotDelivered("the worker closed the connection")
         answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.pending[request_id] = answer
         self._transport.write(frame)

@@ -137,6 +137,32 @@ class PredictionCache:
         except redis.RedisError as error:
             self._failed("set", error)
 
+    def get_many(self, keys: list[str]) -> list[bytes | None]:
+        """get() for each key, in one round trip (one pipeline of the same script)."""
+        if not keys or self._is_down():
+            return [None] * len(keys)
+        pipe = self._client.pipeline(transaction=False)
+        for key in keys:
+            self._get(keys=[self._entry(key), self._stats], client=pipe)
+        try:
+            return list(pipe.execute())
+        except redis.RedisError as error:
+            self._failed("get", error)
+            return [None] * len(keys)
+
+    def set_many(self, items: list[tuple[str, bytes]]) -> None:
+        """set() for each (key, value), in one round trip."""
+        if not items or self._is_down():
+            return
+        pipe = self._client.pipeline(transaction=False)
+        for key, value in items:
+            args = [value, self._ttl_s * 1000, self._capacity, key, self._prefix + "e:"]
+            self._set(keys=[self._index, self._stats, self._entry(key)], args=args, client=pipe)
+        try:
+            pipe.execute()
+        except redis.RedisError as error:
+            self._failed("set", error)
+
     def stats(self) -> dict[str, Any]:
         summary: dict[str, Any] = {"capacity": self._capacity, "ttl_s": self._ttl_s}
         unavailable = {"available": False, **summary, **dict.fromkeys(_COUNTERS)}

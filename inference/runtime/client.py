@@ -1,6 +1,6 @@
 # The web side of the worker channel (see protocol.py). Web processes are gunicorn gthread workers,
-# so this is plain blocking sockets, one persistent connection per (thread, replica): the protocol
-# allows one request in flight per connection, and a connection owned by a thread needs no lock.
+# so this is plain blocking sockets, one persistent connection per (thread, replica), which needs no lock
+# as its thread owns it. `call` keeps one request in flight on it; `call_many` writes several, then reads.
 # This is the prediction hot path, so a call does no logging, no thread hand-off and no allocation
 # beyond the frame itself.
 from __future__ import annotations
@@ -46,7 +46,7 @@ class WorkerError(WorkerCallError):
         self.message = message
 
 
-class _NotDelivered(WorkerUnavailable):
+class NotDelivered(WorkerUnavailable):
     """The request never reached a worker (no connection, or it was refused on arrival): safe to send
     to another replica. A connection lost after sending is not: the request itself may be what killed
     the worker, and replaying it would take down a second replica."""
@@ -87,14 +87,88 @@ class WorkerClient:
         frame = encode({**message, "id": request_id, "deadline": deadline})
         try:
             return self._call_one(state, socket_paths[first], frame, request_id, deadline)
-        except _NotDelivered as exc:
+        except NotDelivered as exc:
             if len(socket_paths) == 1 or time.time() >= deadline:
                 raise WorkerUnavailable(str(exc)) from None
         second = socket_paths[(first + 1) % len(socket_paths)]
         try:
             return self._call_one(state, second, frame, request_id, deadline)
-        except _NotDelivered as exc:
+        except NotDelivered as exc:
             raise WorkerUnavailable(str(exc)) from None
+
+    def call_many(
+        self, socket_paths: list[str], messages: list[dict[str, Any]], *, deadline: float
+    ) -> list[dict[str, Any] | WorkerCallError]:
+        """Each message's `ok` answer, or the exception `call` would raise for it, in order.
+
+        The messages are spread over the replicas, and each replica gets all of its share down one
+        connection before any answer is read, so they reach its batcher together and share forward
+        passes. The worker answers them by id, in any order. Nothing is replayed here: a message no
+        worker took reads as NotDelivered, which the caller may send again.
+        """
+        if not socket_paths:
+            return [WorkerUnavailable("no worker replica is running")] * len(messages)
+        state = self._state()
+        shares: dict[str, list[tuple[int, str, bytes]]] = {}
+        for index, message in enumerate(messages):
+            state.sequence += 1
+            request_id = f"{state.prefix}{state.sequence}"
+            path = socket_paths[(state.turn + index) % len(socket_paths)]
+            frame = encode({**message, "id": request_id, "deadline": deadline})
+            shares.setdefault(path, []).append((index, request_id, frame))
+        state.turn += 1
+        results: list[Any] = [None] * len(messages)
+        sent = {path: self._send_share(state, path, share, deadline, results) for path, share in shares.items()}
+        for path, sock in sent.items():
+            if sock is not None:
+                self._receive_share(state, path, sock, shares[path], deadline, results)
+        return results
+
+    def _send_share(
+        self, state: _ThreadState, path: str, share: list[tuple[int, str, bytes]], deadline: float, results: list[Any]
+    ) -> socket.socket | None:
+        payload = b"".join(frame for _, _, frame in share)
+        try:
+            sock = state.connections.get(path)
+            if sock is None or not _send(sock, payload, deadline):
+                if sock is not None:
+                    _drop(state, path)
+                sock = self._connect(state, path, deadline)
+                if not _send(sock, payload, deadline):
+                    _drop(state, path)
+                    raise NotDelivered("the worker closed the connection")
+        except WorkerCallError as exc:
+            _drop(state, path)  # a payload cut short by the timeout would garble the next call's frames
+            for index, _, _ in share:
+                results[index] = exc
+            return None
+        return sock
+
+    def _receive_share(
+        self, state: _ThreadState, path: str, sock: socket.socket, share: list[tuple[int, str, bytes]],
+        deadline: float, results: list[Any],
+    ) -> None:
+        waiting = {request_id: index for index, request_id, _ in share}
+        try:
+            while waiting:
+                answer = _receive(sock, deadline)
+                index = waiting.pop(answer.get("id"), None)
+                if index is None:
+                    raise ValueError("an answer that belongs to no request of this call")
+                try:
+                    results[index] = checked_answer(answer)
+                except WorkerCallError as exc:
+                    results[index] = exc
+        except (TimeoutError, DeadlineExceeded):
+            _drop(state, path)
+            missing: WorkerCallError = DeadlineExceeded("the worker did not answer before the deadline")
+        except (OSError, FrameError, ValueError):
+            _drop(state, path)
+            missing = WorkerUnavailable("the worker went away during the request")
+        else:
+            return
+        for index in waiting.values():
+            results[index] = missing
 
     def close(self) -> None:
         """Close the calling thread's connections."""
@@ -122,7 +196,7 @@ class WorkerClient:
                 sock = self._connect(state, path, deadline)
                 if not _send(sock, frame, deadline):
                     _drop(state, path)
-                    raise _NotDelivered("the worker closed the connection")
+                    raise NotDelivered("the worker closed the connection")
         except DeadlineExceeded:
             _drop(state, path)  # a frame cut short by the timeout would garble the next one
             raise
@@ -140,7 +214,7 @@ class WorkerClient:
             raise WorkerUnavailable("the worker's answer does not belong to this request")
         try:
             return checked_answer(answer)
-        except _NotDelivered:
+        except NotDelivered:
             _drop(state, path)  # it closes its connections once drained anyway
             raise
 
@@ -154,7 +228,7 @@ class WorkerClient:
             raise DeadlineExceeded("no worker accepted the connection before the deadline") from None
         except OSError:
             sock.close()
-            raise _NotDelivered("no worker is listening") from None
+            raise NotDelivered("no worker is listening") from None
         state.connections[path] = sock
         return sock
 
@@ -187,7 +261,7 @@ def checked_answer(answer: dict[str, Any]) -> dict[str, Any]:
     error = answer.get("error")
     code, message = (str(error.get("code")), str(error.get("message"))) if isinstance(error, dict) else ("", "")
     if code == ErrorCode.DRAINING:
-        raise _NotDelivered("the worker is shutting down")
+        raise NotDelivered("the worker is shutting down")
     raise _error_for(code, message)
 
 

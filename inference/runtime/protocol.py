@@ -3,8 +3,9 @@
 Transport: a Unix domain socket per worker replica, in a directory only the platform's user can enter
 (0700; sockets 0600). Framing: a 4-byte big-endian length, then one UTF-8 JSON object. JSON (never
 pickle) because the payload carries client data. The worker answers each frame by its id as soon as it is
-done, in any order: the blocking client (client.py, web threads) keeps one request in flight per connection,
-the event-loop client (aioclient.py, the fast lane) many on one connection per replica.
+done, in any order: the blocking client (client.py, web threads) keeps one request in flight per connection
+(or, for the batch route, writes several before reading), the event-loop client (aioclient.py, the fast
+lane) many on one connection per replica.
 
 Request  {"id": str, "op": str, "deadline": float (time.time() seconds), "inputs": list, "params": dict}
   ops: "predict"   inputs = validated rows (lists of numbers, or strings for text models)

@@ -79,6 +79,28 @@ def test_get_and_set_each_take_one_round_trip(cache, client, monkeypatch):
     assert sent == ["EVALSHA"] * 3
 
 
+def test_many_keys_take_one_round_trip_and_count_as_single_lookups(cache, client, monkeypatch):
+    cache.set("warm", b"x")
+    cache.get("warm")  # loads the scripts into Redis once
+    cache.clear()
+    calls = []
+    original = client.pipeline
+    monkeypatch.setattr(client, "pipeline", lambda **kw: calls.append(kw) or original(**kw))
+    cache.set_many([("a", b"1"), ("b", b"2")])
+    assert cache.get_many(["a", "absent", "b"]) == [b"1", None, b"2"]
+    assert len(calls) == 2, "one pipeline each for the sets and the gets"
+    assert (cache.get("a"), cache.get("b")) == (b"1", b"2")
+    stats = cache.stats()
+    assert (stats["size"], stats["hits"], stats["misses"]) == (2, 4, 1)
+    assert cache.get_many([]) == [] and cache.set_many([]) is None
+
+
+def test_many_keys_fail_open_when_redis_is_unreachable():
+    cache = PredictionCache(_client("127.0.0.1", _closed_port()), ttl_s=60, capacity=10, retry_after_s=0)
+    cache.set_many([("a", b"1")])
+    assert cache.get_many(["a", "b"]) == [None, None]
+
+
 def test_entries_expire_and_stop_counting_toward_the_size(client):
     cache = PredictionCache(client, namespace="test:predcache", ttl_s=1, capacity=2)
     cache.set("old", b"1")

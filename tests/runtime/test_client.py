@@ -169,3 +169,57 @@ def test_a_pooled_connection_to_a_restarted_worker_is_replaced_transparently():
         assert predict_call(client, [spec.socket_path], [[2, 0, 0]])["predictions"] == [2.0]
     finally:
         second.stop()
+
+
+def _many(rows_per_message: list[list[list[float]]]) -> list[dict]:
+    return [{"op": "predict", "inputs": rows, "params": {}} for rows in rows_per_message]
+
+
+def test_call_many_answers_each_message_in_order_and_they_share_forward_passes():
+    worker = toy_worker(toy={"sleep_ms": 50}, max_batch_size=64, batch_timeout_ms=0.0)
+    client = WorkerClient()
+    try:
+        before = worker.stats()["batches"]
+        answers = client.call_many([worker.socket_path], _many([[[i, 0, 0]] for i in range(20)]),
+                                   deadline=time.time() + 5)
+        assert [answer["predictions"] for answer in answers] == [[float(i)] for i in range(20)]
+        # Written before any answer was read, the 20 reach the batcher together: one pass, two at most
+        # if the socket split the frames (one call at a time, each would have had its own).
+        assert worker.stats()["batches"] - before <= 2
+        assert max(answer["batch_size"] for answer in answers) >= 10
+        # One bad message fails alone.
+        mixed = client.call_many([worker.socket_path], _many([[[1, 0, 0]], [[POISON, 0, 0]], [[1, 1, 1], [2, 2, 2]]]),
+                                 deadline=time.time() + 5)
+        assert mixed[0]["predictions"] == [1.0] and mixed[2]["predictions"] == [6.0, 12.0]
+        assert isinstance(mixed[1], WorkerError) and mixed[1].code == "invalid_input"
+        # The connection stays in step for the next call.
+        assert predict_call(client, [worker.socket_path], [[0, 0, 3]])["predictions"] == [9.0]
+    finally:
+        worker.stop()
+
+
+def test_call_many_spreads_messages_over_replicas(pair):
+    paths = [worker.socket_path for worker in pair]
+    client = WorkerClient()
+    before = [worker.stats()["requests"] for worker in pair]
+    answers = client.call_many(paths, _many([[[1, 0, 0]]] * 6), deadline=time.time() + 5)
+    assert [answer["predictions"] for answer in answers] == [[1.0]] * 6
+    assert [worker.stats()["requests"] - b for worker, b in zip(pair, before)] == [3, 3]
+
+
+def test_call_many_turns_failures_into_one_exception_per_message():
+    client = WorkerClient()
+    missing = str(short_folder() / "gone.sock")
+    answers = client.call_many([missing], _many([[[1, 0, 0]]] * 2), deadline=time.time() + 1)
+    assert all(isinstance(answer, WorkerUnavailable) for answer in answers)
+    assert all(isinstance(a, WorkerUnavailable) for a in client.call_many([], _many([[[1, 0, 0]]]), deadline=1e12))
+    worker = toy_worker(toy={"sleep_ms": 800})
+    try:
+        started = time.perf_counter()
+        late = client.call_many([worker.socket_path], _many([[[1, 0, 0]]] * 3), deadline=time.time() + 0.2)
+        assert all(isinstance(answer, DeadlineExceeded) for answer in late)
+        assert time.perf_counter() - started < 0.5
+        # Late answers to those must not be taken for this call's.
+        assert predict_call(client, [worker.socket_path], [[0, 0, 2]])["predictions"] == [6.0]
+    finally:
+        worker.stop()
