@@ -71,8 +71,11 @@ class _Generations:
 
     def state(self) -> dict[str, Any]:
         """For /health/ready: whether this process hears changes, and for how long it has not."""
-        if self._thread is None:
+        if self._thread is None:  # nothing cached in this process yet: start listening, give it a moment
             self._start()
+            give_up_at = time.monotonic() + 1.0
+            while not self._listening and time.monotonic() < give_up_at:
+                time.sleep(0.01)
         deaf_for = None if self._listening else round(time.monotonic() - self._deaf_since, 1)
         return {"listening": self._listening, "deaf_for_s": deaf_for}
 
@@ -85,6 +88,7 @@ class _Generations:
     def _start(self) -> None:
         with self._lock:
             if self._thread is None:
+                self._deaf_since = time.monotonic()  # deaf from now on until it subscribes, not since start-up
                 self._thread = threading.Thread(target=self._listen, name="invalidation-listener", daemon=True)
                 self._thread.start()
 

@@ -136,8 +136,10 @@ def main() -> int:
     private_redis = ensure_redis()
     ensure_metrics_dir()
     children: list[tuple[str, subprocess.Popen]] = []
-    # SIGTERM behaves like Ctrl-C so `kill` of the launcher also stops every child.
+    # SIGTERM behaves like Ctrl-C so `kill` of the launcher also stops every child. SIGINT too when
+    # started in the background (`make serve &`), where the shell hands it down ignored.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         manage("migrate", "--noinput", "-v", "0")
         manage("collectstatic", "--noinput", "-v", "0")

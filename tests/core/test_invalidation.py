@@ -141,6 +141,18 @@ class GenerationCacheTests(TestCase):
         self.assertFalse(state["listening"])
         self.assertGreaterEqual(state["deaf_for_s"], 42)
 
+    def test_a_process_that_cached_nothing_yet_reports_listening_after_starting_its_listener(self):
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # a fresh worker process: no listener thread yet
+            started = generations._thread is not None
+            os.write(write_end, repr((started, generations.state())).encode())
+            os._exit(0)
+        os.close(write_end)
+        os.waitpid(pid, 0)
+        self.assertEqual(os.read(read_end, 200).decode(), "(False, {'listening': True, 'deaf_for_s': None})")
+        os.close(read_end)
+
     def test_a_forked_child_starts_deaf_and_trusts_nothing_from_its_parent(self):
         self.cache.put("k", "v", self.cache.generation())
         read_end, write_end = os.pipe()
