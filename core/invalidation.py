@@ -57,12 +57,19 @@ class _Generations:
         self._listening = False
         self._deaf_since = time.monotonic()
         self._thread: threading.Thread | None = None
+        self._for_good = False
         self.bump()
 
     def current(self, topic: str) -> int:
-        if self._thread is None:
+        if self._thread is None and not self._for_good:
             self._start()
         return self._counts[topic]
+
+    def stay_deaf(self) -> None:
+        """Never listen in this process: one too short-lived to be worth a thread, a Redis connection and
+        a SUBSCRIBE (an RQ work horse runs one job). Its caches stay correct: deaf, they keep nothing, or
+        keep it for their deaf TTL."""
+        self._for_good = True
 
     @property
     def listening(self) -> bool:
@@ -71,7 +78,7 @@ class _Generations:
 
     def state(self) -> dict[str, Any]:
         """For /health/ready: whether this process hears changes, and for how long it has not."""
-        if self._thread is None:  # nothing cached in this process yet: start listening, give it a moment
+        if self._thread is None and not self._for_good:  # nothing cached yet: start listening, give it a moment
             self._start()
             give_up_at = time.monotonic() + 1.0
             while not self._listening and time.monotonic() < give_up_at:

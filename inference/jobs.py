@@ -22,6 +22,7 @@ from rq.job import JobStatus as RqStatus
 from rq.registry import StartedJobRegistry
 from rq.timeouts import JobTimeoutException
 
+from core import invalidation
 from inference import job_services
 
 logger = logging.getLogger(__name__)
@@ -85,8 +86,13 @@ def _fail_if_last_attempt(job) -> None:
 
 
 class ServingWorker(Worker):
-    """RQ's worker (`manage.py rqworker --worker-class inference.jobs.ServingWorker`, as `make serve` runs it),
-    telling the job's row at once when a work horse dies on the job's last attempt."""
+    """RQ's worker (`manage.py rqworker --worker-class inference.jobs.ServingWorker`, as `make serve` runs it).
+    It tells the job's row at once when a work horse dies on the job's last attempt, and its horses never
+    listen for cache invalidations."""
+
+    def main_work_horse(self, job: Job, queue) -> None:
+        invalidation.generations.stay_deaf()  # the horse lives for this one job
+        super().main_work_horse(job, queue)
 
     def handle_work_horse_killed(self, job: Job, retpid: int, ret_val: int, rusage) -> None:
         super().handle_work_horse_killed(job, retpid, ret_val, rusage)

@@ -141,6 +141,20 @@ class GenerationCacheTests(TestCase):
         self.assertFalse(state["listening"])
         self.assertGreaterEqual(state["deaf_for_s"], 42)
 
+    def test_a_process_told_to_stay_deaf_never_listens_and_its_caches_keep_nothing(self):
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # an RQ work horse, say
+            generations.stay_deaf()
+            self.cache.put("k", "v", self.cache.generation())
+            seen = (generations._thread is None, generations.state()["listening"], self.cache.get("k"))
+            os.write(write_end, repr(seen).encode())
+            os._exit(0)
+        os.close(write_end)
+        os.waitpid(pid, 0)
+        self.assertEqual(os.read(read_end, 200).decode(), "(True, False, None)")
+        os.close(read_end)
+
     def test_a_process_that_cached_nothing_yet_reports_listening_after_starting_its_listener(self):
         read_end, write_end = os.pipe()
         pid = os.fork()

@@ -12,6 +12,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
+from core import invalidation
 from inference import jobs
 from inference.models import InferenceJob, JobStatus
 from tests.factories import key_client
@@ -19,6 +20,11 @@ from tests.inference.live import LiveServerTestCase, wait_for
 from tests.inference.test_jobs_support import RqWorker, deploy_toy, wait_running
 
 ROWS = [[1.0, 2.0, 3.0], [-1.5, 0.25, 4.0]]
+
+
+def invalidation_listeners() -> int:
+    connection = django_rq.get_connection()
+    return dict(connection.pubsub_numsub(invalidation._channel()))[invalidation._channel().encode()]
 
 
 class AsyncPredictionTests(LiveServerTestCase):
@@ -104,9 +110,13 @@ class AsyncPredictionTests(LiveServerTestCase):
     def test_a_work_horse_killed_on_the_last_attempt_fails_the_job_at_once(self):
         deploy_toy(self, "slow", toy={"sleep_ms": 3000}, timeout_ms=30000)
         accepted = self.submit("slow", {"inputs": ROWS})
+        subscribers = invalidation_listeners()
         worker = RqWorker(burst=True, JOB_MAX_ATTEMPTS="1").start()
         self.addCleanup(worker.stop)
         wait_running(accepted["job_id"])
+        time.sleep(0.5)  # the horse is in the model call, past every cache it consults
+        # A horse lives for one job: it never opens a listener (a thread and a Redis connection) of its own.
+        self.assertEqual(invalidation_listeners(), subscribers)
         worker.kill_horse()
         # No sweep runs here: the worker itself records the death (a sweep would come a minute later).
         body = self.poll(accepted["status_url"], timeout=20)
