@@ -32,6 +32,24 @@ def announced_elsewhere(topic: str) -> None:
         other.close()
 
 
+def in_forked_child(report) -> str:
+    """repr(report()) as a forked child of this process sees it. The child leaves at once, running none
+    of the parent's cleanup (nor, should `report` raise, the rest of the test)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.write(write_end, repr(report()).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    os.waitpid(pid, 0)
+    try:
+        return os.read(read_end, 1000).decode()
+    finally:
+        os.close(read_end)
+
+
 def counting_lookup():
     calls = []
 
@@ -142,43 +160,20 @@ class GenerationCacheTests(TestCase):
         self.assertGreaterEqual(state["deaf_for_s"], 42)
 
     def test_a_process_told_to_stay_deaf_never_listens_and_its_caches_keep_nothing(self):
-        read_end, write_end = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # an RQ work horse, say
+        def horse():  # an RQ work horse, say
             generations.stay_deaf()
             self.cache.put("k", "v", self.cache.generation())
-            seen = (generations._thread is None, generations.state()["listening"], self.cache.get("k"))
-            os.write(write_end, repr(seen).encode())
-            os._exit(0)
-        os.close(write_end)
-        os.waitpid(pid, 0)
-        self.assertEqual(os.read(read_end, 200).decode(), "(True, False, None)")
-        os.close(read_end)
+            return generations._thread is None, generations.state()["listening"], self.cache.get("k")
+
+        self.assertEqual(in_forked_child(horse), "(True, False, None)")
 
     def test_a_process_that_cached_nothing_yet_reports_listening_after_starting_its_listener(self):
-        read_end, write_end = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # a fresh worker process: no listener thread yet
-            started = generations._thread is not None
-            os.write(write_end, repr((started, generations.state())).encode())
-            os._exit(0)
-        os.close(write_end)
-        os.waitpid(pid, 0)
-        self.assertEqual(os.read(read_end, 200).decode(), "(False, {'listening': True, 'deaf_for_s': None})")
-        os.close(read_end)
+        fresh = in_forked_child(lambda: (generations._thread is not None, generations.state()))
+        self.assertEqual(fresh, "(False, {'listening': True, 'deaf_for_s': None})")
 
     def test_a_forked_child_starts_deaf_and_trusts_nothing_from_its_parent(self):
         self.cache.put("k", "v", self.cache.generation())
-        read_end, write_end = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the child: report and leave at once, running none of the parent's cleanup
-            seen = (generations.listening, self.cache.get("k"))
-            os.write(write_end, repr(seen).encode())
-            os._exit(0)
-        os.close(write_end)
-        os.waitpid(pid, 0)
-        self.assertEqual(os.read(read_end, 200).decode(), "(False, None)")
-        os.close(read_end)
+        self.assertEqual(in_forked_child(lambda: (generations.listening, self.cache.get("k"))), "(False, None)")
         self.assertEqual(self.cache.get("k"), "v", "the parent's own entry was dropped")
 
 
