@@ -63,6 +63,22 @@ def child_env() -> dict[str, str]:
     return env
 
 
+def cache_scope(deployment: Deployment) -> str:
+    """What the prediction cache files a deployment's answers under: everything that decides them.
+
+    Deployments of one version share entries. An ensemble's answers (its members and weights) and a
+    quantized model's are their own: under the version alone, one would be served the other's.
+    """
+    version = deployment.model_version
+    scope = f"{version.pk}:{version.sha256}"
+    if deployment.ensemble:
+        members = sorted((member["version"], float(member["weight"])) for member in deployment.ensemble)
+        scope += f":ensemble:{float(deployment.weight)}:{members}"
+    if deployment.quantize:
+        scope += ":int8"
+    return scope
+
+
 class ModelServer:
     def __init__(self, *, poll_s: float | None = None, out=sys.stderr):
         self.poll_s = poll_s or settings.MODEL_SERVER_POLL_S
@@ -218,6 +234,7 @@ class ModelServer:
             "version": version.version, "model_version_id": version.pk, "sha256": version.sha256,
             "generation": deployment.generation, "task": deployment.model.task, "signature": version.signature or {},
             "classes": (version.signature or {}).get("classes"), "ensemble": bool(deployment.ensemble),
+            "cache_scope": cache_scope(deployment),
         }
 
     # --- events, status and routes --------------------------------------------------------

@@ -181,7 +181,9 @@ def _cache_key(route: dict, rows: list, params: dict, config: dict | None = None
         return None
     if not (config or current_config())["cache_enabled"]:
         return None
-    return canonical_key(f"{route['model_version_id']}:{route['sha256']}", rows, params)
+    # A route table written before cache_scope existed names the version alone.
+    scope = route.get("cache_scope") or f"{route['model_version_id']}:{route['sha256']}"
+    return canonical_key(scope, rows, params)
 
 
 def _call_worker(route: dict, op: str, rows: list, params: dict) -> dict:

@@ -284,3 +284,25 @@ class DeploymentApiTests(TestCase):
                                               format="json")
         self.assertEqual(response.status_code, 404)
         self.assertIn("deploy", response.json()["error"]["message"])
+
+
+class CacheScopeTests(TestCase):
+    """The prediction cache files answers by what decides them (inference.modelserver.cache_scope)."""
+
+    def test_only_deployments_that_answer_alike_share_cache_entries(self):
+        from inference.modelserver import cache_scope
+        from inference.services import deployment_create
+
+        model = make_model("scoped", task="regression")
+        toy_version(model)
+        toy_version(model, weights=(3.0, 0.0, 0.0))
+        plain = deployment_create(model="scoped", endpoint="a", version=1)
+        twin = deployment_create(model="scoped", endpoint="b", version=1, replicas=2, max_batch_size=4)
+        blend = deployment_create(model="scoped", endpoint="c", version=1, ensemble=[{"version": 2}])
+        heavier = deployment_create(model="scoped", endpoint="d", version=1,
+                                    ensemble=[{"version": 2, "weight": 2.0}])
+        int8 = deployment_create(model="scoped", endpoint="e", version=1, quantize=True)
+        other = deployment_create(model="scoped", endpoint="f", version=2)
+        scopes = [cache_scope(d) for d in (plain, twin, blend, heavier, int8, other)]
+        self.assertEqual(scopes[0], scopes[1], "serving knobs do not change answers")
+        self.assertEqual(len(set(scopes[1:])), 5, scopes)

@@ -272,13 +272,27 @@ class ModelFeatureTests(LiveServerTestCase):
         model = make_model("blend", task="regression")
         toy_version(model, weights=(1.0, 0.0, 0.0))
         toy_version(model, weights=(3.0, 0.0, 0.0))
-        response = key_client("manage").post("/api/v1/deployments/", {
+        manage = key_client("manage")
+        response = manage.post("/api/v1/deployments/", {
             "endpoint": "blend", "model": "blend", "version": 1, "ensemble": [{"version": 2, "weight": 1.0}],
         }, format="json")
         self.assertEqual(response.status_code, 201, response.content)
+        manage.post("/api/v1/deployments/", {"endpoint": "plain", "model": "blend", "version": 1}, format="json")
         self.wait_ready("blend")
-        answer = key_client("predict").post("/api/v1/predict/blend", {"inputs": [[2, 0, 0]]}, format="json").json()
-        self.assertEqual(answer["predictions"], [4.0])  # (1*2 + 3*2) / 2
+        self.wait_ready("plain")
+        client = key_client("predict")
+        row = {"inputs": [[2, 0, 0]]}
+        # Version 1 alone answers first and is cached; the ensemble built on it must not be given that answer.
+        self.assertEqual(client.post("/api/v1/predict/plain", row, format="json").json()["predictions"], [2.0])
+        answer = client.post("/api/v1/predict/blend", row, format="json").json()
+        self.assertEqual((answer["predictions"], answer["cached"]), ([4.0], False))  # (1*2 + 3*2) / 2
+        self.assertTrue(client.post("/api/v1/predict/blend", row, format="json").json()["cached"])
+        # New weights are a new model: nothing cached under the old ones answers for it.
+        reweighted = manage.patch("/api/v1/deployments/blend/", {"ensemble": [{"version": 2, "weight": 3.0}]},
+                                  format="json")
+        self.assertEqual(reweighted.status_code, 200, reweighted.content)
+        wait_for(lambda: client.post("/api/v1/predict/blend", row, format="json").json()["predictions"] == [5.0],
+                 timeout=60, message="the reweighted ensemble to serve")  # (1*2 + 3*3*2) / 4
 
     def test_monte_carlo_dropout_and_explanations_through_the_api(self):
         import torch
