@@ -193,22 +193,38 @@ def _call_worker(route: dict, op: str, rows: list, params: dict) -> dict:
 
 
 def _worker_message(route: dict, op: str, rows: list, params: dict) -> tuple[float, dict]:
-    deadline = time.time() + route.get("timeout_ms", 5000) / 1000
-    return deadline, {"op": op, "inputs": rows, "params": params}  # the client adds its id and the deadline
+    return _deadline(route), _message(op, rows, params)
+
+
+def _deadline(route: dict) -> float:
+    return time.time() + route.get("timeout_ms", 5000) / 1000
+
+
+def _message(op: str, rows: list, params: dict) -> dict:
+    return {"op": op, "inputs": rows, "params": params}  # the client adds its id and the deadline
+
+
+_CALL_ERRORS = (worker_client.QueueFull, worker_client.DeadlineExceeded, worker_client.WorkerUnavailable,
+                worker_client.WorkerError)
 
 
 @contextmanager
 def _worker_errors(route: dict, op: str) -> Iterator[None]:
     try:
         yield
-    except worker_client.QueueFull:
-        raise Overloaded(f"Endpoint '{route['endpoint']}' is at capacity; retry shortly.", retry_after_s=1) from None
-    except worker_client.DeadlineExceeded:
-        raise DeadlineExceeded(f"No answer within {route.get('timeout_ms')} ms.") from None
-    except worker_client.WorkerUnavailable:
-        raise DeploymentNotReady(f"Endpoint '{route['endpoint']}' lost its worker; retry.", retry_after_s=1) from None
-    except worker_client.WorkerError as exc:
-        raise _worker_error(exc, op) from None
+    except _CALL_ERRORS as exc:
+        raise _call_error(route, op, exc) from None
+
+
+def _call_error(route: dict, op: str, exc: "worker_client.WorkerCallError") -> Exception:
+    """What a failed worker call (one of _CALL_ERRORS) answers the client."""
+    if isinstance(exc, worker_client.QueueFull):
+        return Overloaded(f"Endpoint '{route['endpoint']}' is at capacity; retry shortly.", retry_after_s=1)
+    if isinstance(exc, worker_client.DeadlineExceeded):
+        return DeadlineExceeded(f"No answer within {route.get('timeout_ms')} ms.")
+    if isinstance(exc, worker_client.WorkerUnavailable):
+        return DeploymentNotReady(f"Endpoint '{route['endpoint']}' lost its worker; retry.", retry_after_s=1)
+    return _worker_error(exc, op)
 
 
 def _call_with_reroute(route: dict, message: dict, deadline: float) -> dict:

@@ -10,7 +10,9 @@ import json
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from core.errors import ApplicationError, to_application_error
@@ -19,12 +21,13 @@ from inference.runtime import client as worker_client
 from inference.serving import (
     PredictRequest,
     _body_of,
+    _call_error,
     _call_worker,
+    _deadline,
+    _message,
     _observed,
     _prepare,
     _route,
-    _worker_errors,
-    _worker_message,
     experiment_hooks,
     map_side_by_side,
     predict,
@@ -60,7 +63,8 @@ def predict_many(requests: list[PredictRequest]) -> list[dict | ApplicationError
     for item in _from_cache(prepared, outcomes):
         groups[item.request.endpoint].append(item)
     # Each deployment's group and each lone item in a thread of its own: one does not wait for another.
-    work = [("group", items) for items in groups.values()] + [("alone", entry) for entry in alone]
+    work = [([item.index for item in items], partial(_predict_group, items)) for items in groups.values()]
+    work += [([index], partial(_predict_alone, index, request)) for index, request in alone]
     for done in map_side_by_side(_run, work):
         for index, outcome in done:
             outcomes[index] = outcome
@@ -93,15 +97,17 @@ def _from_cache(items: list[_Item], outcomes: list[Any]) -> list[_Item]:
     return missing
 
 
-def _run(work: tuple[str, Any]) -> list[tuple[int, Any]]:
-    kind, what = work
+def _run(work: tuple[list[int], Callable[[], list[tuple[int, Any]]]]) -> list[tuple[int, Any]]:
+    indexes, predict_them = work
     try:
-        if kind == "alone":
-            return [(what[0], predict(what[1]))]
-        return _predict_group(what)
+        return predict_them()
     except Exception as exc:  # noqa: BLE001 - one bad item (or group) never fails the rest
         error = _as_error(exc)
-        return [(index, error) for index in ([what[0]] if kind == "alone" else [item.index for item in what])]
+        return [(index, error) for index in indexes]
+
+
+def _predict_alone(index: int, request: PredictRequest) -> list[tuple[int, Any]]:
+    return [(index, predict(request))]
 
 
 def _as_error(exc: Exception) -> ApplicationError:
@@ -114,16 +120,15 @@ def _as_error(exc: Exception) -> ApplicationError:
 
 def _predict_group(items: list[_Item]) -> list[tuple[int, Any]]:
     route = items[0].route
-    deadline, _ = _worker_message(route, "predict", [], {})
-    messages = [{"op": "predict", "inputs": item.rows, "params": {}} for item in items]
-    answers = workers().call_many(route["sockets"], messages, deadline=deadline)
+    messages = [_message("predict", item.rows, {}) for item in items]
+    answers = workers().call_many(route["sockets"], messages, deadline=_deadline(route))
     done, to_cache = [], []
     for item, answer in zip(items, answers):
         if isinstance(answer, worker_client.NotDelivered):
             # No worker took it (a generation swap drains the old one): alone, it may be rerouted.
             answer = _call_alone(item)
         elif isinstance(answer, worker_client.WorkerCallError):
-            answer = _application_error(route, answer)
+            answer = _call_error(route, "predict", answer)
         if isinstance(answer, ApplicationError):
             metrics.observe_error(route, answer.code)
             done.append((item.index, answer))
@@ -142,13 +147,3 @@ def _call_alone(item: _Item) -> dict | ApplicationError:
         return _call_worker(item.route, "predict", item.rows, {})
     except ApplicationError as exc:
         return exc
-
-
-def _application_error(route: dict, exc: worker_client.WorkerCallError) -> ApplicationError:
-    """The error serving.predict raises for a failed worker call."""
-    try:
-        with _worker_errors(route, "predict"):
-            raise exc
-    except ApplicationError as error:
-        return error
-    raise AssertionError("unreachable: _worker_errors converts every WorkerCallError")
