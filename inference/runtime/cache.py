@@ -122,7 +122,7 @@ class PredictionCache:
         if self._is_down():
             return None
         try:
-            value = self._get(keys=[self._entry(key), self._stats])
+            value = self._run_get(key)
         except redis.RedisError as error:
             self._failed("get", error)
             return None
@@ -131,9 +131,8 @@ class PredictionCache:
     def set(self, key: str, value: bytes) -> None:
         if self._is_down():
             return
-        args = [value, self._ttl_s * 1000, self._capacity, key, self._prefix + "e:"]
         try:
-            self._set(keys=[self._index, self._stats, self._entry(key)], args=args)
+            self._run_set(key, value)
         except redis.RedisError as error:
             self._failed("set", error)
 
@@ -143,7 +142,7 @@ class PredictionCache:
             return [None] * len(keys)
         pipe = self._client.pipeline(transaction=False)
         for key in keys:
-            self._get(keys=[self._entry(key), self._stats], client=pipe)
+            self._run_get(key, pipe)
         try:
             return list(pipe.execute())
         except redis.RedisError as error:
@@ -156,12 +155,19 @@ class PredictionCache:
             return
         pipe = self._client.pipeline(transaction=False)
         for key, value in items:
-            args = [value, self._ttl_s * 1000, self._capacity, key, self._prefix + "e:"]
-            self._set(keys=[self._index, self._stats, self._entry(key)], args=args, client=pipe)
+            self._run_set(key, value, pipe)
         try:
             pipe.execute()
         except redis.RedisError as error:
             self._failed("set", error)
+
+    def _run_get(self, key: str, client: Any = None) -> Any:
+        # One EVALSHA on the client, or queued on a pipeline (`client`).
+        return self._get(keys=[self._entry(key), self._stats], client=client)
+
+    def _run_set(self, key: str, value: bytes, client: Any = None) -> Any:
+        args = [value, self._ttl_s * 1000, self._capacity, key, self._prefix + "e:"]
+        return self._set(keys=[self._index, self._stats, self._entry(key)], args=args, client=client)
 
     def stats(self) -> dict[str, Any]:
         summary: dict[str, Any] = {"capacity": self._capacity, "ttl_s": self._ttl_s}
