@@ -136,7 +136,7 @@ class UniversalPredictApi(_PredictApi):
         data = _body(request)
         only_known(data, UNIVERSAL_FIELDS)
         endpoint = universal_endpoint(data)
-        return Response(serving.predict(_predict_request(endpoint, data, request, fields=UNIVERSAL_FIELDS)))
+        return Response(serving.predict(_predict_request(endpoint, data, request, fields=None)))
 
 
 def _batch_request(index: int, item, request) -> serving.PredictRequest | ApplicationError:
@@ -144,8 +144,7 @@ def _batch_request(index: int, item, request) -> serving.PredictRequest | Applic
         if not isinstance(item, dict):
             raise InvalidInput("Each request must be a JSON object.", details={"field": f"requests[{index}]"})
         only_known(item, BATCH_ITEM_FIELDS)
-        return _predict_request(_batch_item_endpoint(item), item, request, suffix=f"-{index}",
-                                fields=BATCH_ITEM_FIELDS)
+        return _predict_request(_batch_item_endpoint(item), item, request, suffix=f"-{index}", fields=None)
     except Exception as exc:  # one bad item never fails the rest; each carries its own error
         return to_application_error(exc) or ApplicationError("Internal server error.")
 

@@ -25,10 +25,14 @@ def json_object(data) -> dict:
 
 
 def predict_request(endpoint: str, data: dict, *, subject: str | None, default_id: str | None,
-                    fields: frozenset = PREDICT_FIELDS, parameters: frozenset = PREDICT_PARAMETERS
+                    fields: frozenset | None = PREDICT_FIELDS, parameters: frozenset = PREDICT_PARAMETERS
                     ) -> PredictRequest:
-    """The request a body asks for; `fields` and `parameters` are the keys its route accepts."""
-    only_known(data, fields)
+    """The request a body asks for; `fields` and `parameters` are the keys its route accepts.
+
+    `fields` None: the caller checked them already (a universal body, before looking its model up).
+    """
+    if fields is not None:
+        only_known(data, fields)
     if "inputs" not in data:
         raise ValidationError({"inputs": ["This field is required."]})
     params = data.get("parameters")

@@ -136,8 +136,7 @@ class FastLane:
         if version_id is None:  # first asked in this process, or the registry changed since: one query
             version_id = await self.run_db(model_version_id_cached, model_name, ref)
         endpoint = serving.endpoint_for_version(version_id)
-        return predict_request(endpoint, data, subject=request.subject, default_id=request.request_id,
-                               fields=UNIVERSAL_FIELDS)
+        return predict_request(endpoint, data, subject=request.subject, default_id=request.request_id, fields=None)
 
     async def _inline_or_offload(self, big: bool, function: Any, *args: Any) -> Any:
         # Parsing, checking and encoding a big body would stall every other request on this loop.
