@@ -61,7 +61,7 @@ class _Generations:
         self.bump()
 
     def current(self, topic: str) -> int:
-        if self._thread is None and not self._for_good:
+        if self._thread is None:
             self._start()
         return self._counts[topic]
 
@@ -78,8 +78,7 @@ class _Generations:
 
     def state(self) -> dict[str, Any]:
         """For /health/ready: whether this process hears changes, and for how long it has not."""
-        if self._thread is None and not self._for_good:  # nothing cached yet: start listening, give it a moment
-            self._start()
+        if self._thread is None and self._start():  # nothing cached yet: it listens now, give it a moment
             give_up_at = time.monotonic() + 1.0
             while not self._listening and time.monotonic() < give_up_at:
                 time.sleep(0.01)
@@ -92,12 +91,15 @@ class _Generations:
                 if topic in self._counts:
                     self._counts[topic] += 1
 
-    def _start(self) -> None:
+    def _start(self) -> bool:
+        """Starts the listener unless one runs or this process stays deaf; True if this call started it."""
         with self._lock:
-            if self._thread is None:
-                self._deaf_since = time.monotonic()  # deaf from now on until it subscribes, not since start-up
-                self._thread = threading.Thread(target=self._listen, name="invalidation-listener", daemon=True)
-                self._thread.start()
+            if self._thread is not None or self._for_good:
+                return False
+            self._deaf_since = time.monotonic()  # deaf from now on until it subscribes, not since start-up
+            self._thread = threading.Thread(target=self._listen, name="invalidation-listener", daemon=True)
+            self._thread.start()
+            return True
 
     def _listen(self) -> None:
         delay, logged = 0.5, False
