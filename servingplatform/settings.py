@@ -207,8 +207,8 @@ PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR", "")
 # work (prediction cache calls, wakes from zero); predictions themselves run in the event loop.
 WEB_THREADS = env_int("WEB_THREADS", 8, minimum=1, maximum=256)
 PREDICT_THREADS = env_int("PREDICT_THREADS", 32, minimum=1, maximum=1024)
-# Threads per web process that run the items of POST /api/v1/predict/batch side by side, so that they share
-# forward passes; they keep database connections (for the rare item that needs one) like WEB_THREADS.
+# Threads per web process that run the deployments of a POST /api/v1/predict/batch (and its items an experiment
+# routes) side by side; they keep database connections (for the rare item that needs one) like WEB_THREADS.
 PREDICT_BATCH_THREADS = env_int("PREDICT_BATCH_THREADS", 8, minimum=1, maximum=256)
 
 # --- HTTP limits ----------------------------------------------------------------------------
