@@ -91,7 +91,13 @@ def test_a_universal_reference_is_a_number_or_an_alias():
 
 
 def test_a_batch_item_may_name_an_endpoint_or_a_model():
-    assert {"endpoint", "model", "version", "alias", "inputs"} <= BATCH_ITEM_FIELDS
+    for key in ("endpoint", "model", "version", "alias"):
+        item = predict_request("e", {"inputs": [ROW], key: "x"}, subject=None, default_id=None,
+                               fields=BATCH_ITEM_FIELDS)
+        assert item.inputs == [ROW]
+    detail = refusal(lambda: predict_request("e", {"inputs": [ROW], "endpoints": "x"}, subject=None, default_id=None,
+                                             fields=BATCH_ITEM_FIELDS))
+    assert detail["endpoints"][0] == "Unknown field; did you mean 'endpoint'?"
 
 
 class PredictRoutesRefuseBeforeLookingAnythingUpTests(TestCase):
