@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint schema clean-venv browser
+.PHONY: serve test lint types imports check schema clean-venv browser
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -25,6 +25,20 @@ test: $(STAMP) browser
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
+
+types: $(STAMP)
+	SECRET_KEY=type-check $(PY) -m mypy
+
+imports: $(STAMP)
+	$(VENV)/bin/lint-imports
+
+# What .ci/run checks besides the tests: each runs even when another failed.
+check: $(STAMP)
+	@status=0; \
+	$(MAKE) --no-print-directory lint || status=1; \
+	$(MAKE) --no-print-directory types || status=1; \
+	$(MAKE) --no-print-directory imports || status=1; \
+	exit $$status
 
 schema: $(STAMP)
 	SECRET_KEY=schema-check $(PY) manage.py spectacular --validate --fail-on-warn --file /dev/null

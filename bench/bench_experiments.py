@@ -78,13 +78,13 @@ def _start_model_server() -> subprocess.Popen:
 
 def _deploy_and_start_experiment() -> None:
     from experiments import services as experiment_services
-    from inference import services
-    from inference.serving import routes
+    from inference.deployments import services
+    from inference.predict.dispatch import routes
 
     for endpoint in ("direct", "ab-a", "ab-b"):
         services.deployment_create(endpoint=endpoint, model="bench", version=1)
     deadline = time.monotonic() + 180
-    while not all((routes().endpoint(e) or {}).get("sockets") for e in ("direct", "ab-a", "ab-b")):
+    while not all(getattr(routes().endpoint(e), "sockets", None) for e in ("direct", "ab-a", "ab-b")):
         if time.monotonic() > deadline:
             raise SystemExit("the model server did not load the deployments within 180 s")
         time.sleep(0.2)

@@ -26,10 +26,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from inference.runtime.base import ModelRuntime, RuntimeOptions  # noqa: E402
-from inference.runtime.client import WorkerClient  # noqa: E402
-from inference.runtime.protocol import MemberSpec, WorkerSpec  # noqa: E402
-from inference.runtime.registry import create_runtime  # noqa: E402
+from inference.runtime.contract.base import ModelRuntime, RuntimeOptions  # noqa: E402
+from inference.runtime.contract.flavor_table import create_runtime  # noqa: E402
+from inference.runtime.contract.protocol import MemberSpec, WorkerSpec  # noqa: E402
+from inference.runtime.web.client import WorkerClient  # noqa: E402
 from inference.runtime.worker.model import make_runtime  # noqa: E402
 
 ROWS = np.random.default_rng(0).normal(size=(32, 4)).tolist()
@@ -37,7 +37,7 @@ ROWS = np.random.default_rng(0).normal(size=(32, 4)).tolist()
 
 def _artifact(folder: Path, model: str) -> tuple[Path, str, str]:
     if model == "toy":
-        from tests.runtime.toy_runtime import FORMAT, write_toy
+        from tests.inference.runtime.toy_runtime import FORMAT, write_toy
 
         return write_toy(folder / "toy.json", weights=[1.0, 2.0, 3.0, 4.0]), FORMAT, "regression"
     import skops.io as sio

@@ -1,11 +1,15 @@
 """One error shape for the whole API: {"error": {"code", "message", "details"}}.
 
 Domain code raises ApplicationError subclasses; DRF and Django errors are translated here, so views
-never build error responses by hand and nothing (paths, tracebacks) leaks to a client.
+never build error responses by hand and nothing (paths, tracebacks) leaks to a client. Every path that turns
+an exception into a response (the DRF handler, the Open Inference Protocol's, the fast lane, each item of the
+batch route) goes through client_error and render_error: an unexpected exception is logged once and shown
+as a 500 `internal_error`, never as the client's fault.
 """
 
 import logging
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
@@ -50,6 +54,14 @@ class PayloadTooLarge(ApplicationError):
             f"Request body is larger than the limit of {limit_bytes} bytes.",
             details={"limit_bytes": limit_bytes},
         )
+
+
+class InternalError(ApplicationError):
+    status_code = status.HTTP_500_INTERNAL_SERVER_ERROR
+    code = "internal_error"
+
+    def __init__(self) -> None:
+        super().__init__("Internal server error.")
 
 
 class ServiceUnavailable(ApplicationError):
@@ -126,7 +138,7 @@ def _from_drf(exc: drf.APIException) -> ApplicationError:
     return error
 
 
-def to_application_error(exc: Exception) -> ApplicationError | None:
+def _translate(exc: BaseException) -> ApplicationError | None:
     if isinstance(exc, ApplicationError):
         return exc
     if isinstance(exc, drf.APIException):
@@ -144,18 +156,42 @@ def to_application_error(exc: Exception) -> ApplicationError | None:
     return None
 
 
-def exception_handler(exc: Exception, context: dict) -> Any:
+def client_error(exc: BaseException, *, where: str) -> ApplicationError:
+    """The error a client is shown for `exc`: ours, DRF's and Django's translated; anything else is a bug or
+    an outage inside the platform, logged here with its traceback and shown as a bare 500."""
+    error = _translate(exc)
+    if error is None:
+        logger.error("unhandled error in %s", where, exc_info=exc)
+        return InternalError()
+    return error
+
+
+Protocol = Literal["platform", "v2"]
+
+
+@dataclass(frozen=True)
+class RenderedError:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+def render_error(exc: BaseException, *, where: str, protocol: Protocol = "platform") -> RenderedError:
+    """The response for `exc`: the platform's shape, or the Open Inference Protocol's `{"error": message}`
+    (its clients parse exactly that) with the same status and headers."""
+    error = client_error(exc, where=where)
+    if protocol == "v2":
+        body: dict[str, Any] = {"error": error.message}
+    else:
+        body = error_body(error.code, error.message, error.details)
+    return RenderedError(error.status_code, body, dict(error.headers))
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Any:
     from rest_framework.response import Response
 
-    error = to_application_error(exc)
-    if error is None:
-        logger.exception("unhandled error in %s", context.get("view").__class__.__name__)
-        error = ApplicationError("Internal server error.")
-        error.status_code, error.code = 500, "internal_error"
-    response = Response(error_body(error.code, error.message, error.details), status=error.status_code)
-    for name, value in error.headers.items():
-        response[name] = value
-    return response
+    rendered = render_error(exc, where=context.get("view").__class__.__name__)
+    return Response(rendered.body, status=rendered.status, headers=rendered.headers)
 
 
 def _django_error(code: str, message: str, status_code: int) -> JsonResponse:

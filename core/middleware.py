@@ -77,7 +77,7 @@ class BodySizeLimitMiddleware:
         limit = body_limit_for(request.path)
         if length > limit:
             if request.path.startswith("/v2/"):
-                # Open Inference Protocol clients parse {"error": "<message>"} (inference/v2.py).
+                # Open Inference Protocol clients parse {"error": "<message>"} (inference/v2/apis.py).
                 return JsonResponse({"error": PayloadTooLarge(limit).message}, status=413)
             return error_response(PayloadTooLarge(limit))
         return self.get_response(request)

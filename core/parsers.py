@@ -1,10 +1,11 @@
 import json
+from typing import Any
 
 from django.conf import settings
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
-from core.errors import PayloadTooLarge
+from core.errors import InvalidInput, PayloadTooLarge
 
 
 def json_depth_exceeds(text: str, limit: int) -> bool:
@@ -46,6 +47,13 @@ def loads_strict(raw: bytes) -> object:
         return json.loads(text, parse_constant=_reject_constant)
     except ValueError as exc:
         raise ParseError(f"JSON parse error - {exc}") from None
+
+
+def json_object(data: Any) -> dict[str, Any]:
+    """A parsed body that must be a JSON object (every JSON route but V2's takes one)."""
+    if not isinstance(data, dict):
+        raise InvalidInput("The body must be a JSON object.", details={"field": "body"})
+    return data
 
 
 class SafeJSONParser(JSONParser):

@@ -1,3 +1,6 @@
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Model
+
 from core.errors import InvalidInput
 from core.invalidation import announce
 from core.models import ApiKey, Scope
@@ -16,3 +19,12 @@ def api_keys_changed() -> None:
     """Call in the transaction that edits, revokes or deletes API keys: every process then drops the
     keys it verified, so a revocation holds at once instead of after API_KEY_CACHE_S."""
     announce("api_keys")
+
+
+def full_clean(instance: Model, **kwargs: object) -> None:
+    """instance.full_clean() for services: a model-level refusal is a 400 naming the field."""
+    try:
+        instance.full_clean(**kwargs)  # type: ignore[arg-type]
+    except DjangoValidationError as exc:
+        field, messages = next(iter(exc.message_dict.items()))
+        raise InvalidInput(f"{field}: {messages[0]}", details={"fields": exc.message_dict}) from None

@@ -6,11 +6,12 @@ class ExperimentsConfig(AppConfig):
     verbose_name = "Experiments"
 
     def ready(self) -> None:
-        # Serving knows no experiments: it asks whatever hooks object is registered on every request.
+        # Serving knows no experiments: it asks the hooks registered here on every request.
         from experiments.hooks import router
         from experiments.services import deployment_stop_veto
-        from inference import services, serving
+        from inference.deployments import services
+        from inference.predict.contract import hooks
 
-        serving.experiment_hooks = router
+        hooks.register(router)
         if deployment_stop_veto not in services.STOP_VETOES:
             services.STOP_VETOES.append(deployment_stop_veto)

@@ -1,4 +1,4 @@
-"""The experiments side of the prediction hot path (see inference.serving.ExperimentHooks).
+"""The experiments side of the prediction hot path (see inference.predict.engine.ExperimentHooks).
 
 `route` answers from a per-process table of active experiments, loaded from the database by one request
 while the others keep using the previous table. It is loaded again when an experiment changes anywhere
@@ -25,17 +25,17 @@ from core.errors import ApplicationError
 from core.invalidation import Freshness
 from core.pools import ProcessLocalPool
 from experiments import recording
-from experiments.routing import Arm, CompiledExperiment
-from inference import serving
+from experiments.routing import TABLE_TTL_S, Arm, CompiledExperiment
+from inference.predict.contract import ExperimentHooks, PredictRequest, Routing
+from inference.predict.engine import predict_direct
 
 logger = logging.getLogger(__name__)
 
-TABLE_TTL_S = 1.0
 HEARD_TTL_S = 30.0
 
 
 @dataclass
-class ExperimentRouting(serving.Routing):
+class ExperimentRouting(Routing):
     compiled: CompiledExperiment | None = None
 
 
@@ -110,7 +110,7 @@ def _due_at(entries) -> float:
     return time.monotonic() + (min(ends) - now).total_seconds()
 
 
-class ExperimentRouter(serving.ExperimentHooks):
+class ExperimentRouter(ExperimentHooks):
     def __init__(self):
         self.table = ExperimentTable()
         threads = int(getattr(settings, "EXPERIMENT_SHADOW_THREADS", 4))
@@ -118,7 +118,7 @@ class ExperimentRouter(serving.ExperimentHooks):
         # Running plus waiting shadow copies; past this a copy is dropped, never queued without bound.
         self._slots = threading.BoundedSemaphore(threads * 2)
 
-    def route(self, request: serving.PredictRequest) -> serving.Routing | None:
+    def route(self, request: PredictRequest) -> Routing | None:
         compiled = self.table.get(request.endpoint)
         if compiled is None:
             return None
@@ -154,10 +154,10 @@ class ExperimentRouter(serving.ExperimentHooks):
                 self._slots.release()
                 logger.warning("could not start a shadow copy", exc_info=True)
 
-    def _run_shadow(self, compiled: CompiledExperiment, arm: Arm, request: serving.PredictRequest) -> None:
+    def _run_shadow(self, compiled: CompiledExperiment, arm: Arm, request: PredictRequest) -> None:
         started = time.perf_counter()
         try:
-            outcome = serving.predict_direct(replace(request, endpoint=arm.endpoint))
+            outcome = predict_direct(replace(request, endpoint=arm.endpoint))
         except ApplicationError as exc:
             outcome = exc
         except Exception as exc:  # a shadow's failure is a figure in its results, never a client's error

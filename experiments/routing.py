@@ -12,6 +12,9 @@ import math
 from dataclasses import dataclass
 
 WEIGHT_TOTAL = 100.0
+# How stale a process's table of running experiments may be while it may be missing announcements (Redis
+# down); promotion waits twice this long for every process to route by the new table.
+TABLE_TTL_S = 1.0
 WEIGHT_TOLERANCE = 1e-6
 _SCALE = float(1 << 64)
 

@@ -5,11 +5,11 @@ Django's middleware stack, DRF's negotiation and rendering and gunicorn's thread
 about 3 ms of CPU per request (bench/bench_serving.py --profile), ten times the prediction itself. Under
 uvicorn this app answers the common case, a JSON body with an API key this process has already verified,
 with the very checks the DRF view makes (the same key cache, quota leases, body parser, request checks
-and serving.predict), and renders the same error shape. Anything else (another route, a key not yet
+and engine.predict), and renders the same error shape. Anything else (another route, a key not yet
 verified here, a session or JWT, a CORS request, an empty, chunked or oversize body, an unknown host)
 goes to Django unchanged, so the two paths differ in cost, not in behaviour.
 
-The prediction itself is serving.predict_async: in the event loop over a multiplexed worker connection in
+The prediction itself is engine.predict_async: in the event loop over a multiplexed worker connection in
 the common case, with whatever may block (Redis, the database, a wake from zero) in a thread pool.
 """
 
@@ -29,16 +29,19 @@ from rest_framework import exceptions as drf
 
 from core.auth import cached_key
 from core.db import closing_connections, keeping_connections
-from core.errors import ApplicationError, error_body, to_application_error
+from core.errors import render_error
 from core.logging import request_id_var
 from core.middleware import request_id_from
 from core.models import Scope
-from core.parsers import loads_strict
+from core.parsers import json_object, loads_strict
 from core.pools import ProcessLocalPool
 from core.throttling import bucket_key, leases, predict_quota
-from inference import serving, v2
-from inference.bodies import UNIVERSAL_FIELDS, json_object, only_known, predict_request, universal_ref
-from inference.runtime import v2codec
+from inference.predict import engine
+from inference.predict.bodies import UNIVERSAL_FIELDS, only_known, predict_request, universal_ref
+from inference.predict.contract import PredictRequest
+from inference.predict.dispatch import endpoint_for_version, routes
+from inference.runtime.v2 import codec as v2codec
+from inference.v2 import infer as v2
 from registry.selectors import model_version_id_cached, model_version_id_known
 
 logger = logging.getLogger(__name__)
@@ -46,7 +49,7 @@ logger = logging.getLogger(__name__)
 PREDICT_PATH = re.compile(r"/api/v1/predict/([^/]+)")
 UNIVERSAL_PATH = "/api/v1/predict"
 V2_INFER_PATH = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?/infer")
-# Other routes under /api/v1/predict/ that the endpoint pattern would swallow (inference/urls.py).
+# Other routes under /api/v1/predict/ that the endpoint pattern would swallow (inference/deployments/urls.py).
 RESERVED_ENDPOINTS = frozenset({"batch"})
 JSON_MEDIA_TYPE = re.compile(rb"\s*application/json\s*(;.*)?", re.IGNORECASE)
 # V2 bodies: JSON, or JSON followed by binary tensors (the header length says where the JSON ends).
@@ -103,18 +106,13 @@ class FastLane:
             else:
                 prediction = await self._inline_or_offload(big, _prediction, request, raw)
             return _Reply.json(200, await self._serve(big, prediction))
-        except Exception as exc:  # noqa: BLE001 - rendered as core.errors / inference.v2 exception handlers do
-            error = to_application_error(exc)
-            if error is None:
-                logger.exception("unhandled error in the prediction fast lane")
-                error = ApplicationError("Internal server error.")
-                error.status_code, error.code = 500, "internal_error"
-            body = ({"error": error.message} if request.kind == V2
-                    else error_body(error.code, error.message, error.details))
-            return _Reply.json(error.status_code, body, dict(error.headers))
+        except Exception as exc:  # noqa: BLE001 - rendered exactly as the DRF and V2 exception handlers do
+            rendered = render_error(exc, where="the prediction fast lane",
+                                    protocol="v2" if request.kind == V2 else "platform")
+            return _Reply.json(rendered.status, rendered.body, rendered.headers)
 
     async def _infer_v2(self, request: _Admitted, raw: bytes, big: bool) -> _Reply:
-        route = serving.routes().endpoint(request.endpoint)
+        route = routes().endpoint(request.endpoint)
         if route is None:
             await self.run_db(v2.served_version, request.endpoint, request.version, None)
         else:
@@ -128,24 +126,24 @@ class FastLane:
         extra = {} if header_length is None else {v2codec.HEADER_LENGTH: str(header_length)}
         return _Reply(200, content, content_type, extra)
 
-    async def _universal(self, request: _Admitted, raw: bytes, big: bool) -> serving.PredictRequest:
+    async def _universal(self, request: _Admitted, raw: bytes, big: bool) -> PredictRequest:
         data = await self._inline_or_offload(big, _json_body, raw)
         only_known(data, UNIVERSAL_FIELDS)
         model_name, ref = universal_ref(data)
         version_id = model_version_id_known(model_name, ref)
         if version_id is None:  # first asked in this process, or the registry changed since: one query
             version_id = await self.run_db(model_version_id_cached, model_name, ref)
-        endpoint = serving.endpoint_for_version(version_id)
+        endpoint = endpoint_for_version(version_id)
         return predict_request(endpoint, data, subject=request.subject, default_id=request.request_id, fields=None)
 
     async def _inline_or_offload(self, big: bool, function: Any, *args: Any) -> Any:
         # Parsing, checking and encoding a big body would stall every other request on this loop.
         return await self.run(function, *args) if big else function(*args)
 
-    async def _serve(self, big: bool, prediction: serving.PredictRequest) -> dict:
+    async def _serve(self, big: bool, prediction: PredictRequest) -> dict:
         if big:
-            return await self.run(serving.predict, prediction)
-        return await serving.predict_async(prediction, self.run, self.run_db)
+            return await self.run(engine.predict, prediction)
+        return await engine.predict_async(prediction, self.run, self.run_db)
 
     async def _throttle(self, request: _Admitted) -> None:
         quota = predict_quota()
@@ -294,7 +292,7 @@ def _json_body(raw: bytes) -> dict:
     return json_object(loads_strict(raw))
 
 
-def _prediction(request: _Admitted, raw: bytes) -> serving.PredictRequest:
+def _prediction(request: _Admitted, raw: bytes) -> PredictRequest:
     return predict_request(request.endpoint, _json_body(raw), subject=request.subject, default_id=request.request_id)
 
 

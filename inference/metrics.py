@@ -4,10 +4,12 @@ PROMETHEUS_MULTIPROC_DIR is set, which `make serve` does), plus the JSON summary
 import math
 import os
 from collections import defaultdict
+from typing import Protocol
 
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
+
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048,
                    4.096, 8.192, math.inf)
@@ -28,22 +30,35 @@ WORKER_MEMORY = Gauge("sp_worker_memory_bytes", "Resident memory of the serving 
                       multiprocess_mode="mostrecent")
 
 
-def _labels(route: dict) -> tuple[str, str, str]:
-    return route["endpoint"], route["model"], str(route["version"])
+class Served(Protocol):
+    """What a prediction is labelled by: a route, or anything else that names the same three."""
+
+    @property
+    def endpoint(self) -> str: ...
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def version(self) -> int: ...
 
 
-def observe_prediction(route: dict, seconds: float, *, cached: bool, cache_used: bool, rows: int,
+def _labels(route: Served) -> tuple[str, str, str]:
+    return route.endpoint, route.model, str(route.version)
+
+
+def observe_prediction(route: Served, seconds: float, *, cached: bool, cache_used: bool, rows: int,
                        batch_size: int | None = None) -> None:
     labels = _labels(route)
     REQUESTS.labels(*labels, "ok").inc()
     LATENCY.labels(*labels).observe(seconds)
     if cache_used:
-        CACHE.labels(route["endpoint"], "hit" if cached else "miss").inc()
+        CACHE.labels(route.endpoint, "hit" if cached else "miss").inc()
     if batch_size:
         BATCH_SIZE.labels(*labels).observe(batch_size)
 
 
-def observe_error(route: dict | None, code: str) -> None:
+def observe_error(route: Served | None, code: str) -> None:
     # Only routed endpoints get labels: a client must not mint label values (unbounded series).
     if route is not None:
         REQUESTS.labels(*_labels(route), code).inc()
@@ -61,7 +76,7 @@ def exposition() -> bytes:
     return generate_latest(registry())
 
 
-def _histogram_quantile(buckets: list[tuple[float, float]], q: float) -> float | None:
+def histogram_quantile(buckets: list[tuple[float, float]], q: float) -> float | None:
     """Prometheus-style quantile from cumulative (upper bound, count) buckets, linear within a bucket."""
     total = buckets[-1][1] if buckets else 0
     if not total:
@@ -119,7 +134,7 @@ def summary(endpoint: str, data: dict) -> dict:
     return {
         "requests": int(requests), "errors": int(errors),
         "error_rate": round(errors / requests, 4) if requests else 0.0,
-        "latency_ms": {f"p{int(q * 100)}": _ms(_histogram_quantile(buckets, q)) for q in (0.5, 0.95, 0.99)},
+        "latency_ms": {f"p{int(q * 100)}": _ms(histogram_quantile(buckets, q)) for q in (0.5, 0.95, 0.99)},
         "mean_batch_size": round(entry["batch_sum"] / entry["batch_count"], 2) if entry["batch_count"] else None,
         "cache_hit_rate": round(hits / (hits + misses), 4) if hits + misses else None,
     }

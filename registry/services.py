@@ -2,14 +2,13 @@ import logging
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from core.errors import InvalidInput
 from core.invalidation import announce
-from inference.runtime import formats
+from core.services import full_clean
+from inference.runtime.contract import formats
 from registry import storage
 from registry.errors import (
     ModelNameTaken,
@@ -19,6 +18,7 @@ from registry.errors import (
     VersionNotUsable,
 )
 from registry.models import ModelAlias, ModelVersion, RegisteredModel, VersionStatus
+from registry.queue import enqueue_validation
 from registry.selectors import model_version_get, model_version_in_use_reasons
 
 logger = logging.getLogger(__name__)
@@ -30,20 +30,12 @@ PICKLE_REFUSED = (
 )
 
 
-def _full_clean(instance, **kwargs) -> None:
-    try:
-        instance.full_clean(**kwargs)
-    except DjangoValidationError as exc:
-        field, messages = next(iter(exc.message_dict.items()))
-        raise InvalidInput(f"{field}: {messages[0]}", details={"fields": exc.message_dict}) from None
-
-
 # --- registered models ----------------------------------------------------------------------
 
 def registered_model_create(*, name: str, task: str, description: str = "", tags: dict | None = None,
                             owner=None) -> RegisteredModel:
     model = RegisteredModel(name=name, task=task, description=description, tags=tags or {}, owner=owner)
-    _full_clean(model, validate_unique=False)
+    full_clean(model, validate_unique=False)
     try:
         with transaction.atomic():
             model.save()
@@ -56,7 +48,7 @@ def registered_model_update(*, model: RegisteredModel, data: dict[str, Any]) -> 
     for field in ("description", "task", "tags"):
         if field in data:
             setattr(model, field, data[field])
-    _full_clean(model)
+    full_clean(model)
     model.save(update_fields=[field for field in ("description", "task", "tags") if field in data] + ["updated_at"])
     return model
 
@@ -111,7 +103,7 @@ def model_version_create(*, model: RegisteredModel, artifact, flavor: str, signa
                 size_bytes=stored.size_bytes, signature=signature or {}, metrics=metrics or {},
                 params=params or {}, tags=tags or {}, created_by=created_by, created_by_key=created_by_key,
             )
-            _full_clean(version, validate_unique=False, validate_constraints=False)
+            full_clean(version, validate_unique=False, validate_constraints=False)
             version.save()
             transaction.on_commit(lambda: _enqueue_validation(version.pk))
     except BaseException:
@@ -121,8 +113,6 @@ def model_version_create(*, model: RegisteredModel, artifact, flavor: str, signa
 
 
 def _enqueue_validation(version_id: int) -> None:
-    from registry.jobs import enqueue_validation
-
     try:
         enqueue_validation(version_id)
     except Exception:  # Redis down: the row stays pending with a reason and can be re-requested
@@ -145,7 +135,7 @@ def model_version_request_validation(*, version: ModelVersion) -> ModelVersion:
 
 def model_version_validate(*, version_id: int) -> ModelVersion | None:
     """Runs the validation of one version (RQ job body). Loads the artifact only in a sandboxed child."""
-    from inference.runtime.sandbox import run_validation
+    from inference.runtime.sandbox.run import run_validation
 
     claimed = ModelVersion.objects.filter(pk=version_id, status=VersionStatus.PENDING).update(
         status=VersionStatus.VALIDATING, status_reason="", updated_at=timezone.now()
@@ -205,7 +195,7 @@ def model_alias_set(*, model: RegisteredModel, alias: str, version_number: int) 
         raise VersionNotUsable(f"Version {version.version} failed validation and cannot carry an alias: "
                                f"{version.status_reason}", details={"field": "version"})
     candidate = ModelAlias(model=model, name=alias, version=version)
-    _full_clean(candidate, validate_unique=False, validate_constraints=False)
+    full_clean(candidate, validate_unique=False, validate_constraints=False)
     # One INSERT .. ON CONFLICT DO UPDATE: readers see the old target or the new one, never neither.
     ModelAlias.objects.bulk_create(
         [candidate], update_conflicts=True, unique_fields=["model", "name"], update_fields=["version", "updated_at"]

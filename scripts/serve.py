@@ -92,7 +92,7 @@ def processes(host: str, port: str) -> list[tuple[str, subprocess.Popen]]:
         start("web", web_command(host, port, web_workers)),
         start("jobs", [PYTHON, "manage.py", "rqworker", "high", "default", "low", "--with-scheduler",
                        "--serializer", "rq.serializers.JSONSerializer",
-                       "--worker-class", "inference.jobs.ServingWorker"]),
+                       "--worker-class", "inference.jobs.tasks.ServingWorker"]),
         # RQ's cron scheduler: queues the job sweeper (expiry + reconciliation) every JOB_SWEEP_INTERVAL_S.
         start("sweeper", [PYTHON, "manage.py", "sweep_jobs", "--schedule"]),
     ]

@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "registry",
     "inference",
     "experiments",
+    "demo",
 ]
 
 MIDDLEWARE = [

@@ -4,12 +4,13 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from core import health
 from core.auth_apis import TokenObtainApi, TokenRefreshApi
-from inference.apis import PrometheusMetricsApi
+from inference.deployments.apis import PrometheusMetricsApi
 
 api_v1 = [
     path("", include("registry.urls")),
-    path("", include("inference.urls")),
-    path("", include("inference.job_urls")),
+    path("", include("inference.predict.urls")),
+    path("", include("inference.deployments.urls")),
+    path("", include("inference.jobs.urls")),
     path("", include("experiments.urls")),
     path("auth/token/", TokenObtainApi.as_view(), name="token-obtain"),
     path("auth/token/refresh/", TokenRefreshApi.as_view(), name="token-refresh"),
@@ -20,7 +21,7 @@ urlpatterns = [
     path("health/ready", health.ready, name="health-ready"),
     path("metrics", PrometheusMetricsApi.as_view(), name="metrics"),
     path("api/v1/", include(api_v1)),
-    path("", include("inference.v2_urls")),
+    path("", include("inference.v2.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),

@@ -91,7 +91,7 @@ def _item_threads_let_go_of_the_test_database(django_db_setup, django_db_blocker
     """The batch route's item threads keep database connections between requests, which would keep
     PostgreSQL from dropping the test database at the end: they close them first (torn down before it)."""
     yield
-    from inference import serving
+    from inference.predict import dispatch
 
     with django_db_blocker.unblock():
-        serving.side_by_side_shutdown()
+        dispatch.side_by_side_shutdown()

@@ -11,6 +11,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from core.invalidation import announce
+from core.services import full_clean
 from experiments import recording
 from experiments.errors import (
     DeploymentInExperiment,
@@ -22,7 +23,6 @@ from experiments.models import ACTIVE, ACTIVE_STATUSES, Experiment, ExperimentSt
 from experiments.routing import weights_problem
 from experiments.selectors import experiment_get, experiments_using_deployment, variants_of
 from inference.models import LIVE, Deployment, DeploymentStatus
-from registry.services import _full_clean
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def _replace_variants(experiment: Experiment, arms: list[dict], copies: list[dic
     rows += [Variant(experiment=experiment, name=c["name"], deployment=c["deployment"], shadow=True, position=i)
              for i, c in enumerate(copies)]
     for row in rows:
-        _full_clean(row, validate_unique=False, validate_constraints=False)
+        full_clean(row, validate_unique=False, validate_constraints=False)
     Variant.objects.bulk_create(rows)
 
 
@@ -133,7 +133,7 @@ def experiment_create(*, name: str, endpoint: str, variants: list[dict], shadows
     experiment = Experiment(name=name, endpoint=endpoint, description=description, outcome=outcome,
                             higher_is_better=higher_is_better, duration_hours=duration_hours, ends_at=ends_at,
                             created_by=created_by)
-    _full_clean(experiment, validate_constraints=False)
+    full_clean(experiment, validate_constraints=False)
     with transaction.atomic():
         experiment.save()
         _replace_variants(experiment, arms, copies)
@@ -151,7 +151,7 @@ def experiment_update(*, experiment: Experiment, data: dict[str, Any]) -> Experi
         if "duration_hours" in data and current.started_at and "ends_at" not in data:
             hours = data["duration_hours"]
             current.ends_at = current.started_at + timedelta(hours=hours) if hours else None
-        _full_clean(current, validate_constraints=False)
+        full_clean(current, validate_constraints=False)
         current.save()
         if "variants" in data or "shadows" in data:
             existing_arms, existing_copies = variants_of(experiment_get(current.pk))
@@ -244,7 +244,7 @@ def experiment_stop(*, experiment: Experiment, force: bool = False, reason: str 
             f"No deployment is named '{experiment.endpoint}', so stopping would leave its clients with 404s; "
             "promote a variant, deploy to that endpoint, or stop with {\"force\": true}.",
             details={"endpoint": experiment.endpoint})
-    _finish(experiment, reason=reason, statuses=(ExperimentStatus.DRAFT, *ACTIVE_STATUSES))
+    experiment_finish(experiment, reason=reason, statuses=(ExperimentStatus.DRAFT, *ACTIVE_STATUSES))
     return experiment_get(experiment.pk)
 
 
@@ -252,9 +252,10 @@ def _endpoint_has_deployment(endpoint: str) -> bool:
     return Deployment.objects.filter(LIVE, endpoint=endpoint).exists()
 
 
-def _finish(experiment: Experiment, *, reason: str, statuses, winner: str = "", snapshot: dict | None = None) -> bool:
+def experiment_finish(experiment: Experiment, *, reason: str, statuses, winner: str = "",
+                      snapshot: dict | None = None) -> bool:
     if snapshot is None:
-        snapshot = _snapshot(experiment)
+        snapshot = experiment_results_snapshot(experiment)
     now = timezone.now()
     stopped = Experiment.objects.filter(pk=experiment.pk, status__in=statuses).update(
         status=ExperimentStatus.STOPPED, stopped_at=now, stop_reason=reason[:200], winner=winner, promoting_to="",
@@ -265,7 +266,7 @@ def _finish(experiment: Experiment, *, reason: str, statuses, winner: str = "", 
     return bool(stopped)
 
 
-def _snapshot(experiment: Experiment) -> dict:
+def experiment_results_snapshot(experiment: Experiment) -> dict:
     from experiments.results import experiment_results
 
     if experiment.status == ExperimentStatus.DRAFT:
@@ -284,7 +285,7 @@ def experiments_stop_due() -> int:
     for experiment in Experiment.objects.filter(status=ExperimentStatus.RUNNING, promoting_to="",
                                                 ends_at__lte=timezone.now()):
         if _endpoint_has_deployment(experiment.endpoint):
-            count += _finish(experiment, reason="planned end reached", statuses=(ExperimentStatus.RUNNING,))
+            count += experiment_finish(experiment, reason="planned end reached", statuses=(ExperimentStatus.RUNNING,))
         else:
             count += Experiment.objects.filter(pk=experiment.pk, status=ExperimentStatus.RUNNING).update(
                 status=ExperimentStatus.PAUSED, stop_reason="planned end reached; paused because no deployment is "
@@ -298,7 +299,7 @@ def experiments_stop_due() -> int:
 # --- the deployments' side ------------------------------------------------------------------
 
 def deployment_stop_veto(deployment: Deployment) -> None:
-    """Registered in inference.services.STOP_VETOES: a deployment an active experiment routes to stays."""
+    """Registered in inference.deployments.services.STOP_VETOES: a deployment an active experiment routes to stays."""
     for experiment in experiments_using_deployment(deployment.endpoint).prefetch_related("variants"):
         variant = next(v for v in experiment.variants.all() if v.deployment == deployment.endpoint)
         if experiment.promoting_to and experiment.promoting_to != variant.name:

@@ -13,12 +13,13 @@ from experiments.errors import (
     NoWinner,
     PromotionPending,
 )
-from experiments.hooks import TABLE_TTL_S
 from experiments.models import ACTIVE, ACTIVE_STATUSES, Experiment, Variant
+from experiments.routing import TABLE_TTL_S
 from experiments.selectors import experiment_get
-from experiments.services.lifecycle import _finish, _snapshot, invalidate_routing
-from inference import services as inference_services
+from experiments.services.lifecycle import experiment_finish, experiment_results_snapshot, invalidate_routing
+from inference.deployments import services as inference_services
 from inference.models import LIVE, Deployment, DeploymentStatus
+from inference.predict.dispatch import routes
 from registry.services import model_alias_set
 
 PRODUCTION_ALIAS = "production"
@@ -41,7 +42,7 @@ def experiment_promote(*, experiment: Experiment, variant: str | None = None, ta
                                 "experiment can be promoted.")
     winner = _winner(experiment, variant)
     deployment = _winner_deployment(winner)
-    snapshot = _snapshot(experiment) if not experiment.promoting_to else experiment.final_results
+    snapshot = experiment_results_snapshot(experiment) if not experiment.promoting_to else experiment.final_results
     handing_over = Experiment.objects.filter(ACTIVE, pk=experiment.pk, promoting_to__in=("", winner.name)).update(
         promoting_to=winner.name, final_results=snapshot, updated_at=timezone.now())
     if not handing_over:
@@ -53,7 +54,7 @@ def experiment_promote(*, experiment: Experiment, variant: str | None = None, ta
             f"Endpoint '{experiment.endpoint}' is still loading version {deployment.model_version.version} of "
             f"'{deployment.model.name}'; all traffic goes to '{winner.name}' meanwhile. Call promote again to finish.",
             retry_after_s=5)
-    _finish(experiment, reason=f"promoted '{winner.name}'", statuses=ACTIVE_STATUSES, winner=winner.name,
+    experiment_finish(experiment, reason=f"promoted '{winner.name}'", statuses=ACTIVE_STATUSES, winner=winner.name,
             snapshot=snapshot)
     return experiment_get(experiment.pk)
 
@@ -109,14 +110,12 @@ def _point_endpoint_at(endpoint: str, winner: Deployment, target: str) -> None:
 
 
 def _wait_serving(endpoint: str, version_id: int, wait_s: float | None) -> bool:
-    from inference.serving import routes
-
     if wait_s is None:
         wait_s = float(getattr(settings, "EXPERIMENT_PROMOTE_WAIT_S", 120))
     deadline = time.monotonic() + wait_s
     while True:
         route = routes().endpoint(endpoint)
-        if route and route["sockets"] and route["status"] == "ready" and route.get("model_version_id") == version_id:
+        if route and route.sockets and route.status == "ready" and route.model_version_id == version_id:
             return True
         if time.monotonic() >= deadline:
             return False

@@ -5,8 +5,8 @@ import time
 from django_rq import get_queue
 from rq import Worker
 
-from registry.jobs import VALIDATION_QUEUE
 from registry.models import ModelVersion, VersionStatus
+from registry.queue import VALIDATION_QUEUE
 from registry.services import model_version_validate
 
 _SPINNER = "|/-\\"

@@ -1,4 +1,4 @@
-"""The Open Inference Protocol routes (inference/v2_urls.py) and pairwise scoring."""
+"""The Open Inference Protocol routes (inference/v2/urls.py) and pairwise scoring."""
 
 _INFER = {"inputs": [{"name": "inputs", "shape": [1, 4], "datatype": "FP64", "data": [1, 2, 3, 4]}]}
 

@@ -1,8 +1,10 @@
 """Deployment rows in the states the experiment checks look at, without a model server."""
 
+from django.test import TestCase
+
 from inference.models import Deployment, DeploymentStatus
 from registry.models import ModelVersion, RegisteredModel, VersionStatus
-from tests.factories import make_model
+from tests.factories import key_client, make_model
 
 
 def tabular_signature(width: int = 4, names=None) -> dict:
@@ -28,3 +30,32 @@ def deployment(endpoint: str, *, model: str = "churn", status: str = DeploymentS
 
 def arms(*pairs) -> list[dict]:
     return [{"name": name, "deployment": endpoint, "weight": weight} for name, endpoint, weight in pairs]
+
+
+BASE = "/api/v1/experiments/"
+
+
+class ExperimentApiTestCase(TestCase):
+    def setUp(self):
+        self.manage = key_client("manage")
+        self.predict = key_client("predict")
+        deployment("churn-a")
+        deployment("churn-b")
+
+    def create(self, expect: int = 201, **fields):
+        body = {"name": "Churn v2", "endpoint": "churn",
+                "variants": arms(("control", "churn-a", 50), ("treatment", "churn-b", 50)), **fields}
+        response = self.manage.post(BASE, body, format="json")
+        self.assertEqual(response.status_code, expect, response.content)
+        return response.json()
+
+    def act(self, pk: int, action: str, expect: int = 200, body=None):
+        response = self.manage.post(f"{BASE}{pk}/{action}/", body or {}, format="json")
+        self.assertEqual(response.status_code, expect, response.content)
+        return response.json()
+
+    def refused(self, response, status: int = 400) -> str:
+        self.assertEqual(response.status_code, status, response.content)
+        error = response.json()["error"]
+        self.assertEqual(set(error), {"code", "message", "details"})
+        return error["message"]

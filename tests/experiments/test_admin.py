@@ -6,7 +6,7 @@ from django.test import TestCase, override_settings
 from experiments import services
 from experiments.hooks import router
 from experiments.models import Experiment
-from inference import serving
+from inference.predict.contract import PredictRequest
 from tests.experiments.helpers import arms, deployment
 
 CHANGELIST = "/admin/experiments/experiment/"
@@ -110,7 +110,7 @@ class ExperimentAdminTests(TestCase):
         experiment = services.experiment_create(name="Churn v2", endpoint="churn",
                                                 variants=arms(("a", "churn-a", 50), ("b", "churn-b", 50)))
         services.experiment_start(experiment=experiment)
-        request = serving.PredictRequest(endpoint="churn", inputs=[[1, 2, 3, 4]], params={}, request_id="r1",
+        request = PredictRequest(endpoint="churn", inputs=[[1, 2, 3, 4]], params={}, request_id="r1",
                                          subject_id="alice")
         routing = router.route(request)
         router.record(routing, request, {"request_id": "r1", "predictions": [1], "cached": False}, 0.003)

@@ -13,7 +13,7 @@ from django.contrib.staticfiles.testing import StaticLiveServerTestCase
 
 from experiments import services
 from experiments.hooks import router
-from inference import serving
+from inference.predict.contract import PredictRequest
 from tests.experiments.helpers import arms, deployment
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -47,7 +47,7 @@ def seed_results(experiment) -> None:
     """Traffic, latencies and feedback through the real routing, recording and feedback services."""
     rng = np.random.default_rng(0)
     for n in range(400):
-        request = serving.PredictRequest(endpoint=experiment.endpoint, inputs=[[1, 2, 3, 4]], params={},
+        request = PredictRequest(endpoint=experiment.endpoint, inputs=[[1, 2, 3, 4]], params={},
                                          request_id=f"b-{n}", subject_id=f"user-{n}")
         routing = router.route(request)
         truth = int(rng.integers(0, 2))

@@ -9,7 +9,7 @@ from core.errors import ServiceUnavailable
 from experiments import recording, services
 from experiments.hooks import ExperimentRouter
 from experiments.results import experiment_results
-from inference import serving
+from inference.predict.contract import PredictRequest
 from tests.experiments.helpers import arms, deployment
 from tests.inference.live import wait_for
 
@@ -22,7 +22,7 @@ class ShadowPoolTests(TestCase):
                                                                                       ("b", "live-b", 50)),
                                                 shadows=[{"name": "challenger", "deployment": "copy"}])
         self.experiment = services.experiment_start(experiment=experiment)
-        self.request = serving.PredictRequest(endpoint="pub", inputs=[[1, 2, 3, 4]], params={}, request_id="r",
+        self.request = PredictRequest(endpoint="pub", inputs=[[1, 2, 3, 4]], params={}, request_id="r",
                                               subject_id="s")
 
     @override_settings(EXPERIMENT_SHADOW_THREADS=1)
@@ -37,7 +37,7 @@ class ShadowPoolTests(TestCase):
             gate.wait(30)
             return {"request_id": request.request_id, "predictions": [1], "cached": False}
 
-        with mock.patch.object(serving, "predict_direct", slow_model):
+        with mock.patch("experiments.hooks.predict_direct", slow_model):
             for _ in range(5):
                 router.shadow(routing, self.request)  # returns at once: the gate is still closed
             self.assertFalse(gate.is_set())
@@ -57,7 +57,7 @@ class ShadowPoolTests(TestCase):
         def broken(request):
             raise ServiceUnavailable("the shadow's model is down")
 
-        with mock.patch.object(serving, "predict_direct", broken):
+        with mock.patch("experiments.hooks.predict_direct", broken):
             router.shadow(routing, self.request)
             router._pool.get().shutdown(wait=True)
         shadow = experiment_results(self.experiment)["variants"][2]

@@ -185,3 +185,33 @@ class PromoteTests(LiveExperimentTestCase):
         public = Deployment.objects.get(endpoint="swap", stopped_at__isnull=True)
         self.assertEqual(public.model.name, "new-model")
         self.assertLess(time.monotonic() - started, 120)
+
+
+class BatchRouteTests(LiveExperimentTestCase):
+    """POST /api/v1/predict/batch asks the registered hooks per item, as the single route does."""
+
+    def test_batch_items_for_an_experiments_endpoint_are_routed_per_subject(self):
+        model = make_model("scorer", task="classification")
+        toy_version(model, weights=(1.0, 0.0, 0.0), task_classes=[0, 1])     # a: class 1 for x0 > 0
+        toy_version(model, weights=(-1.0, 0.0, 0.0), task_classes=[0, 1])    # b: class 0 for x0 > 0
+        for endpoint, version in (("ab-a", 1), ("ab-b", 2)):
+            self.deploy(endpoint, "scorer", version)
+        for endpoint in ("ab-a", "ab-b"):
+            self.wait_ready(endpoint)
+        self.experiment("ab", [("a", "ab-a", 50), ("b", "ab-b", 50)])
+        alone = {f"user-{n}": self.ask("ab", f"user-{n}").json()["variant"] for n in range(16)}
+        self.assertEqual(set(alone.values()), {"a", "b"})
+
+        items = [{"endpoint": "ab", "inputs": [[1.0, 0.0, 0.0]], "subject_id": subject} for subject in alone]
+        items.append({"endpoint": "ab-a", "inputs": [[1.0, 0.0, 0.0]]})  # a variant's own endpoint: not routed
+        response = self.client.post("/api/v1/predict/batch", {"requests": items}, format="json")
+        self.assertEqual(response.status_code, 200, response.content)
+        results = response.json()["results"]
+        self.assertTrue(all(result["ok"] for result in results), results)
+        for subject, result in zip(alone, results):
+            answer = result["result"]
+            self.assertEqual((answer["endpoint"], answer["variant"]), ("ab", alone[subject]))
+            self.assertEqual(answer["version"], {"a": 1, "b": 2}[alone[subject]])
+            self.assertEqual(answer["predictions"], [1 if alone[subject] == "a" else 0])
+        self.assertNotIn("variant", results[-1]["result"])
+        self.assertEqual((results[-1]["result"]["endpoint"], results[-1]["result"]["version"]), ("ab-a", 1))

@@ -1,6 +1,6 @@
 """Seeded simulations through the service layer: routing, recording, feedback, results.
 
-Each simulated request is routed by the registered hooks exactly as serving.predict does, answered
+Each simulated request is routed by the registered hooks exactly as engine.predict does, answered
 with a planted chance of being right, recorded, and given feedback through the feedback service.
 """
 
@@ -11,7 +11,7 @@ from experiments import selectors, services
 from experiments.hooks import router
 from experiments.models import Experiment
 from experiments.results import experiment_results
-from inference import serving
+from inference.predict.contract import PredictRequest
 from tests.experiments.helpers import arms, deployment
 
 
@@ -19,7 +19,7 @@ def simulate(endpoint: str, *, accuracy: dict, subjects: int, seed: int, outcome
              reward: dict | None = None, feedback: bool = True) -> None:
     rng = np.random.default_rng(seed)
     for n in range(subjects):
-        request = serving.PredictRequest(endpoint=endpoint, inputs=[[0, 0, 0, 0]], params={},
+        request = PredictRequest(endpoint=endpoint, inputs=[[0, 0, 0, 0]], params={},
                                          request_id=f"{seed}-{n}", subject_id=f"user-{n}")
         routing = router.route(request)
         truth = int(rng.integers(0, 2))

@@ -11,19 +11,17 @@ import sys
 import tempfile
 import time
 import urllib.request
-from pathlib import Path
 
 from django.conf import settings
 from django.db import connection
 from django.test import TransactionTestCase
 
 from inference.models import Deployment
-from inference.serving import routes
+from inference.predict.dispatch import routes
 from registry import storage
 from registry.models import ModelVersion, RegisteredModel, VersionStatus
-from tests.runtime.toy_runtime import FORMAT as TOY_FORMAT
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.inference.runtime.toy_runtime import FORMAT as TOY_FORMAT
+from tests.paths import REPO_ROOT as ROOT
 
 
 def database_url() -> str:
@@ -133,7 +131,7 @@ class LiveServerTestCase(TransactionTestCase):
     def wait_ready(self, endpoint: str, timeout: float = 90.0) -> dict:
         def ready():
             route = routes().endpoint(endpoint)
-            return route if route and route["sockets"] and route["status"] == "ready" else None
+            return route if route and route.sockets and route.status == "ready" else None
 
         return wait_for(ready, timeout=timeout, message=f"endpoint {endpoint} to be ready")
 
@@ -146,7 +144,7 @@ class LiveServerTestCase(TransactionTestCase):
 
 
 def toy_version(model: RegisteredModel, *, weights=(1.0, 2.0, 3.0), task_classes=None, **config) -> ModelVersion:
-    """A ready version served by the toy runtime (tests/runtime/toy_runtime.py) through the real worker."""
+    """A ready version served by the toy runtime (tests/inference/runtime/toy_runtime.py) through the real worker."""
     body = json.dumps({"weights": list(weights), **config}).encode()
     stored = storage.store_artifact(io.BytesIO(body), model_id=model.pk)
     model.last_version += 1

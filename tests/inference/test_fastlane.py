@@ -6,26 +6,23 @@ import gzip
 import json
 import threading
 import time
-import urllib.error
-import urllib.request
 from unittest import mock
 
-import pytest
 from a2wsgi import WSGIMiddleware
 from django.conf import settings
 from django.test import TestCase, override_settings
 from rest_framework.test import APIClient
 
 from core.auth import forget_cached_keys, key_generation, remember_key
-from core.models import ApiKey
-from core.services import api_key_create, api_keys_changed
-from inference import fastlane, serving
+from core.services import api_key_create
+from inference import fastlane
 from inference.fastlane import FastLane
-from registry.models import ModelAlias, RegisteredModel
+from inference.predict import dispatch, engine
+from registry.models import RegisteredModel
 from registry.services import model_alias_set
 from servingplatform.asgi import django_application
 from tests.factories import key_client, make_model
-from tests.inference.live import LiveServerTestCase, LiveWebServer, toy_version, wait_for
+from tests.inference.live import LiveServerTestCase, toy_version
 
 ROWS = [[1.0, 2.0, 3.0], [0.5, -1.5, 0.25]]
 # Fields that differ between any two answers to one request.
@@ -271,13 +268,13 @@ class FastLaneLiveTests(LiveServerTestCase):
         self.assertEqual(zipped.headers["vary"], "Accept, Accept-Encoding, origin")
 
         explained_in = []
-        real = serving._explain_missing_route
+        real = dispatch._explain_missing_route
 
         def spy(endpoint):
             explained_in.append(threading.current_thread().name)
             return real(endpoint)
 
-        with mock.patch.object(serving, "_explain_missing_route", side_effect=spy):
+        with mock.patch.object(dispatch, "_explain_missing_route", side_effect=spy):
             missing = [call(self.app, "/api/v1/predict/nowhere", body={"inputs": ROWS},
                             headers={"x-api-key": self.secret}) for _ in range(3)]
         for answer in missing:
@@ -319,13 +316,13 @@ class FastLaneLiveTests(LiveServerTestCase):
         self.assertEqual(len(self.fallback.paths), 1, "the lane handed requests to Django")
 
     def test_big_bodies_are_parsed_and_predicted_off_the_event_loop(self):
-        from tests.inference.test_v2 import infer_body
+        from tests.inference.v2.test_apis import infer_body
 
         call(self.app, body={"inputs": ROWS}, headers={"x-api-key": self.secret})  # verifies the key
         padding = b" " * (fastlane.LOOP_BODY_BYTES + 1)  # JSON allows it; only the size matters here
         rest = json.dumps({"inputs": ROWS, "parameters": {"cache": False}}).encode() + padding
         infer = json.dumps(infer_body(id="r1", parameters={"cache": False})).encode() + padding
-        with mock.patch.object(serving, "predict_async", side_effect=AssertionError("predicted in the loop")):
+        with mock.patch.object(engine, "predict_async", side_effect=AssertionError("predicted in the loop")):
             self.assert_same(*self.both(rest))
             django = self.drf.post("/v2/models/scorer/infer", infer, content_type="application/json")
             lane = call(self.app, "/v2/models/scorer/infer", body=infer, headers={"x-api-key": self.secret})
@@ -333,7 +330,7 @@ class FastLaneLiveTests(LiveServerTestCase):
         self.assertEqual(len(self.fallback.paths), 1)
 
     def test_v2_infer_answers_and_errors_match_the_v2_view(self):
-        from tests.inference.test_v2 import binary_body, infer_body
+        from tests.inference.v2.test_apis import binary_body, infer_body
 
         call(self.app, body={"inputs": ROWS}, headers={"x-api-key": self.secret})  # verifies the key
         binary, header_length = binary_body(ROWS, id="r1")
@@ -368,77 +365,3 @@ class FastLaneLiveTests(LiveServerTestCase):
                                      django.headers["Inference-Header-Content-Length"])
                     self.assertEqual(lane.body, django.content)
         self.assertEqual(len(self.fallback.paths), 1, "the lane handed requests to Django")
-
-
-def http_post(url: str, body: dict, key: str) -> tuple[int, dict]:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(),
-                                      headers={"Content-Type": "application/json", "X-API-Key": key})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
-@pytest.mark.slow
-class ServedAsMakeServeDoesTests(LiveServerTestCase):
-    """gunicorn + uvicorn workers over real HTTP: the lane and Django behind it in one process."""
-
-    def test_predictions_and_django_routes_over_http(self):
-        model = make_model("scorer", task="classification")
-        toy_version(model, weights=(0.3, -0.2, 0.5), task_classes=[0, 1])
-        key_client("manage").post("/api/v1/deployments/", {"endpoint": "scorer", "model": "scorer", "version": 1},
-                                  format="json")
-        self.wait_ready("scorer")
-        _, secret = api_key_create(name="predictor", scope="predict")
-        web = LiveWebServer()
-        self.addCleanup(web.stop)
-
-        def post(body, key=secret):
-            return http_post(f"{web.url}/api/v1/predict/scorer", body, key)
-
-        first, second = post({"inputs": ROWS}), post({"inputs": ROWS, "parameters": {"cache": False}})
-        self.assertEqual((first[0], second[0]), (200, 200))
-        self.assertEqual(first[1]["probabilities"], second[1]["probabilities"])
-        self.assertEqual(len(second[1]["predictions"]), 2)
-        self.assertEqual(post({"inputs": [[1.0]]})[0], 400)
-        self.assertEqual(post({"inputs": ROWS}, key="AbCdEfGh.wrong")[0], 401)
-        _, manage = api_key_create(name="manager", scope="manage")
-        request = urllib.request.Request(f"{web.url}/api/v1/deployments/scorer/", headers={"X-API-Key": manage})
-        with urllib.request.urlopen(request, timeout=30) as answer:  # Django, in the same process
-            self.assertEqual(json.loads(answer.read())["status"], "ready")
-
-    def test_revocations_and_alias_moves_reach_the_web_process_at_once(self):
-        model = make_model("scorer", task="classification")
-        for weights in ((0.3, -0.2, 0.5), (1.0, 1.0, 1.0)):
-            toy_version(model, weights=weights, task_classes=[0, 1])
-        manage = key_client("manage")
-        for version in (1, 2):
-            manage.post("/api/v1/deployments/", {"endpoint": f"scorer-v{version}", "model": "scorer",
-                                                 "version": version}, format="json")
-        model_alias_set(model=model, alias="production", version_number=1)
-        for version in (1, 2):
-            self.wait_ready(f"scorer-v{version}")
-        key, secret = api_key_create(name="predictor", scope="predict")
-        # Long TTLs: whatever stops working below stops because it was announced, not because it expired.
-        web = LiveWebServer(API_KEY_CACHE_S="300", REGISTRY_CACHE_S="3600")
-        self.addCleanup(web.stop)
-        body = {"model": "scorer", "inputs": ROWS, "parameters": {"cache": False}}
-
-        def version_served():
-            status, answer = http_post(f"{web.url}/api/v1/predict", body, secret)
-            return answer["version"] if status == 200 else status
-
-        self.assertEqual(version_served(), 1)
-        time.sleep(1.0)  # the web process's listener subscribes on its first request; then all is cached
-        self.assertEqual(version_served(), 1)
-
-        # Changes made behind the application's back are not seen: both answers come from memory.
-        ModelAlias.objects.filter(model=model, name="production").update(version=model.versions.get(version=2))
-        ApiKey.objects.filter(pk=key.pk).update(revoked=True)
-        self.assertEqual(version_served(), 1)
-
-        model_alias_set(model=model, alias="production", version_number=2)  # commits, then announces
-        wait_for(lambda: version_served() == 2, timeout=2, message="the alias move reached the web process")
-        api_keys_changed()
-        wait_for(lambda: version_served() == 401, timeout=2, message="the revocation reached the web process")

@@ -9,8 +9,8 @@ from rest_framework.test import APIClient
 
 from core.models import ApiKey
 from registry import services
-from registry.jobs import VALIDATION_QUEUE
 from registry.models import ModelAlias, ModelVersion, RegisteredModel, VersionStatus
+from registry.queue import VALIDATION_QUEUE
 from tests.conftest import run_jobs, skops_artifact, upload
 from tests.factories import make_model
 

@@ -10,8 +10,8 @@ import skops.io as sio
 from django.core.management import CommandError, call_command
 from django.test import TestCase, override_settings
 
-from registry.jobs import VALIDATION_QUEUE
 from registry.models import ModelAlias, ModelVersion, RegisteredModel, VersionStatus
+from registry.queue import VALIDATION_QUEUE
 from tests.conftest import skops_artifact
 
 DEMO_NAMES = {"churn-logreg", "fraud-forest", "sentiment-text", "demand-mlp", "router-scorer"}

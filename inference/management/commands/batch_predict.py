@@ -6,7 +6,8 @@ from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError
 
 from core.errors import ApplicationError
-from inference import job_services
+from inference.jobs import batch as batch_services
+from inference.jobs import services as job_services
 from inference.models import BatchJob, JobStatus
 
 BAR_WIDTH = 30
@@ -45,21 +46,21 @@ class Command(BaseCommand):
         submitter = job_services.Submitter(owner="command")
         try:
             with open(source, "rb") as handle:
-                return job_services.batch_job_create(endpoint=endpoint, upload=File(handle, name=source.name),
+                return batch_services.batch_job_create(endpoint=endpoint, upload=File(handle, name=source.name),
                                                      submitter=submitter, fmt=fmt, enqueue=False)
         except ApplicationError as exc:
             problems = "".join(f"\n  {problem}" for problem in exc.details.get("problems", [])[1:])
             raise CommandError(f"{exc.message}{problems}") from None
 
     def _run(self, job: BatchJob) -> BatchJob:
-        claimed = job_services.batch_job_claim(batch_id=job.pk)
+        claimed = batch_services.batch_job_claim(batch_id=job.pk)
         if claimed is None:
             raise CommandError("the batch job could not be started")
         try:
-            return job_services.batch_job_run(job=claimed, on_progress=self._bar)
+            return batch_services.batch_job_run(job=claimed, on_progress=self._bar)
         except KeyboardInterrupt:
             self.stderr.write("\ncancelling...")
-            job_services.batch_job_cancel(job=claimed)
+            batch_services.batch_job_cancel(job=claimed)
             claimed.refresh_from_db()
             return claimed
 

@@ -3,7 +3,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from core.errors import ApplicationError
-from inference import services
+from inference.deployments import services
 from inference.models import Deployment, DeploymentStatus
 
 

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from inference.modelserver import ModelServer
+from inference.modelserver.loop import ModelServer
 
 
 class Command(BaseCommand):

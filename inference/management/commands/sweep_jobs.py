@@ -3,7 +3,7 @@ import logging
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from inference import jobs
+from inference.jobs import tasks
 
 
 class Command(BaseCommand):
@@ -18,7 +18,7 @@ class Command(BaseCommand):
         if schedule:
             logging.getLogger("rq.cron").setLevel(logging.INFO)
             self.stderr.write(f"scheduling the job sweep every {settings.JOB_SWEEP_INTERVAL_S} s")
-            jobs.sweep_scheduler().start()
+            tasks.sweep_scheduler().start()
             return
-        counts = jobs.sweep_jobs()
+        counts = tasks.sweep_jobs()
         self.stdout.write(" ".join(f"{name}={count}" for name, count in counts.items()))

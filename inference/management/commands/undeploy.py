@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from core.errors import ApplicationError
-from inference import selectors, services
+from inference.deployments import selectors, services
 
 
 class Command(BaseCommand):

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
 
-from inference.runtime.base import ModelRuntimeError, Prediction
+from inference.runtime.contract.base import Prediction
+from inference.runtime.contract.errors import ModelRuntimeError
 
 Answer = dict[str, Any]
 

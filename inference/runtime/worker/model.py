@@ -12,18 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from inference.runtime.base import (
-    ModelRuntime,
-    ModelRuntimeError,
-    Prediction,
-    PredictionError,
-    RuntimeOptions,
-    Signature,
-    UnsupportedOperation,
-)
-from inference.runtime.protocol import MemberSpec, WorkerSpec
-from inference.runtime.registry import create_runtime
-from inference.runtime.signature import merge_signatures
+from inference.runtime.contract.base import ModelRuntime, Prediction, RuntimeOptions
+from inference.runtime.contract.errors import ModelRuntimeError, PredictionError, UnsupportedOperation
+from inference.runtime.contract.flavor_table import create_runtime
+from inference.runtime.contract.protocol import MemberSpec, WorkerSpec
+from inference.runtime.contract.signature import Signature, merge_signatures
 
 TEST_HOOKS_ENV = "SERVINGPLATFORM_TEST_HOOKS"
 MAX_UNCERTAINTY_SAMPLES = 100

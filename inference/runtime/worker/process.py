@@ -16,8 +16,8 @@ import time
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import IO, TYPE_CHECKING, Any
 
-from inference.runtime.protocol import FAILED_EVENT, READY_EVENT, WorkerSpec
-from inference.runtime.torchless import refuse_torch
+from inference.runtime.contract.protocol import FAILED_EVENT, READY_EVENT, WorkerSpec
+from inference.runtime.flavors.torchless import refuse_torch
 
 if TYPE_CHECKING:
     from inference.runtime.worker.model import ServedModel
@@ -186,8 +186,9 @@ async def _drain_when_orphaned(server: Any, parent: int) -> None:
 
 
 def describe(exc: BaseException, spec: WorkerSpec | None) -> str:
-    from inference.runtime.base import ModelRuntimeError, scrub_paths
-    from inference.runtime.formats import UnknownFormat
+    from inference.runtime.contract.base import scrub_paths
+    from inference.runtime.contract.errors import ModelRuntimeError
+    from inference.runtime.contract.formats import UnknownFormat
     from inference.runtime.worker.model import LoadFailed
 
     message = str(exc).strip()

@@ -12,8 +12,9 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
-from inference.runtime.base import ModelRuntimeError, UnsupportedOperation, scrub_paths
-from inference.runtime.protocol import ErrorCode, FrameError, decode, encode, pop_frames
+from inference.runtime.contract.base import scrub_paths
+from inference.runtime.contract.errors import ModelRuntimeError, UnsupportedOperation
+from inference.runtime.contract.protocol import ErrorCode, FrameError, decode, encode, pop_frames
 from inference.runtime.worker.batcher import Answer, BatchSettings, DeadlinePassed, Draining, DynamicBatcher, QueueFull
 from inference.runtime.worker.model import MAX_UNCERTAINTY_SAMPLES, ServedModel
 

@@ -1,0 +1,86 @@
+from rest_framework import serializers
+
+from inference.models import Deployment, Device
+from registry.models import slug_validator
+
+KNOB_FIELDS = ("replicas", "max_batch_size", "batch_timeout_ms", "max_queue", "timeout_ms", "max_rows", "device",
+               "torch_threads", "torch_compile", "quantize", "warmup_requests", "scale_to_zero", "idle_ttl_s",
+               "cache_enabled", "follow_alias")
+
+
+class EnsembleMemberSerializer(serializers.Serializer):
+    version = serializers.IntegerField(min_value=1)
+    weight = serializers.FloatField(min_value=0.0, max_value=1e6, default=1.0)
+
+
+class _Knobs(serializers.Serializer):
+    replicas = serializers.IntegerField(min_value=1, max_value=16, required=False)
+    max_batch_size = serializers.IntegerField(min_value=1, max_value=4096, required=False)
+    batch_timeout_ms = serializers.FloatField(min_value=0.0, max_value=10_000, required=False)
+    max_queue = serializers.IntegerField(min_value=1, max_value=100_000, required=False)
+    timeout_ms = serializers.IntegerField(min_value=1, max_value=600_000, required=False)
+    max_rows = serializers.IntegerField(min_value=1, max_value=100_000, required=False)
+    device = serializers.ChoiceField(choices=Device.choices, required=False)
+    torch_threads = serializers.IntegerField(min_value=1, max_value=256, required=False, allow_null=True)
+    torch_compile = serializers.BooleanField(required=False)
+    quantize = serializers.BooleanField(required=False)
+    warmup_requests = serializers.IntegerField(min_value=0, max_value=1000, required=False)
+    scale_to_zero = serializers.BooleanField(required=False)
+    idle_ttl_s = serializers.IntegerField(min_value=1, max_value=7 * 86400, required=False)
+    cache_enabled = serializers.BooleanField(required=False)
+    follow_alias = serializers.BooleanField(required=False)
+    ensemble = EnsembleMemberSerializer(many=True, required=False, max_length=16)
+
+
+class DeploymentCreateIn(_Knobs):
+    endpoint = serializers.CharField(max_length=64, validators=[slug_validator])
+    model = serializers.CharField(max_length=64)
+    version = serializers.IntegerField(min_value=1, required=False)
+    alias = serializers.CharField(max_length=64, required=False, validators=[slug_validator])
+
+    def validate(self, attrs):
+        if ("version" in attrs) == ("alias" in attrs):
+            raise serializers.ValidationError({"version": "Give exactly one of 'version' or 'alias'."})
+        return attrs
+
+
+class DeploymentUpdateIn(_Knobs):
+    unknown_hints = {"endpoint": "An endpoint cannot be renamed: deploy at the new name, then undeploy this one.",
+                     "model": "A deployment serves one model: deploy the other model at an endpoint of its own."}
+    version = serializers.IntegerField(min_value=1, required=False)
+    alias = serializers.CharField(max_length=64, required=False, validators=[slug_validator])
+
+    def validate(self, attrs):
+        if "version" in attrs and "alias" in attrs:
+            raise serializers.ValidationError({"version": "Give at most one of 'version' or 'alias'."})
+        return attrs
+
+
+class DeploymentOut(serializers.ModelSerializer):
+    model = serializers.CharField(source="model.name")
+    version = serializers.IntegerField(source="model_version.version")
+    created_by = serializers.CharField(source="created_by.username", default=None)
+
+    class Meta:
+        model = Deployment
+        fields = ["endpoint", "model", "version", "alias", "ensemble", "status", "status_reason", "generation",
+                  *KNOB_FIELDS, "runtime", "created_by", "created_at", "updated_at", "stopped_at"]
+
+
+class ConfigSerializer(serializers.Serializer):
+    cache_enabled = serializers.BooleanField(required=False)
+    cache_ttl_s = serializers.IntegerField(min_value=1, max_value=30 * 86400, required=False)
+    cache_capacity = serializers.IntegerField(min_value=1, max_value=100_000_000, required=False)
+    max_loaded_models = serializers.IntegerField(min_value=1, max_value=10_000, required=False)
+
+
+class CacheStatsOut(serializers.Serializer):
+    available = serializers.BooleanField(help_text="false while Redis is unreachable (counts are then null)")
+    size = serializers.IntegerField(allow_null=True)
+    capacity = serializers.IntegerField()
+    hits = serializers.IntegerField(allow_null=True)
+    misses = serializers.IntegerField(allow_null=True)
+    hit_rate = serializers.FloatField(allow_null=True)
+    evictions = serializers.IntegerField(allow_null=True)
+    ttl_s = serializers.IntegerField()
+    enabled = serializers.BooleanField()

@@ -1,0 +1,103 @@
+"""Reads for async inference jobs and batch jobs. `owner=None` means every job (manage scope)."""
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import django_filters
+import redis
+from django.db.models import QuerySet
+
+from inference.jobs import queue as jobs
+from inference.jobs.errors import JobNotFound, ResultNotReady
+from inference.jobs.services import batch_path
+from inference.models import BatchJob, InferenceJob, JobPriority, JobStatus
+
+RECENT_RUNS = 50
+
+
+class JobFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=JobStatus.choices)
+    endpoint = django_filters.CharFilter()
+    priority = django_filters.ChoiceFilter(choices=JobPriority.choices)
+
+    class Meta:
+        model = InferenceJob
+        fields = ["status", "endpoint", "priority"]
+
+
+class BatchJobFilter(JobFilter):
+    class Meta:
+        model = BatchJob
+        fields = ["status", "endpoint", "priority"]
+
+
+def _visible(queryset: QuerySet, owner: str | None) -> QuerySet:
+    return queryset if owner is None else queryset.filter(owner=owner)
+
+
+def inference_job_list(*, owner: str | None) -> QuerySet[InferenceJob]:
+    return _visible(InferenceJob.objects.select_related("model_version__model"), owner).order_by("-created_at")
+
+
+def inference_job_get(*, pk, owner: str | None) -> InferenceJob:
+    # Someone else's job is "not found", never "forbidden": ids must not be probeable.
+    job = inference_job_list(owner=owner).filter(pk=pk).first()
+    if job is None:
+        raise JobNotFound("No such job.")
+    return job
+
+
+def batch_job_list(*, owner: str | None) -> QuerySet[BatchJob]:
+    return _visible(BatchJob.objects.select_related("model_version__model"), owner).order_by("-created_at")
+
+
+def batch_job_get(*, pk, owner: str | None) -> BatchJob:
+    job = batch_job_list(owner=owner).filter(pk=pk).first()
+    if job is None:
+        raise JobNotFound("No such batch job.")
+    return job
+
+
+def batch_job_result_available(job: BatchJob) -> bool:
+    return job.is_finished and job.result_bytes > 0 and batch_path(job.result_path).exists()
+
+
+def batch_job_result(job: BatchJob) -> tuple[Iterator[bytes], int]:
+    """The result file's recorded bytes (a running job may have written past them) and their count."""
+    if not job.is_finished:
+        raise ResultNotReady(f"The batch job is {job.status}; its result is ready once it finishes.",
+                             details={"status": job.status})
+    if not batch_job_result_available(job):
+        raise ResultNotReady(f"The batch job ended {job.status} without result rows.", details={"status": job.status})
+    return _read(batch_path(job.result_path), job.result_bytes), job.result_bytes
+
+
+def _read(path: Path, size: int, block: int = 256 * 1024) -> Iterator[bytes]:
+    with open(path, "rb") as handle:
+        while size > 0:
+            data = handle.read(min(block, size))
+            if not data:
+                return
+            size -= len(data)
+            yield data
+
+
+def mean_run_seconds(endpoint: str) -> float:
+    recent = InferenceJob.objects.filter(endpoint=endpoint, status=JobStatus.SUCCEEDED).order_by("-finished_at")
+    spans = [(end - start).total_seconds()
+             for start, end in recent.values_list("started_at", "finished_at")[:RECENT_RUNS] if start and end]
+    return max(0.01, sum(spans) / len(spans)) if spans else 1.0
+
+
+def inference_job_eta(job: InferenceJob) -> int | None:
+    """Jobs ahead (at this priority and above) x recent run time / workers; None when no worker listens."""
+    if job.status != JobStatus.QUEUED:
+        return 0 if job.status == JobStatus.RUNNING else None
+    try:
+        ahead, workers = jobs.backlog(job.priority)
+    except redis.RedisError:
+        return None
+    if not workers:
+        return None
+    return math.ceil(max(ahead, 1) * mean_run_seconds(job.endpoint) / workers)

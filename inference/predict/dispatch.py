@@ -1,0 +1,289 @@
+"""How a prediction reaches a model in web processes: the routing table, a wake from zero, the input checks,
+the cache key and the worker call, with every failure of that call mapped to the error a client sees.
+
+No database query on the common path and no model code here: deployments reach us through the model
+server's routing table (a file re-read only when it changes), inputs are checked against the signature before
+anything is sent, and the model itself runs in a worker process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any, TypeVar
+
+import redis
+from django.conf import settings
+from django.db import connections
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from core.db import keeping_connections
+from core.errors import InvalidInput
+from core.pools import ProcessLocalPool
+from inference import platform_config
+from inference.errors import (
+    DeadlineExceeded,
+    DeploymentNotReady,
+    EndpointNotFound,
+    ModelFailed,
+    NoDeploymentForVersion,
+    Overloaded,
+    TooManyRows,
+)
+from inference.runtime.contract.protocol import ErrorCode
+from inference.runtime.contract.routes import ControlUnavailable, Route, RoutesReader, control_request
+from inference.runtime.web import client as worker_client
+from inference.runtime.web.aioclient import AsyncWorkerClient
+from inference.runtime.web.cache import PredictionCache
+from inference.runtime.web.inputs import InputError, canonical_key, normalize_inputs
+
+WAKE_POLL_S = 0.05
+T = TypeVar("T")
+U = TypeVar("U")
+
+
+@lru_cache(maxsize=1)
+def routes() -> RoutesReader:
+    # Looked at again at most every 50 ms; paths that react to a change (a lost worker, a wake) ask fresh.
+    return RoutesReader(str(settings.MODEL_SERVER_DIR / "routes.json"), recheck_s=0.05)
+
+
+@lru_cache(maxsize=1)
+def workers() -> worker_client.WorkerClient:
+    return worker_client.WorkerClient()
+
+
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncWorkerClient] = (
+    weakref.WeakKeyDictionary())
+
+
+def async_workers() -> AsyncWorkerClient:
+    """The calling event loop's client (its connections belong to that loop)."""
+    loop = asyncio.get_running_loop()
+    client = _async_clients.get(loop)
+    if client is None:
+        client = _async_clients[loop] = AsyncWorkerClient()
+    return client
+
+
+@lru_cache(maxsize=1)
+def prediction_cache() -> PredictionCache:
+    # No retries: when Redis is down the cache fails open at once instead of stalling the request.
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.25, socket_connect_timeout=0.25,
+                                  retry=Retry(NoBackoff(), 0))
+    config = platform_config.current_config()
+    return PredictionCache(client, ttl_s=config["cache_ttl_s"], capacity=config["cache_capacity"])
+
+
+def _configure_cache(old: dict[str, Any], new: dict[str, Any]) -> None:
+    if old and (old["cache_ttl_s"], old["cache_capacity"]) != (new["cache_ttl_s"], new["cache_capacity"]):
+        prediction_cache().configure(ttl_s=new["cache_ttl_s"], capacity=new["cache_capacity"])
+
+
+platform_config.on_change(_configure_cache)
+
+
+# --- the route ------------------------------------------------------------------------------------------
+
+
+def route_for(endpoint: str) -> Route:
+    """The endpoint's route once it has workers: woken from zero if need be, else 404 or 503 saying why."""
+    route = routes().endpoint(endpoint)
+    if route is None:
+        _explain_missing_route(endpoint)
+    assert route is not None  # _explain_missing_route always raises
+    if route.status == "scaled_to_zero" or (route.status == "loading" and not route.sockets):
+        route = _wake(endpoint, route)
+    if not route.sockets:
+        reason = route.reason or f"deployment is {route.status}"
+        raise DeploymentNotReady(f"Endpoint '{endpoint}' is not ready: {reason}.", retry_after_s=2)
+    return route
+
+
+def _explain_missing_route(endpoint: str) -> None:
+    # Off the hot path: only requests for endpoints the model server does not serve get here.
+    from inference.models import LIVE, Deployment
+
+    if not Deployment.objects.filter(LIVE, endpoint=endpoint).exists():
+        raise EndpointNotFound(f"No live deployment at endpoint '{endpoint}'.")
+    if not routes().supervisor_alive():
+        raise DeploymentNotReady("The model server is not running.", retry_after_s=5)
+    raise DeploymentNotReady(f"Endpoint '{endpoint}' is starting.", retry_after_s=2)
+
+
+def _wake(endpoint: str, route: Route) -> Route:
+    """Scale-to-zero: asks the model server to load the deployment and waits (this request only)."""
+    deadline = time.monotonic() + route.timeout_ms / 1000 + settings.MODEL_LOAD_TIMEOUT_S
+    try:
+        control_request(str(settings.MODEL_SERVER_DIR / "control.sock"), {"op": "wake", "endpoint": endpoint}, 2.0)
+    except ControlUnavailable:
+        raise DeploymentNotReady("The model server is not running.", retry_after_s=5) from None
+    while time.monotonic() < deadline:
+        current = routes().endpoint(endpoint, fresh=True)
+        if current and current.sockets:
+            return current
+        if current and current.status == "failed":
+            break
+        time.sleep(WAKE_POLL_S)
+    raise DeploymentNotReady(f"Endpoint '{endpoint}' could not be loaded in time.", retry_after_s=5)
+
+
+def endpoint_for_version(model_version_id: int) -> str:
+    """The universal route: any live, routed deployment serving exactly this version."""
+    candidates = [name for name, route in routes().table().endpoints.items()
+                  if route.model_version_id == model_version_id and not route.ensemble]
+    ready = [name for name in candidates if (route := routes().endpoint(name)) is not None and route.sockets]
+    if ready or candidates:
+        return (ready or candidates)[0]
+    raise NoDeploymentForVersion("No live deployment serves this model version; deploy it first.")
+
+
+# --- the request's rows and its cache key -----------------------------------------------------------------
+
+
+def rows_for(route: Route, raw: Any) -> list[Any]:
+    """The request's inputs as the rows a worker takes, checked against the signature (400/413 otherwise)."""
+    try:
+        return normalize_inputs(raw, route.signature, max_rows=route.max_rows)
+    except InputError as exc:
+        if exc.status == 413:
+            raise TooManyRows(exc.message, details={"field": exc.field}) from None
+        raise InvalidInput(exc.message, details={"field": exc.field, "row": exc.row}) from None
+
+
+def cache_key(route: Route, rows: list[Any], params: dict[str, Any],
+              config: dict[str, Any] | None = None) -> str | None:
+    if not route.cache:
+        return None
+    if not (config or platform_config.current_config())["cache_enabled"]:
+        return None
+    return canonical_key(route.scope, rows, params)
+
+
+def worker_params(params: dict[str, Any]) -> dict[str, Any]:
+    """The request parameters a worker acts on (the others are the web tier's: cache, ...)."""
+    return {key: value for key, value in params.items() if key in ("uncertainty",)}
+
+
+# --- the worker call ----------------------------------------------------------------------------------------
+
+
+def deadline(route: Route) -> float:
+    return time.time() + route.timeout_ms / 1000
+
+
+def worker_message(op: str, rows: list[Any], params: dict[str, Any]) -> dict[str, Any]:
+    return {"op": op, "inputs": rows, "params": params}  # the client adds its id and the deadline
+
+
+def call_worker(route: Route, op: str, rows: list[Any], params: dict[str, Any]) -> dict[str, Any]:
+    message, until = worker_message(op, rows, params), deadline(route)
+    with _worker_errors(route, op):
+        try:
+            return workers().call(route.sockets, message, deadline=until)
+        except (worker_client.WorkerUnavailable, worker_client.WorkerError) as exc:
+            fresh = _reroute(route, exc, until)
+        return workers().call(fresh.sockets, message, deadline=until)
+
+
+async def call_worker_async(route: Route, op: str, rows: list[Any], params: dict[str, Any]) -> dict[str, Any]:
+    """call_worker for an event loop, over the loop's multiplexed connections."""
+    message, until = worker_message(op, rows, params), deadline(route)
+    with _worker_errors(route, op):
+        try:
+            return await async_workers().call(route.sockets, message, deadline=until)
+        except (worker_client.WorkerUnavailable, worker_client.WorkerError) as exc:
+            fresh = _reroute(route, exc, until)
+        return await async_workers().call(fresh.sockets, message, deadline=until)
+
+
+_CALL_ERRORS = (worker_client.QueueFull, worker_client.DeadlineExceeded, worker_client.WorkerUnavailable,
+                worker_client.WorkerError)
+
+
+@contextmanager
+def _worker_errors(route: Route, op: str) -> Iterator[None]:
+    try:
+        yield
+    except _CALL_ERRORS as exc:
+        raise call_error(route, op, exc) from None
+
+
+def call_error(route: Route, op: str, exc: worker_client.WorkerCallError) -> Exception:
+    """What a failed worker call answers the client."""
+    if isinstance(exc, worker_client.QueueFull):
+        return Overloaded(f"Endpoint '{route.endpoint}' is at capacity; retry shortly.", retry_after_s=1)
+    if isinstance(exc, worker_client.DeadlineExceeded):
+        return DeadlineExceeded(f"No answer within {route.timeout_ms} ms.")
+    if isinstance(exc, worker_client.WorkerUnavailable):
+        return DeploymentNotReady(f"Endpoint '{route.endpoint}' lost its worker; retry.", retry_after_s=1)
+    assert isinstance(exc, worker_client.WorkerError)
+    return _worker_error(exc, op)
+
+
+def _reroute(route: Route, exc: Exception, until: float) -> Route:
+    """A generation swap or a restarted worker changes the sockets: the fresh route for one retry, else `exc`."""
+    if isinstance(exc, worker_client.WorkerError) and exc.code != ErrorCode.DRAINING:
+        raise exc
+    fresh = routes().endpoint(route.endpoint, fresh=True)
+    if not fresh or not fresh.sockets or fresh.sockets == route.sockets or time.time() >= until:
+        raise exc
+    return fresh
+
+
+def _worker_error(exc: worker_client.WorkerError, op: str) -> Exception:
+    if exc.code == ErrorCode.UNSUPPORTED and op == "predict":
+        # The one thing a prediction asks that a model may not offer: Monte Carlo dropout.
+        return InvalidInput(exc.message, details={"field": "parameters.uncertainty"})
+    if exc.code in (ErrorCode.INVALID_INPUT, ErrorCode.UNSUPPORTED, ErrorCode.BAD_REQUEST):
+        return InvalidInput(exc.message, details={"field": "inputs"})
+    if exc.code == ErrorCode.DRAINING:
+        return DeploymentNotReady("The endpoint is restarting; retry.", retry_after_s=1)
+    return ModelFailed(exc.message)
+
+
+# --- side by side (the batch route) ---------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _side_by_side_pool() -> ProcessLocalPool:
+    return ProcessLocalPool(settings.PREDICT_BATCH_THREADS, "predict-batch")
+
+
+def map_side_by_side(function: Callable[[T], U], items: Sequence[T]) -> list[U]:
+    """[function(item) for item in items], run side by side in a per-process pool of PREDICT_BATCH_THREADS.
+
+    The batch route (predict/many.py) runs each deployment's items, and each item an experiment routes, this
+    way: one does not wait for another's round trip. Each runs in a copy of the caller's context (the
+    request id reaches the logs). Never call it from one of the pool's own threads.
+    """
+    if len(items) < 2:
+        return [function(item) for item in items]
+    pool, context = _side_by_side_pool().get(), contextvars.copy_context()
+    futures = [pool.submit(context.copy().run, keeping_connections, function, item) for item in items]
+    return [future.result() for future in futures]
+
+
+def side_by_side_shutdown() -> None:
+    """Stops this process's item threads after each closed its database connections (before a test
+    database is dropped: connections kept by idle threads would hold it open)."""
+    pool = _side_by_side_pool().detach()
+    if pool is None:
+        return
+    size = _side_by_side_pool().size
+    together = threading.Barrier(size, timeout=10)  # holds each task until all run: one per thread
+
+    def close() -> None:
+        together.wait()
+        connections.close_all()
+
+    for future in [pool.submit(close) for _ in range(size)]:
+        future.result()
+    pool.shutdown(wait=True)

@@ -1,0 +1,178 @@
+"""The prediction path in web processes: predict (blocking), predict_async (the fast lane's event loop) and
+explain, each routed by an experiment when one owns the endpoint (contract.hooks), then answered from the
+cache or a worker (dispatch) and observed in the metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import Any
+
+from core.errors import ApplicationError
+from inference import metrics, platform_config
+from inference.predict.contract import PredictRequest, Route, Routing, hooks
+from inference.predict.dispatch import (
+    cache_key,
+    call_worker,
+    call_worker_async,
+    prediction_cache,
+    route_for,
+    routes,
+    rows_for,
+    worker_params,
+)
+
+Offload = Callable[..., Awaitable[Any]]
+
+
+def predict(request: PredictRequest) -> dict[str, Any]:
+    routing = hooks.active.route(request)
+    if routing is None:
+        return predict_direct(request)
+    return _predict_routed_by_experiment(routing, request)
+
+
+def _predict_routed_by_experiment(routing: Routing, request: PredictRequest) -> dict[str, Any]:
+    started = time.perf_counter()
+    experiment = hooks.active
+    if routing.shadows:
+        experiment.shadow(routing, request)
+    try:
+        response = predict_direct(replace(request, endpoint=routing.endpoint))
+    except ApplicationError as exc:
+        experiment.record(routing, request, exc, time.perf_counter() - started)
+        raise
+    # The client called the experiment's public endpoint and learns which variant answered.
+    response = {**response, "endpoint": request.endpoint, "variant": routing.variant}
+    experiment.record(routing, request, response, time.perf_counter() - started)
+    return response
+
+
+def predict_direct(request: PredictRequest) -> dict[str, Any]:
+    """The prediction of the deployment at request.endpoint itself (no experiment routing)."""
+    started = time.perf_counter()
+    route = route_for(request.endpoint)
+    try:
+        return _predict_routed(route, request, started)
+    except ApplicationError as exc:
+        metrics.observe_error(route, exc.code)
+        raise
+
+
+def _predict_routed(route: Route, request: PredictRequest, started: float) -> dict[str, Any]:
+    rows, params, key = prepare(route, request)
+    cached = prediction_cache().get(key) if key else None
+    if cached is not None:
+        return observed(route, request, started, json.loads(cached), rows=len(rows), key=key, cached=True)
+    answer = call_worker(route, "predict", rows, params)
+    body = body_of(answer)
+    if key:
+        prediction_cache().set(key, json.dumps(body).encode())
+    return observed(route, request, started, body, rows=len(rows), key=key, batch_size=answer.get("batch_size"))
+
+
+async def predict_async(request: PredictRequest, offload: Offload, offload_db: Offload | None = None) -> dict[str, Any]:
+    """predict() for an event loop (the fast lane): `offload(function, *args)` runs blocking code in a thread.
+
+    The common case (a serving route, no experiment on the endpoint, settings in memory) stays in the loop
+    and reaches the worker over the multiplexed AsyncWorkerClient; whatever may block on the database or
+    wait (an unknown endpoint, a wake from zero, an experiment, a settings refresh) is predict() itself,
+    offloaded. Only the Redis calls of the prediction cache leave the loop on the common path.
+    """
+    route = routes().endpoint(request.endpoint)
+    experiment = hooks.active
+    if route is None and offload_db is not None and not experiment.may_route(request.endpoint):
+        # Nothing serves it and no experiment owns it: predict() only asks the database why (404, or 503
+        # while it starts), so on `offload_db`, whose threads keep their connections. A client calling
+        # endpoints that do not exist must not make a process open a connection per request.
+        return await offload_db(predict, request)
+    config = platform_config.fresh_config()
+    if route is None or not route.serving or config is None or experiment.may_route(request.endpoint):
+        return await offload(predict, request)
+    started = time.perf_counter()
+    try:
+        rows, params, key = prepare(route, request, config)
+        cached = await offload(prediction_cache().get, key) if key else None
+        if cached is not None:
+            return observed(route, request, started, json.loads(cached), rows=len(rows), key=key, cached=True)
+        answer = await call_worker_async(route, "predict", rows, params)
+        body = body_of(answer)
+        if key:
+            await offload(prediction_cache().set, key, json.dumps(body).encode())
+    except ApplicationError as exc:
+        metrics.observe_error(route, exc.code)
+        raise
+    return observed(route, request, started, body, rows=len(rows), key=key, batch_size=answer.get("batch_size"))
+
+
+def prepare(route: Route, request: PredictRequest,
+            config: dict[str, Any] | None = None) -> tuple[list[Any], dict[str, Any], str | None]:
+    """(checked rows, the parameters the worker takes, the cache key or None)."""
+    rows = rows_for(route, request.inputs)
+    params = worker_params(request.params)
+    use_cache = request.params.get("cache") is not False
+    return rows, params, cache_key(route, rows, params, config) if use_cache else None
+
+
+def body_of(answer: dict[str, Any]) -> dict[str, Any]:
+    """What of a worker's answer is the prediction (and what the cache keeps)."""
+    return {k: answer[k] for k in ("predictions", "probabilities", "classes", "std") if answer.get(k) is not None}
+
+
+def observed(route: Route, request: PredictRequest, started: float, body: dict[str, Any], *, rows: int,
+             key: str | None, cached: bool = False, batch_size: int | None = None) -> dict[str, Any]:
+    """The response for `body`, counted in the metrics."""
+    metrics.observe_prediction(route, time.perf_counter() - started, cached=cached, cache_used=key is not None,
+                               rows=rows, batch_size=batch_size)
+    return _response(route, request, body, started, cached=cached)
+
+
+def _response(route: Route, request: PredictRequest, body: dict[str, Any], started: float, *,
+              cached: bool) -> dict[str, Any]:
+    response = {
+        "request_id": request.request_id or uuid.uuid4().hex,
+        "endpoint": route.endpoint, "model": route.model, "version": route.version,
+        "predictions": body["predictions"],
+    }
+    if body.get("probabilities") is not None:
+        response["probabilities"] = body["probabilities"]
+        response["classes"] = body.get("classes")
+    if body.get("std") is not None:
+        response["uncertainty"] = {"mean": body["predictions"], "std": body["std"]}
+    response["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)
+    response["cached"] = cached
+    return response
+
+
+def explain(request: PredictRequest) -> dict[str, Any]:
+    """Explains with the model that would answer this request: under an experiment, the subject's variant.
+
+    An explanation is not an outcome: it is neither recorded in the experiment nor copied to shadows.
+    """
+    routing = hooks.active.route(request)
+    if routing is None:
+        return _explain_direct(request)
+    answer = _explain_direct(replace(request, endpoint=routing.endpoint))
+    return {**answer, "endpoint": request.endpoint, "variant": routing.variant}
+
+
+def _explain_direct(request: PredictRequest) -> dict[str, Any]:
+    started = time.perf_counter()
+    route = route_for(request.endpoint)
+    rows = rows_for(route, request.inputs)
+    baseline = request.params.get("baseline")
+    if baseline is not None:
+        baseline = rows_for(route, [baseline])[0]
+    body = call_worker(route, "explain", rows, {"baseline": baseline})
+    return {
+        "request_id": request.request_id or uuid.uuid4().hex, "endpoint": route.endpoint,
+        "model": route.model, "version": route.version, "feature_names": route.signature.get("feature_names"),
+        "importances": body["importances"], "baseline": body["baseline"],
+        "baseline_prediction": body["baseline_prediction"], "predictions": body["predictions"],
+        "builtin_importances": body.get("builtin_importances"),
+        "method": "ablation against the baseline row", "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+    }

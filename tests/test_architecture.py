@@ -1,0 +1,50 @@
+"""The tree's rules that no linter checks: no private name imported from another module, and modules small
+enough to read. (Import layers and cycles: import-linter's contracts in pyproject.toml, run by .ci/run.)"""
+
+import ast
+from pathlib import Path
+
+from tests.paths import REPO_ROOT
+
+PACKAGES = ("core", "registry", "inference", "experiments", "demo", "servingplatform", "scripts", "tests")
+MAX_LINES = 400
+
+
+def _modules() -> list[Path]:
+    return [path for package in PACKAGES for path in sorted((REPO_ROOT / package).rglob("*.py"))
+            if "migrations" not in path.parts]
+
+
+def _module_name(path: Path) -> str:
+    return ".".join(path.relative_to(REPO_ROOT).with_suffix("").parts).removesuffix(".__init__")
+
+
+def private_imports(source: str, module: str) -> list[str]:
+    """`from X import _name` where X is another module of this project (its own names are its business)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.ImportFrom) or node.level or not node.module:
+            continue
+        if node.module == module or node.module.split(".")[0] not in PACKAGES:
+            continue
+        found += [f"{module}:{node.lineno} imports {alias.name} from {node.module}"
+                  for alias in node.names if alias.name.startswith("_") and not alias.name.startswith("__")]
+    return found
+
+
+def test_the_check_sees_a_private_import():
+    assert private_imports("from inference.predict.dispatch import _wake\n", "inference.predict.many") == [
+        "inference.predict.many:1 imports _wake from inference.predict.dispatch"]
+    assert private_imports("from inference.predict.dispatch import _wake\n", "inference.predict.dispatch") == []
+    assert private_imports("from os import _exit\n", "inference.x") == []
+
+
+def test_no_module_imports_a_private_name_from_another():
+    found = [hit for path in _modules() for hit in private_imports(path.read_text(), _module_name(path))]
+    assert found == []
+
+
+def test_no_module_is_longer_than_the_limit():
+    long = {str(path.relative_to(REPO_ROOT)): lines for path in _modules()
+            if (lines := len(path.read_text().splitlines())) > MAX_LINES}
+    assert long == {}
