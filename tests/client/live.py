@@ -49,3 +49,15 @@ def churn_data(rows: int = 300, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     x = rng.normal(size=(rows, 4))
     y = (x[:, 0] + x[:, 1] > 0).astype(int) + (x[:, 2] > 1).astype(int)
     return x, y
+
+
+
+def takes_input_examples() -> bool:
+    """Whether the version upload takes an `input_example` file (issue 14), read from the app's own OpenAPI
+    document: the tests of that feature run as soon as the server has it."""
+    from django.test import Client as DjangoClient
+
+    schema = DjangoClient().get("/api/schema/", {"format": "json"}).json()
+    upload = schema["paths"]["/api/v1/models/{name}/versions/"]["post"]["requestBody"]["content"]
+    name = upload["multipart/form-data"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    return "input_example" in schema["components"]["schemas"][name]["properties"]

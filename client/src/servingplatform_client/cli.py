@@ -225,7 +225,7 @@ def cmd_models_register(client: Client, args: argparse.Namespace, out: Output) -
                "metrics": json_option(args.metrics, "--metrics"), "tags": json_option(args.tags, "--tags")}
     version = client.register_model(args.path, args.name, flavor=args.flavor, input_example=example,
                                      description=args.description, alias=args.alias, wait=args.wait,
-                                     timeout=args.timeout, **options)
+                                     timeout=args.timeout, task=args.task, **options)
     out.result(version, lambda v: (out.line(_version_line(v)), out.line(str(v["version"]))))
 
 
@@ -411,6 +411,8 @@ def build_parser() -> argparse.ArgumentParser:
     register.add_argument("--metrics", metavar="JSON", help='e.g. \'{"accuracy": 0.93}\' (or @FILE)')
     register.add_argument("--tags", metavar="JSON", help='e.g. \'{"git": "abc123"}\' (or @FILE)')
     register.add_argument("--description")
+    register.add_argument("--task", choices=["classification", "regression", "scoring", "other"],
+                          help="for a model created on the way (default: other)")
     register.add_argument("--alias", help="point this alias at the new version (after validation with --wait)")
     _wait_options(register, default_timeout=300)
     alias = command(models, "alias", cmd_models_alias, "point an alias at a version")

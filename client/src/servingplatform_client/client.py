@@ -141,14 +141,16 @@ class Client:
     def register_model(self, model_or_path: Any, name: str, *, flavor: str | None = None,
                        input_example: Any = None, signature: dict | None = None, metrics: dict | None = None,
                        tags: dict[str, str] | None = None, description: str | None = None, alias: str | None = None,
-                       wait: bool = True, timeout: float = 300.0) -> dict:
+                       wait: bool = True, timeout: float = 300.0, task: str | None = None) -> dict:
         """Uploads a fitted model (or a saved artifact's path) as a new version of model `name`, creating the
         model when missing; returns the version as the API does. With `wait`, waits for its validation and
         raises OperationFailedError with the reason when it fails. `alias` is moved to the new version (after
         validation when waiting). `input_example` (a DataFrame, records, rows or an array) is sent with the
-        version as a JSON list of records and, for torch modules, is the example input of torch.export."""
+        version as a JSON list of records and, for torch modules, is the example input of torch.export.
+        `task` is for a model created on the way (default: classification or regression as the estimator
+        says, else other)."""
         with artifacts.saved(model_or_path, flavor=flavor, input_example=input_example) as artifact:
-            self._ensure_model(name, artifact.task)
+            self._ensure_model(name, task or artifact.task)
             fields = _present({"flavor": artifact.flavor, "description": description,
                                "signature": _json_field(signature), "metrics": _json_field(metrics),
                                "tags": _json_field(tags)})
