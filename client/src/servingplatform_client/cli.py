@@ -148,6 +148,12 @@ class Output:
     def line(self, text: str) -> None:
         self.console.print(text, markup=False)
 
+    def listing(self, items: list[dict], columns: dict[str, str | Callable[[dict], Any]], *, empty: str) -> None:
+        """`items` as JSON, or as a table with one column per entry: header -> field name or function."""
+        cells = [[column(item) if callable(column) else item.get(column) for column in columns.values()]
+                 for item in items]
+        self.result(items, lambda _: self.table(list(columns), cells, empty=empty))
+
     def table(self, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, empty: str) -> None:
         if not rows:
             self.line(empty)
@@ -200,10 +206,8 @@ def _job_line(job: dict) -> str:
 
 def cmd_models_list(client: Client, args: argparse.Namespace, out: Output) -> None:
     models = client.list_models(task=args.task, tag=args.tag, name=args.name)
-    out.result(models, lambda found: out.table(
-        ["name", "task", "latest", "aliases", "description"],
-        [[m["name"], m["task"], m["latest_version"], _aliases(m), m["description"][:60]] for m in found],
-        empty="no models"))
+    out.listing(models, {"name": "name", "task": "task", "latest": "latest_version", "aliases": _aliases,
+                         "description": lambda m: m["description"][:60]}, empty="no models")
 
 
 def cmd_models_show(client: Client, args: argparse.Namespace, out: Output) -> None:
@@ -235,11 +239,9 @@ def cmd_models_alias(client: Client, args: argparse.Namespace, out: Output) -> N
 
 
 def cmd_deployments_list(client: Client, args: argparse.Namespace, out: Output) -> None:
-    found = client.list_deployments(include_stopped=args.all)
-    out.result(found, lambda items: out.table(
-        ["endpoint", "model", "version", "alias", "status", "replicas", "reason"],
-        [[d["endpoint"], d["model"], d["version"], d["alias"], d["status"], d["replicas"], d["status_reason"]]
-         for d in items], empty="no deployments"))
+    out.listing(client.list_deployments(include_stopped=args.all),
+                {name: name for name in ("endpoint", "model", "version", "alias", "status", "replicas")}
+                | {"reason": "status_reason"}, empty="no deployments")
 
 
 def cmd_deployments_show(client: Client, args: argparse.Namespace, out: Output) -> None:
@@ -299,11 +301,9 @@ def cmd_jobs_wait(client: Client, args: argparse.Namespace, out: Output) -> None
 
 
 def cmd_jobs_list(client: Client, args: argparse.Namespace, out: Output) -> None:
-    jobs = client.list_jobs(status=args.status, endpoint=args.endpoint, limit=args.limit)
-    out.result(jobs, lambda items: out.table(
-        ["job", "status", "endpoint", "rows", "created", "error"],
-        [[j["job_id"], j["status"], j["endpoint"], j["rows"], j["created_at"], (j["error"] or {}).get("message")]
-         for j in items], empty="no jobs"))
+    out.listing(client.list_jobs(status=args.status, endpoint=args.endpoint, limit=args.limit),
+                {"job": "job_id", "status": "status", "endpoint": "endpoint", "rows": "rows", "created": "created_at",
+                 "error": lambda j: (j["error"] or {}).get("message")}, empty="no jobs")
 
 
 def cmd_jobs_cancel(client: Client, args: argparse.Namespace, out: Output) -> None:
@@ -322,11 +322,9 @@ def cmd_batch_show(client: Client, args: argparse.Namespace, out: Output) -> Non
 
 
 def cmd_batch_list(client: Client, args: argparse.Namespace, out: Output) -> None:
-    jobs = client.list_batch_jobs(status=args.status, endpoint=args.endpoint, limit=args.limit)
-    out.result(jobs, lambda items: out.table(
-        ["job", "status", "endpoint", "rows done", "rows failed", "total", "created"],
-        [[j["id"], j["status"], j["endpoint"], j["rows_done"], j["rows_failed"], j["total_rows"], j["created_at"]]
-         for j in items], empty="no batch jobs"))
+    out.listing(client.list_batch_jobs(status=args.status, endpoint=args.endpoint, limit=args.limit),
+                {"job": "id", "status": "status", "endpoint": "endpoint", "rows done": "rows_done",
+                 "rows failed": "rows_failed", "total": "total_rows", "created": "created_at"}, empty="no batch jobs")
 
 
 def cmd_batch_cancel(client: Client, args: argparse.Namespace, out: Output) -> None:
