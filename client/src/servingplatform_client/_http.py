@@ -25,6 +25,7 @@ class Transport:
         if api_key:
             headers["X-API-Key"] = api_key
         self.url = url
+        self.timeout = timeout
         self.max_retries = max_retries
         self.max_retry_wait_s = max_retry_wait_s
         # Connection errors (nothing sent yet) are retried by the transport itself; answers by us below.

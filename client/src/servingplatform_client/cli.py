@@ -12,7 +12,7 @@ import io
 import json
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from servingplatform_client import __version__
-from servingplatform_client.client import Client
+from servingplatform_client.client import JSON, Client
 from servingplatform_client.errors import (
     AuthenticationError,
     ClientError,
@@ -69,7 +69,7 @@ def _cell(text: str) -> Any:
     return text
 
 
-def read_csv(text: str, *, rows: bool) -> list:
+def read_csv(text: str, *, rows: bool) -> list[Any]:
     reader = csv.reader(io.StringIO(text))
     header = next(reader, None)
     if not header:
@@ -83,7 +83,7 @@ def read_csv(text: str, *, rows: bool) -> list:
     return [dict(zip(header, map(_cell, line))) for line in lines]
 
 
-def read_input(path: str, *, rows: bool = False) -> tuple[Any, dict | None]:
+def read_input(path: str, *, rows: bool = False) -> tuple[Any, JSON | None]:
     """(inputs, parameters) from a CSV (header row), JSON Lines or JSON file; '-' reads JSON from stdin.
 
     A JSON object with "inputs" is a request body (its "parameters" are used too); any other JSON is the inputs.
@@ -139,16 +139,18 @@ class Output:
         self.as_json = as_json
         self.console = Console(soft_wrap=True, highlight=False, width=None if sys.stdout.isatty() else 160)
 
-    def result(self, data: Any, human: Callable[[Any], None]) -> None:
+    def result(self, data: Any, *human: Callable[[Any], None]) -> None:
+        """`data` as JSON, or shown by each of `human` in turn."""
         if self.as_json:
             sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
-        else:
-            human(data)
+            return
+        for show in human:
+            show(data)
 
     def line(self, text: str) -> None:
         self.console.print(text, markup=False)
 
-    def listing(self, items: list[dict], columns: dict[str, str | Callable[[dict], Any]], *, empty: str) -> None:
+    def listing(self, items: list[JSON], columns: Mapping[str, str | Callable[[JSON], Any]], *, empty: str) -> None:
         """`items` as JSON, or as a table with one column per entry: header -> field name or function."""
         cells = [[column(item) if callable(column) else item.get(column) for column in columns.values()]
                  for item in items]
@@ -164,23 +166,23 @@ class Output:
         self.console.print(table)
 
 
-def _aliases(model: dict) -> str:
+def _aliases(model: JSON) -> str:
     return ", ".join(f"{a['name']}->v{a['version']}" for a in model.get("aliases", []))
 
 
-def _version_line(version: dict) -> str:
+def _version_line(version: JSON) -> str:
     reason = f" ({version['status_reason']})" if version.get("status_reason") else ""
     aliases = f" [{', '.join(version['aliases'])}]" if version.get("aliases") else ""
     return f"{version['model']} v{version['version']}: {version['status']}{reason}{aliases} " \
            f"{version['flavor']}/{version.get('format') or '?'} sha256 {str(version.get('sha256'))[:12]}"
 
 
-def _deployment_line(deployment: dict) -> str:
+def _deployment_line(deployment: JSON) -> str:
     reason = f" ({deployment['status_reason']})" if deployment.get("status_reason") else ""
     return f"{deployment['endpoint']}: {deployment['status']}{reason} -> {deployment['model']} v{deployment['version']}"
 
 
-def _prediction_rows(answer: dict) -> list[list[Any]]:
+def _prediction_rows(answer: JSON) -> list[list[Any]]:
     probabilities = answer.get("probabilities") or []
     rows = []
     for index, prediction in enumerate(answer.get("predictions", [])):
@@ -189,13 +191,13 @@ def _prediction_rows(answer: dict) -> list[list[Any]]:
     return rows
 
 
-def _show_prediction(out: Output, answer: dict) -> None:
+def _show_prediction(out: Output, answer: JSON) -> None:
     out.line(f"{answer['endpoint']} -> {answer['model']} v{answer['version']}, {answer['latency_ms']:.1f} ms"
              f"{' (cached)' if answer.get('cached') else ''}, request {answer['request_id']}")
     out.table(["row", "prediction", "probability"], _prediction_rows(answer), empty="no rows")
 
 
-def _job_line(job: dict) -> str:
+def _job_line(job: JSON) -> str:
     error = f" ({job['error']['message']})" if job.get("error") else ""
     ident = job.get("job_id") or job.get("id")
     progress = f" {job['rows_done']}/{job['total_rows']} rows" if "rows_done" in job else ""
@@ -214,11 +216,12 @@ def cmd_models_show(client: Client, args: argparse.Namespace, out: Output) -> No
     if args.version is None:
         model = client.get_model(args.name)
         versions = client.list_versions(args.name)
-        out.result({**model, "versions": versions}, lambda data: (
-            out.line(f"{data['name']} ({data['task']}) {data['description']}"),
-            out.table(["version", "status", "flavor", "format", "aliases", "created"],
-                      [[v["version"], v["status"], v["flavor"], v["format"], ", ".join(v["aliases"]),
-                        v["created_at"]] for v in data["versions"]], empty="no versions")))
+        out.result({**model, "versions": versions},
+                   lambda data: out.line(f"{data['name']} ({data['task']}) {data['description']}"),
+                   lambda data: out.table(["version", "status", "flavor", "format", "aliases", "created"],
+                                          [[v["version"], v["status"], v["flavor"], v["format"],
+                                            ", ".join(v["aliases"]), v["created_at"]] for v in data["versions"]],
+                                          empty="no versions"))
     else:
         out.result(client.get_version(args.name, args.version), lambda v: out.line(_version_line(v)))
 
@@ -230,7 +233,7 @@ def cmd_models_register(client: Client, args: argparse.Namespace, out: Output) -
     version = client.register_model(args.path, args.name, flavor=args.flavor, input_example=example,
                                      description=args.description, alias=args.alias, wait=args.wait,
                                      timeout=args.timeout, task=args.task, **options)
-    out.result(version, lambda v: (out.line(_version_line(v)), out.line(str(v["version"]))))
+    out.result(version, lambda v: out.line(_version_line(v)), lambda v: out.line(str(v["version"])))
 
 
 def cmd_models_alias(client: Client, args: argparse.Namespace, out: Output) -> None:
@@ -286,7 +289,7 @@ def cmd_jobs_submit(client: Client, args: argparse.Namespace, out: Output) -> No
                                idempotency_key=args.idempotency_key)
     if args.wait:
         job = client.wait_job(job["job_id"], timeout=args.timeout)
-        out.result(job, lambda j: (out.line(_job_line(j)), _show_prediction(out, j["result"])))
+        out.result(job, lambda j: out.line(_job_line(j)), lambda j: _show_prediction(out, j["result"]))
     else:
         out.result(job, lambda j: out.line(f"{j['job_id']}: {j['status']}"))
 
@@ -297,7 +300,7 @@ def cmd_jobs_show(client: Client, args: argparse.Namespace, out: Output) -> None
 
 def cmd_jobs_wait(client: Client, args: argparse.Namespace, out: Output) -> None:
     job = client.wait_job(args.job_id, timeout=args.timeout)
-    out.result(job, lambda j: (out.line(_job_line(j)), _show_prediction(out, j["result"])))
+    out.result(job, lambda j: out.line(_job_line(j)), lambda j: _show_prediction(out, j["result"]))
 
 
 def cmd_jobs_list(client: Client, args: argparse.Namespace, out: Output) -> None:
@@ -313,8 +316,9 @@ def cmd_jobs_cancel(client: Client, args: argparse.Namespace, out: Output) -> No
 def cmd_batch_submit(client: Client, args: argparse.Namespace, out: Output) -> None:
     job = client.batch_job(args.file, args.endpoint, output=args.output, wait=args.wait or bool(args.output),
                            timeout=args.timeout, priority=args.priority)
-    out.result(job, lambda j: (out.line(_job_line(j)),
-                               out.line(f"predictions written to {args.output}") if args.output else None))
+    out.result(job, lambda j: out.line(_job_line(j)))
+    if args.output and not out.as_json:
+        out.line(f"predictions written to {args.output}")
 
 
 def cmd_batch_show(client: Client, args: argparse.Namespace, out: Output) -> None:
@@ -380,8 +384,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sp {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(group: Any, name: str, handler: Callable, help_text: str) -> argparse.ArgumentParser:
-        sub = group.add_parser(name, parents=[common], help=help_text, description=help_text)
+    def command(group: Any, name: str, handler: Callable[..., None], help_text: str) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = group.add_parser(name, parents=[common], help=help_text,
+                                                         description=help_text)
         sub.set_defaults(handler=handler)
         return sub
 

@@ -1,6 +1,6 @@
 """The Serving Platform from Python: register models, deploy them, predict, run jobs, read experiments.
 
-Every method returns the API's JSON answer as a dict (or a list of them) and raises a
+Every method returns the API's JSON answer as a JSON (or a list of them) and raises a
 ServingPlatformError subclass for every failure.
 """
 
@@ -31,6 +31,10 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 API = "/api/v1"
 JOB_DONE = ("succeeded", "failed", "cancelled", "expired")
 BATCH_ITEMS_PER_CALL = 256  # the batch route's limit
+
+
+JSON = dict[str, Any]  # an object of the API's JSON
+FilePart = tuple[str, bytes, str]  # a multipart file: name, content, content type
 
 
 def _q(part: str | int) -> str:
@@ -79,9 +83,18 @@ class Client:
         response = self._http.request(method, path, **options)
         return response.json() if response.content else None
 
-    def _pages(self, path: str, params: dict[str, Any]) -> list[dict]:
+    def _obj(self, method: str, path: str, **options: Any) -> JSON:
+        answer: JSON = self._call(method, path, **options)
+        return answer
+
+    def _results(self, path: str, params: dict[str, Any]) -> list[JSON]:
+        """The `results` of a list that answers at most `limit` items (the job lists)."""
+        items: list[JSON] = self._obj("GET", path, params=params)["results"]
+        return items
+
+    def _pages(self, path: str, params: dict[str, Any]) -> list[JSON]:
         """Every item of a paginated list (the API's `?page=` pages, 100 at a time)."""
-        items: list[dict] = []
+        items: list[JSON] = []
         page = 1
         while True:
             body = self._call("GET", path, params={**_present(params), "page": page, "page_size": 100})
@@ -90,8 +103,8 @@ class Client:
                 return items
             page += 1
 
-    def _poll(self, read: Callable[[], dict], done: Callable[[dict], bool], *, timeout: float, what: str,
-              describe: Callable[[dict], str], interval: float = 0.25) -> dict:
+    def _poll(self, read: Callable[[], JSON], done: Callable[[JSON], bool], *, timeout: float, what: str,
+              describe: Callable[[JSON], str], interval: float = 0.25) -> JSON:
         deadline = time.monotonic() + timeout
         with self.progress.task(what) as task:
             while True:
@@ -107,29 +120,29 @@ class Client:
 
     # --- registry ----------------------------------------------------------------------------------
 
-    def list_models(self, *, task: str | None = None, tag: str | None = None, name: str | None = None) -> list[dict]:
+    def list_models(self, *, task: str | None = None, tag: str | None = None, name: str | None = None) -> list[JSON]:
         return self._pages(f"{API}/models/", {"task": task, "tag": tag, "name": name})
 
-    def get_model(self, name: str) -> dict:
-        return self._call("GET", f"{API}/models/{_q(name)}/")
+    def get_model(self, name: str) -> JSON:
+        return self._obj("GET", f"{API}/models/{_q(name)}/")
 
     def create_model(self, name: str, *, task: str = "other", description: str = "",
-                     tags: dict[str, str] | None = None) -> dict:
+                     tags: dict[str, str] | None = None) -> JSON:
         body = {"name": name, "task": task, "description": description, "tags": tags or {}}
-        return self._call("POST", f"{API}/models/", json=body)
+        return self._obj("POST", f"{API}/models/", json=body)
 
     def list_versions(self, name: str, *, status: str | None = None, flavor: str | None = None,
-                      tag: str | None = None) -> list[dict]:
+                      tag: str | None = None) -> list[JSON]:
         return self._pages(f"{API}/models/{_q(name)}/versions/", {"status": status, "flavor": flavor, "tag": tag})
 
-    def get_version(self, name: str, version: int | str) -> dict:
+    def get_version(self, name: str, version: int | str) -> JSON:
         """A version by number or by alias (`"production"`)."""
-        return self._call("GET", f"{API}/models/{_q(name)}/versions/{_q(version)}/")
+        return self._obj("GET", f"{API}/models/{_q(name)}/versions/{_q(version)}/")
 
-    def set_alias(self, name: str, alias: str, version: int) -> dict:
-        return self._call("PUT", f"{API}/models/{_q(name)}/aliases/{_q(alias)}/", json={"version": version})
+    def set_alias(self, name: str, alias: str, version: int) -> JSON:
+        return self._obj("PUT", f"{API}/models/{_q(name)}/aliases/{_q(alias)}/", json={"version": version})
 
-    def wait_version(self, name: str, version: int | str, *, timeout: float = 300.0) -> dict:
+    def wait_version(self, name: str, version: int | str, *, timeout: float = 300.0) -> JSON:
         """Waits until a version's validation ends; raises OperationFailedError with the reason if it failed."""
         found = self._poll(lambda: self.get_version(name, version), lambda v: v["status"] in ("ready", "failed"),
                            timeout=timeout, what=f"validating {name} v{version}", describe=lambda v: v["status"])
@@ -139,9 +152,9 @@ class Client:
         return found
 
     def register_model(self, model_or_path: Any, name: str, *, flavor: str | None = None,
-                       input_example: Any = None, signature: dict | None = None, metrics: dict | None = None,
+                       input_example: Any = None, signature: JSON | None = None, metrics: JSON | None = None,
                        tags: dict[str, str] | None = None, description: str | None = None, alias: str | None = None,
-                       wait: bool = True, timeout: float = 300.0, task: str | None = None) -> dict:
+                       wait: bool = True, timeout: float = 300.0, task: str | None = None) -> JSON:
         """Uploads a fitted model (or a saved artifact's path) as a new version of model `name`, creating the
         model when missing; returns the version as the API does. With `wait`, waits for its validation and
         raises OperationFailedError with the reason when it fails. `alias` is moved to the new version (after
@@ -154,7 +167,7 @@ class Client:
             fields = _present({"flavor": artifact.flavor, "description": description,
                                "signature": _json_field(signature), "metrics": _json_field(metrics),
                                "tags": _json_field(tags)})
-            extra = {}
+            extra: dict[str, FilePart] = {}
             if input_example is not None:
                 names = (signature or {}).get("feature_names") or artifact.feature_names
                 extra["input_example"] = ("input_example.json", dumps(example_records(input_example, names)),
@@ -176,25 +189,25 @@ class Client:
             except ConflictError:
                 pass  # created meanwhile by someone else: the upload goes to it all the same
 
-    def _upload_version(self, name: str, path: Path, fields: dict[str, str], extra: dict[str, tuple]) -> dict:
+    def _upload_version(self, name: str, path: Path, fields: dict[str, str], extra: dict[str, FilePart]) -> JSON:
         size = path.stat().st_size
         with path.open("rb") as handle, self.progress.task(f"uploading {path.name}", total=size,
                                                             kind="bytes") as task:
             files = {"artifact": (path.name, ReadProgress(handle, task), "application/octet-stream"), **extra}
             # Large artifacts take a while to send: the write timeout grows with the size.
-            return self._call("POST", f"{API}/models/{_q(name)}/versions/", data=fields, files=files,
-                              timeout=max(60.0, size / 1_000_000))
+            return self._obj("POST", f"{API}/models/{_q(name)}/versions/", data=fields, files=files,
+                              timeout=max(self._http.timeout, size / 1_000_000))
 
     # --- deployments -------------------------------------------------------------------------------
 
-    def list_deployments(self, *, include_stopped: bool = False) -> list[dict]:
+    def list_deployments(self, *, include_stopped: bool = False) -> list[JSON]:
         return self._pages(f"{API}/deployments/", {"include_stopped": "true" if include_stopped else None})
 
-    def get_deployment(self, endpoint: str) -> dict:
-        return self._call("GET", f"{API}/deployments/{_q(endpoint)}/")
+    def get_deployment(self, endpoint: str) -> JSON:
+        return self._obj("GET", f"{API}/deployments/{_q(endpoint)}/")
 
     def deploy(self, endpoint: str, *, model: str, version: int | None = None, alias: str | None = None,
-               wait: bool = True, timeout: float = 300.0, **knobs: Any) -> dict:
+               wait: bool = True, timeout: float = 300.0, **knobs: Any) -> JSON:
         """Deploys a version (by number or alias) at `endpoint`; a live deployment of the same model there is
         moved to it instead (its old generation serves until the new one is ready). Knobs are the API's
         deployment fields (replicas, max_batch_size, device, follow_alias...). With `wait`, returns once the
@@ -211,18 +224,18 @@ class Client:
             deployment = self._redeploy(endpoint, model, {**target, **knobs}, exc)
         return self.wait_deployment(endpoint, timeout=timeout) if wait else deployment
 
-    def _redeploy(self, endpoint: str, model: str, changes: dict, taken: ConflictError) -> dict:
+    def _redeploy(self, endpoint: str, model: str, changes: JSON, taken: ConflictError) -> JSON:
         current = self.get_deployment(endpoint)
         if current["model"] != model:
             raise ConflictError(f"Endpoint '{endpoint}' serves model '{current['model']}', not '{model}': undeploy "
                                 "it first or pick another endpoint.", status=taken.status, code=taken.code,
                                 details={"deployment": current})
-        return self._call("PATCH", f"{API}/deployments/{_q(endpoint)}/", json=changes)
+        return self._obj("PATCH", f"{API}/deployments/{_q(endpoint)}/", json=changes)
 
-    def undeploy(self, endpoint: str) -> dict:
-        return self._call("DELETE", f"{API}/deployments/{_q(endpoint)}/")
+    def undeploy(self, endpoint: str) -> JSON:
+        return self._obj("DELETE", f"{API}/deployments/{_q(endpoint)}/")
 
-    def wait_deployment(self, endpoint: str, *, timeout: float = 300.0) -> dict:
+    def wait_deployment(self, endpoint: str, *, timeout: float = 300.0) -> JSON:
         """Waits until `endpoint` serves its current generation; raises OperationFailedError if it failed."""
         found = self._poll(lambda: self.get_deployment(endpoint), _deployment_settled, timeout=timeout,
                            what=f"deploying {endpoint}",
@@ -234,51 +247,51 @@ class Client:
 
     # --- predictions ---------------------------------------------------------------------------------
 
-    def predict(self, endpoint: str, inputs: Any, *, parameters: dict | None = None) -> dict:
+    def predict(self, endpoint: str, inputs: Any, *, parameters: JSON | None = None) -> JSON:
         """A prediction; `inputs` may be a DataFrame (sent as records), a NumPy array, records or rows."""
         body = _present({"inputs": to_inputs(inputs), "parameters": parameters})
-        return self._call("POST", f"{API}/predict/{_q(endpoint)}", json=body)
+        return self._obj("POST", f"{API}/predict/{_q(endpoint)}", json=body)
 
-    def predict_many(self, requests: Iterable[dict | tuple[str, Any]], *,
-                     parameters: dict | None = None) -> list[dict]:
+    def predict_many(self, requests: Iterable[JSON | tuple[str, Any]], *,
+                     parameters: JSON | None = None) -> list[JSON]:
         """Many predictions in few round trips (the batch route, 256 a call): `requests` are
         `{"endpoint" | "model", "inputs", ...}` dicts or `(endpoint, inputs)` pairs. Returns one item per
         request, in order: `{"index", "ok", "result"}` or `{"index", "ok": False, "error"}`."""
         items = [_batch_item(request, parameters) for request in requests]
-        results: list[dict] = []
+        results: list[JSON] = []
         for start in range(0, len(items), BATCH_ITEMS_PER_CALL):
             chunk = items[start:start + BATCH_ITEMS_PER_CALL]
             answer = self._call("POST", f"{API}/predict/batch", json={"requests": chunk})
             results.extend({**item, "index": start + item["index"]} for item in answer["results"])
         return results
 
-    def explain(self, endpoint: str, inputs: Any, *, parameters: dict | None = None) -> dict:
+    def explain(self, endpoint: str, inputs: Any, *, parameters: JSON | None = None) -> JSON:
         body = _present({"inputs": to_inputs(inputs), "parameters": parameters})
-        return self._call("POST", f"{API}/predict/{_q(endpoint)}/explain", json=body)
+        return self._obj("POST", f"{API}/predict/{_q(endpoint)}/explain", json=body)
 
     # --- async jobs and batch jobs -------------------------------------------------------------------
 
-    def predict_async(self, endpoint: str, inputs: Any, *, parameters: dict | None = None,
+    def predict_async(self, endpoint: str, inputs: Any, *, parameters: JSON | None = None,
                       priority: str | None = None, timeout_ms: int | None = None,
-                      idempotency_key: str | None = None) -> dict:
+                      idempotency_key: str | None = None) -> JSON:
         """Queues a prediction; returns `{"job_id", "status", "eta_seconds", "status_url"}`."""
         body = _present({"inputs": to_inputs(inputs), "parameters": parameters, "priority": priority,
                          "timeout_ms": timeout_ms})
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        return self._call("POST", f"{API}/predict/{_q(endpoint)}/async", json=body, headers=headers)
+        return self._obj("POST", f"{API}/predict/{_q(endpoint)}/async", json=body, headers=headers)
 
-    def get_job(self, job_id: str) -> dict:
-        return self._call("GET", f"{API}/jobs/{_q(job_id)}")
+    def get_job(self, job_id: str) -> JSON:
+        return self._obj("GET", f"{API}/jobs/{_q(job_id)}")
 
     def list_jobs(self, *, status: str | None = None, endpoint: str | None = None, priority: str | None = None,
-                  limit: int | None = None) -> list[dict]:
+                  limit: int | None = None) -> list[JSON]:
         params = _present({"status": status, "endpoint": endpoint, "priority": priority, "limit": limit})
-        return self._call("GET", f"{API}/jobs", params=params)["results"]
+        return self._results(f"{API}/jobs", params)
 
-    def cancel_job(self, job_id: str) -> dict:
-        return self._call("DELETE", f"{API}/jobs/{_q(job_id)}")
+    def cancel_job(self, job_id: str) -> JSON:
+        return self._obj("DELETE", f"{API}/jobs/{_q(job_id)}")
 
-    def wait_job(self, job_id: str | dict, *, timeout: float = 300.0) -> dict:
+    def wait_job(self, job_id: str | JSON, *, timeout: float = 300.0) -> JSON:
         """Waits for an async job; returns it (its `result` is the sync route's answer) once it succeeded,
         raises OperationFailedError when it failed, was cancelled or expired."""
         job_id = job_id["job_id"] if isinstance(job_id, dict) else job_id
@@ -288,7 +301,7 @@ class Client:
 
     def batch_job(self, path: str | os.PathLike[str], endpoint: str, *, output: str | os.PathLike[str] | None = None,
                   wait: bool = True, timeout: float = 3600.0, priority: str | None = None,
-                  format: str | None = None) -> dict:
+                  format: str | None = None) -> JSON:
         """Scores a CSV (header of feature names) or JSON Lines file offline. With `wait`, follows its rows
         and, given `output`, downloads the predictions there; raises OperationFailedError if the job failed.
         Returns the batch job as the API does."""
@@ -297,7 +310,7 @@ class Client:
         with source.open("rb") as handle, self.progress.task(f"uploading {source.name}",
                                                               total=source.stat().st_size, kind="bytes") as task:
             files = {"file": (source.name, ReadProgress(handle, task), "application/octet-stream")}
-            job = self._call("POST", f"{API}/batch-jobs/", data=fields, files=files)
+            job = self._obj("POST", f"{API}/batch-jobs/", data=fields, files=files)
         if not wait:
             return job
         job = self.wait_batch_job(job["id"], timeout=timeout)
@@ -305,18 +318,18 @@ class Client:
             self.download_batch_result(job["id"], output)
         return job
 
-    def get_batch_job(self, job_id: str) -> dict:
-        return self._call("GET", f"{API}/batch-jobs/{_q(job_id)}/")
+    def get_batch_job(self, job_id: str) -> JSON:
+        return self._obj("GET", f"{API}/batch-jobs/{_q(job_id)}/")
 
     def list_batch_jobs(self, *, status: str | None = None, endpoint: str | None = None,
-                        limit: int | None = None) -> list[dict]:
+                        limit: int | None = None) -> list[JSON]:
         params = _present({"status": status, "endpoint": endpoint, "limit": limit})
-        return self._call("GET", f"{API}/batch-jobs/", params=params)["results"]
+        return self._results(f"{API}/batch-jobs/", params)
 
-    def cancel_batch_job(self, job_id: str) -> dict:
-        return self._call("DELETE", f"{API}/batch-jobs/{_q(job_id)}/")
+    def cancel_batch_job(self, job_id: str) -> JSON:
+        return self._obj("DELETE", f"{API}/batch-jobs/{_q(job_id)}/")
 
-    def wait_batch_job(self, job_id: str, *, timeout: float = 3600.0) -> dict:
+    def wait_batch_job(self, job_id: str, *, timeout: float = 3600.0) -> JSON:
         deadline = time.monotonic() + timeout
         with self.progress.task(f"batch {job_id}", kind="rows") as task:
             interval = 0.25
@@ -348,25 +361,25 @@ class Client:
 
     # --- experiments ---------------------------------------------------------------------------------
 
-    def list_experiments(self, *, status: str | None = None, endpoint: str | None = None) -> list[dict]:
+    def list_experiments(self, *, status: str | None = None, endpoint: str | None = None) -> list[JSON]:
         return self._pages(f"{API}/experiments/", {"status": status, "endpoint": endpoint})
 
-    def get_experiment(self, experiment_id: int) -> dict:
-        return self._call("GET", f"{API}/experiments/{_q(experiment_id)}/")
+    def get_experiment(self, experiment_id: int) -> JSON:
+        return self._obj("GET", f"{API}/experiments/{_q(experiment_id)}/")
 
-    def experiment_results(self, experiment_id: int) -> dict:
-        return self._call("GET", f"{API}/experiments/{_q(experiment_id)}/results/")
+    def experiment_results(self, experiment_id: int) -> JSON:
+        return self._obj("GET", f"{API}/experiments/{_q(experiment_id)}/results/")
 
-    def feedback(self, request_id: str, *, label: Any = None, value: Any = None) -> dict:
+    def feedback(self, request_id: str, *, label: Any = None, value: Any = None) -> JSON:
         """Records an outcome for a prediction an experiment answered (label: accuracy; value: the others)."""
-        return self._call("POST", f"{API}/feedback", json=_present({"request_id": request_id, "label": label,
+        return self._obj("POST", f"{API}/feedback", json=_present({"request_id": request_id, "label": label,
                                                                      "value": value}))
 
     # --- the platform ----------------------------------------------------------------------------------
 
-    def health(self) -> dict:
+    def health(self) -> JSON:
         """`/health/ready`: the database, Redis and the model server (raises ServiceUnavailableError when not)."""
-        return self._call("GET", "/health/ready")
+        return self._obj("GET", "/health/ready")
 
 
 def _present(values: dict[str, Any]) -> dict[str, Any]:
@@ -377,7 +390,7 @@ def _json_field(value: Any) -> str | None:
     return None if value is None else json.dumps(value)
 
 
-def _batch_item(request: dict | tuple[str, Any], parameters: dict | None) -> dict:
+def _batch_item(request: JSON | tuple[str, Any], parameters: JSON | None) -> JSON:
     item = {"endpoint": request[0], "inputs": request[1]} if isinstance(request, tuple) else dict(request)
     item["inputs"] = to_inputs(item["inputs"])
     if parameters is not None and "parameters" not in item:
@@ -385,20 +398,20 @@ def _batch_item(request: dict | tuple[str, Any], parameters: dict | None) -> dic
     return item
 
 
-def _deployment_settled(deployment: dict) -> bool:
+def _deployment_settled(deployment: JSON) -> bool:
     if deployment["status"] in ("failed", "stopped") or _rollout_failed(deployment):
         return True
     # The model server clears the reason once the current generation serves.
     return deployment["status"] == "ready" and not str(deployment.get("status_reason") or "").startswith("rolling out")
 
 
-def _rollout_failed(deployment: dict) -> bool:
+def _rollout_failed(deployment: JSON) -> bool:
     # The old generation keeps serving when a new one fails to load; the status stays "ready".
     return str(deployment.get("status_reason") or "").startswith(f"rollout of generation {deployment['generation']} "
                                                                  "failed")
 
 
-def _succeeded(job: dict, what: str) -> dict:
+def _succeeded(job: JSON, what: str) -> JSON:
     if job["status"] != "succeeded":
         error = job.get("error") or {}
         raise OperationFailedError(f"{what} {job['status']}: {error.get('message') or job['status']}",

@@ -115,7 +115,8 @@ def retry_after(response: httpx.Response) -> float | None:
 
 def from_response(response: httpx.Response) -> APIError:
     """The error a non-2xx answer stands for, read from the API's error shape when it has one."""
-    code, message, details = f"http_{response.status_code}", "", {}
+    code, message = f"http_{response.status_code}", ""
+    details: dict[str, Any] = {}
     try:
         body = response.json()
     except ValueError:
@@ -124,7 +125,7 @@ def from_response(response: httpx.Response) -> APIError:
     if isinstance(error, dict):
         code = str(error.get("code") or code)
         message = str(error.get("message") or "")
-        details = error.get("details") if isinstance(error.get("details"), dict) else {}
+        details = error["details"] if isinstance(error.get("details"), dict) else {}
     elif isinstance(error, str):  # the Open Inference Protocol's {"error": "..."}
         message = error
     if not message:
