@@ -6,6 +6,7 @@ import json
 import logging
 import threading
 
+import httpx
 import numpy as np
 import pandas as pd
 import pytest
@@ -73,6 +74,11 @@ class RegisterDeployPredictTests(LivePlatformTestCase):
         with self.assertRaises(BadRequestError) as short:
             self.sp.predict("churn", [[1.0, 2.0]])
         self.assertIn("inputs[0]", short.exception.message)
+        # A key sent as a bearer token, on the prediction route as gunicorn serves it: told where keys go.
+        bearer = httpx.post(f"{self.web.url}/api/v1/predict/churn", json={"inputs": rows.tolist()},
+                            headers={"Authorization": f"Bearer {self.predict_key}"})
+        self.assertEqual(bearer.status_code, 401)
+        self.assertIn("X-API-Key", bearer.json()["error"]["message"])
         with self.assertRaises(NotFoundError) as missing:
             self.sp.predict("nope", rows)
         self.assertEqual((missing.exception.status, missing.exception.code), (404, "endpoint_not_found"))
