@@ -6,10 +6,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: serve test lint types imports check schema clean-venv browser
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml client/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e './client[sklearn,pandas]'   # the Python client and its `sp` command
 	@touch $(STAMP)
 
 serve: $(STAMP)

@@ -1,8 +1,10 @@
 import hashlib
+import re
 
 from django.conf import settings
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
+from rest_framework_simplejwt.authentication import JWTAuthentication
 
 from core.invalidation import GenerationCache
 from core.models import ApiKey
@@ -12,6 +14,12 @@ from core.models import ApiKey
 # them in every process at once; API_KEY_CACHE_S bounds how long one lives if an announcement is lost
 # or Redis is down (they are still kept then: a Redis outage must not put every request on the DB).
 _verified = GenerationCache("api_keys", lambda: settings.API_KEY_CACHE_S, while_deaf=True)
+
+
+# An API key is `<8-character prefix>.<secret>`, one dot; a JWT has three dot-separated parts.
+_API_KEY_SHAPE = re.compile(rb"^[A-Za-z0-9]{8}\.[A-Za-z0-9]+$")
+API_KEY_AS_BEARER = ("API keys go in the X-API-Key header (X-API-Key: <key>); Authorization: Bearer takes "
+                     "the JWT access tokens of POST /api/v1/auth/token/.")
 
 
 def _digest(raw: str) -> str:
@@ -84,3 +92,12 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
     def authenticate_header(self, request: Request) -> str:
         # Makes DRF answer 401 (not 403) when credentials are missing.
         return 'Api-Key realm="api", header="X-API-Key"'
+
+
+class JwtAuthentication(JWTAuthentication):
+    """simplejwt's bearer tokens, with a plain answer for the common mistake of sending an API key as one."""
+
+    def get_validated_token(self, raw_token: bytes):
+        if _API_KEY_SHAPE.match(raw_token):
+            raise exceptions.AuthenticationFailed(API_KEY_AS_BEARER)
+        return super().get_validated_token(raw_token)

@@ -122,10 +122,19 @@ def _validation_error(exc: drf.ValidationError) -> ApplicationError:
     return error
 
 
+def _detail_message(detail: Any) -> str:
+    # simplejwt raises with {"detail": ..., "code": ..., "messages": [...]}: str() of that is a Python repr.
+    if isinstance(detail, dict):
+        return _detail_message(detail.get("detail") or next(iter(detail.values()), ""))
+    if isinstance(detail, list):
+        return " ".join(_detail_message(item) for item in detail)
+    return str(detail)
+
+
 def _from_drf(exc: drf.APIException) -> ApplicationError:
     if isinstance(exc, drf.ValidationError):
         return _validation_error(exc)
-    error = ApplicationError(str(exc.detail))
+    error = ApplicationError(_detail_message(exc.detail))
     error.status_code = exc.status_code
     error.code = next((code for cls, code in _DRF_CODES.items() if isinstance(exc, cls)), exc.default_code)
     auth_header = getattr(exc, "auth_header", None)

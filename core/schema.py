@@ -1,3 +1,4 @@
+from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
@@ -7,3 +8,7 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema):
         return {"type": "apiKey", "in": "header", "name": "X-API-Key"}
+
+
+class JwtAuthenticationScheme(SimpleJWTScheme):
+    target_class = "core.auth.JwtAuthentication"

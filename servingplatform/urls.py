@@ -4,9 +4,11 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from core import health
 from core.auth_apis import TokenObtainApi, TokenRefreshApi
+from core.index import ApiIndexApi, RootIndexApi
 from inference.deployments.apis import PrometheusMetricsApi
 
 api_v1 = [
+    path("", ApiIndexApi.as_view(), name="api-index"),
     path("", include("registry.urls")),
     path("", include("inference.predict.urls")),
     path("", include("inference.deployments.urls")),
@@ -17,6 +19,7 @@ api_v1 = [
 ]
 
 urlpatterns = [
+    path("", RootIndexApi.as_view(), name="root-index"),
     path("health", health.live, name="health"),
     path("health/ready", health.ready, name="health-ready"),
     path("metrics", PrometheusMetricsApi.as_view(), name="metrics"),
@@ -25,6 +28,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("api-auth/", include("rest_framework.urls")),  # the browsable API's login and logout
     path("admin/rq/", include("django_rq.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -52,6 +52,9 @@ ROUTES = [
     ("GET", "/api/schema/", PUBLIC),
     ("GET", "/api/docs/", PUBLIC),
     ("GET", "/api/redoc/", PUBLIC),
+    ("GET", "/api/v1/", PUBLIC),
+    ("GET", "/", PUBLIC),
+    ("GET", "/api-auth/login/", PUBLIC),
 ]
 BODIES = {
     ("POST", "/api/v1/models/"): {"name": "new-model"},

@@ -5,7 +5,7 @@ from django.core.management import call_command
 from django.test import SimpleTestCase
 
 PUBLIC_OPERATIONS = {"auth_token_obtain", "auth_token_refresh", "v2_server_metadata", "v2_health_live",
-                     "v2_health_ready"}
+                     "v2_health_ready", "api_index"}
 # The Open Inference Protocol routes answer the protocol's {"error": "..."} (inference/v2/apis.py); readiness
 # answers 503 with its usual body.
 V2_ERROR_REFS = {"#/components/schemas/V2Error", "#/components/schemas/V2Ready", "#/components/schemas/V2ModelReady"}
