@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ from bench_serving import BENCH, OUT, ROOT, Client, Server, log, project_facts, 
 PEER_VENVS = BENCH / ".peers"
 SERVERS = Path(__file__).resolve().parent / "servers"  # the scripts each peer's own venv runs
 TOLERANCE = 1e-9  # every peer computes in float64, as the model does
-READY_TIMEOUT_S = 240.0  # Triton + two Python model instances take ~30 s on 2 loaded cores
+READY_TIMEOUT_S = 240.0  # generous: the slowest, MLServer, is ready in ~7 s here
 
 
 VenvInfo = dict[str, Any]
@@ -35,7 +36,6 @@ class Peer:
     venv_name: ClassVar[str]  # bench/.peers/<venv_name>-venv
     packages: ClassVar[tuple[str, ...]]
     version_of: ClassVar[str]  # the distribution whose version the tables print
-    serves_models: ClassVar[bool] = True  # False: answers without a model (the HTTP floor)
 
     @property
     def venv(self) -> Path:
@@ -171,8 +171,6 @@ class V2Protocol:
 
 def free_ports(count: int) -> list[int]:
     """Distinct free ports, held open together so that the kernel cannot hand out one twice."""
-    import socket
-
     sockets = [socket.socket() for _ in range(count)]
     try:
         for sock in sockets:
