@@ -1,10 +1,11 @@
 -- wrk script for bench_serving.py: single-row POSTs, a fresh random row per request (no cache hits).
--- Usage: wrk -s serving_load.lua URL -- <platform|universal|v2|v2-platform> <n_features> <vary:1|0> [api-key]
---        [model: the universal route's model name]
+-- Usage: wrk -s serving_load.lua URL -- <platform|universal|v2|v2-platform|template> <n_features> <vary:1|0> [api-key]
+--        [model: the universal route's model name | template: any peer's body, "{row}" standing for the row]
 -- The done() hook prints one line, "BENCH {json}", that bench_serving.py parses.
 local mode, width, vary, key, model = "platform", 10, true, nil, nil
 local fixed
 local counter = 0
+local before, after  -- template mode: the body around "{row}"
 
 local function row()
   local values = {}
@@ -16,6 +17,10 @@ end
 
 local function body()
   local r = row()
+  if mode == "template" then
+    -- bench/peers: each peer's own protocol, e.g. '{"instances":[{row}]}'; the row is a JSON array
+    return before .. r .. after
+  end
   if mode == "v2-platform" then
     -- the platform's V2 route: one tensor named after the signature, default outputs (labels + probabilities)
     return '{"inputs":[{"name":"input","shape":[1,' .. width .. '],"datatype":"FP64","data":' .. r .. '}]}'
@@ -45,6 +50,13 @@ function init(args)
   vary = (args[3] or "1") == "1"
   key = args[4]
   model = args[5]
+  if mode == "template" then
+    local at = string.find(model or "", "{row}", 1, true)  -- plain find: no Lua pattern characters
+    if not at then
+      error('template mode needs a body template containing "{row}"')
+    end
+    before, after = string.sub(model, 1, at - 1), string.sub(model, at + 5)
+  end
   math.randomseed(os.time() * 1000 + (thread_id or 0) * 7919)
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
