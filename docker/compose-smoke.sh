@@ -11,7 +11,7 @@ require_podman
 SMOKE_TIMEOUT_S="${SMOKE_TIMEOUT_S:-420}"
 project="sp-compose-smoke-$$"
 work="$(mktemp -d)"
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+port="$(free_port)"
 secret() { python3 -c 'import secrets; print(secrets.token_urlsafe(32))'; }
 cp "$REPO_ROOT/docker/compose.yaml" "$work/compose.yaml"
 sed -e "s|^SECRET_KEY=.*|SECRET_KEY=$(secret)$(secret)|" -e "s|^POSTGRES_PASSWORD=.*|POSTGRES_PASSWORD=$(secret)|" \
@@ -35,17 +35,9 @@ cleanup() {
     exit "$status"
 }
 trap cleanup EXIT
-fail() { say "FAILED: $*"; exit 1; }
-
-wait_http() {
-    local what="$1"; shift
-    local deadline=$((SECONDS + SMOKE_TIMEOUT_S)) code=""
-    while [ $SECONDS -lt $deadline ]; do
-        code="$(curl -s -o "$work/body" -w '%{http_code}' -H 'X-Forwarded-Proto: https' "$@" || true)"
-        [ "$code" = 200 ] && { cat "$work/body"; return 0; }
-        sleep 3
-    done
-    fail "$what: still HTTP $code after ${SMOKE_TIMEOUT_S} s: $(head -c 500 "$work/body" 2>/dev/null)"
+trap "exit 143" INT TERM   # so that a timeout or Ctrl-C still cleans up
+still_alive() {
+    kill -0 "$up_pid" 2>/dev/null || fail "docker/compose.sh up exited while waiting for $1: $(tail -n 20 "$work/up.log")"
 }
 
 started=$SECONDS

@@ -31,3 +31,27 @@ debian_mirror() {
 debian_security_mirror() {
     echo "${DEBIAN_SECURITY_MIRROR:-$(apt_uris | grep -E '/debian-security/?$' | head -n1)}"
 }
+
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+fail() { say "FAILED: $*"; exit 1; }
+
+# wait_http WHAT CURL_ARGS...: prints the body once `curl CURL_ARGS` answers 200, sent as the TLS proxy would
+# (X-Forwarded-Proto: https). Waits while nothing listens or the answer is 5xx (starting, loading), for at most
+# SMOKE_TIMEOUT_S; any 4xx fails at once (a wrong request never turns right by waiting). Calls `still_alive`
+# (define it; it fails the smoke when the thing under test has stopped) between tries.
+wait_http() {
+    local what="$1"; shift
+    local deadline=$((SECONDS + ${SMOKE_TIMEOUT_S:-420})) code="" body
+    body="$(mktemp)"
+    while [ $SECONDS -lt $deadline ]; do
+        code="$(curl -s -o "$body" -w '%{http_code}' -H 'X-Forwarded-Proto: https' "$@" || true)"
+        case "$code" in
+        200) cat "$body"; rm -f "$body"; return 0 ;;
+        4*) fail "$what: HTTP $code: $(head -c 500 "$body")" ;;
+        esac
+        still_alive "$what"
+        sleep 2
+    done
+    fail "$what: still HTTP $code after ${SMOKE_TIMEOUT_S:-420} s: $(head -c 500 "$body")"
+}

@@ -23,7 +23,7 @@ SMOKE_TIMEOUT_S="${SMOKE_TIMEOUT_S:-420}"
 [ "$SMOKE_DB" != test ] || { say "SMOKE_DB must not be the tests' database"; exit 2; }
 image_exists "$APP_IMAGE" || { say "$APP_IMAGE is missing: run 'make image' first"; exit 2; }
 
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+port="$(free_port)"
 name="sp-smoke-$$"
 base="http://127.0.0.1:$port"
 psql_args=(-h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER")
@@ -38,21 +38,10 @@ cleanup() {
     exit "$status"
 }
 trap cleanup EXIT
+trap "exit 143" INT TERM   # so that a timeout or Ctrl-C still cleans up
 
-fail() { say "FAILED: $*"; exit 1; }
-
-# Waits until `curl ARGS` answers HTTP $1; prints the body.
-wait_http() {
-    local want="$1" what="$2"; shift 2
-    local deadline=$((SECONDS + SMOKE_TIMEOUT_S)) code=""
-    while [ $SECONDS -lt $deadline ]; do
-        podman container exists "$name" && [ "$(podman inspect -f '{{.State.Running}}' "$name")" = true ] \
-            || fail "the container stopped while waiting for $what"
-        code="$(curl -s -o /tmp/"$name".body -w '%{http_code}' -H 'X-Forwarded-Proto: https' "$@" || true)"
-        [ "$code" = "$want" ] && { cat /tmp/"$name".body; rm -f /tmp/"$name".body; return 0; }
-        sleep 2
-    done
-    fail "$what: still HTTP $code after ${SMOKE_TIMEOUT_S} s: $(cat /tmp/"$name".body 2>/dev/null | head -c 500)"
+still_alive() {
+    [ "$(podman inspect -f '{{.State.Running}}' "$name" 2>/dev/null)" = true ] || fail "the container stopped while waiting for $1"
 }
 
 say "fresh database $SMOKE_DB and Redis database $SMOKE_REDIS_DB"
@@ -70,7 +59,7 @@ podman run -d --name "$name" --network=host --stop-timeout 30 \
     -e HOST=127.0.0.1 -e PORT="$port" -e WEB_WORKERS=2 -e ALLOWED_HOSTS=127.0.0.1,localhost \
     "$APP_IMAGE" >/dev/null
 
-ready="$(wait_http 200 "/health/ready" "$base/health/ready")"
+ready="$(wait_http "/health/ready" "$base/health/ready")"
 say "ready after $((SECONDS - started)) s: $ready"
 curl -s -o /dev/null -w '%{http_code}' "$base/health/ready" | grep -qx 301 \
     || fail "plain HTTP was not redirected to HTTPS: SECURE_SSL_REDIRECT from .env.example is not in force"
@@ -78,7 +67,7 @@ curl -s -o /dev/null -w '%{http_code}' "$base/health/ready" | grep -qx 301 \
 key="$(podman exec "$name" python manage.py create_api_key smoke --scope predict 2>/dev/null | tail -n1)"
 [ -n "$key" ] || fail "create_api_key printed no key"
 body='{"inputs": [[0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0]]}'
-prediction="$(wait_http 200 "a prediction on churn-logreg" -X POST "$base/api/v1/predict/churn-logreg" \
+prediction="$(wait_http "a prediction on churn-logreg" -X POST "$base/api/v1/predict/churn-logreg" \
     -H "X-API-Key: $key" -H 'Content-Type: application/json' -d "$body")"
 say "prediction after $((SECONDS - started)) s: $prediction"
 python3 -c 'import json, sys; body = json.loads(sys.argv[1]); assert body.get("predictions"), body' "$prediction" \
@@ -86,7 +75,7 @@ python3 -c 'import json, sys; body = json.loads(sys.argv[1]); assert body.get("p
 
 # Two web workers answer; the counter must include the prediction whichever of them serves /metrics.
 manage_key="$(podman exec "$name" python manage.py create_api_key smoke-metrics --scope manage 2>/dev/null | tail -n1)"
-metrics="$(wait_http 200 "/metrics" "$base/metrics" -H "X-API-Key: $manage_key")"
+metrics="$(wait_http "/metrics" "$base/metrics" -H "X-API-Key: $manage_key")"
 grep -E '^sp_prediction_requests_total\{.*endpoint="churn-logreg".*outcome="ok".*\} [1-9]' <<<"$metrics" >/dev/null \
     || fail "/metrics does not count the prediction: $(grep sp_prediction_requests <<<"$metrics" | head -5)"
 podman exec "$name" sh -c 'ls -d /tmp/prometheus/*/ | wc -l' | grep -qx 1 \
