@@ -19,6 +19,9 @@ work="$(mktemp -d)"
 port="$(free_port)"
 base="http://127.0.0.1:$port"
 pg=(-h 127.0.0.1 -p 5432 -U postgres)
+# kube play creates this network on first use; remove it afterwards unless it was there before.
+kube_net=podman-default-kube-network
+podman network exists "$kube_net" && keep_net=1 || keep_net=""
 
 cleanup() {
     status=$?
@@ -26,6 +29,7 @@ cleanup() {
         [ "$status" = 0 ] || podman logs --tail 40 servingplatform-pod-0-app >&2 2>/dev/null || true
         podman kube down "$work/play.yaml" >/dev/null 2>&1 || true
         podman volume rm -f servingplatform-var >/dev/null 2>&1 || true
+        [ -n "$keep_net" ] || podman network rm "$kube_net" >/dev/null 2>&1 || true
     fi
     dropdb "${pg[@]}" --if-exists "$SMOKE_DB" 2>/dev/null || true
     rm -rf "$work"

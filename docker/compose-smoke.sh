@@ -49,6 +49,15 @@ up_pid=$!
 say "stack started as $project, web on $base"
 wait_http "/health/ready" "$base/health/ready" >/dev/null
 say "ready after $((SECONDS - started)) s"
+# The demo endpoints exist once the migrate service has seeded them (web is ready as soon as migrations are in).
+deadline=$((SECONDS + SMOKE_TIMEOUT_S))
+until [ "$(podman inspect -f '{{.State.Status}}' "${project}_migrate_1")" = exited ]; do
+    [ $SECONDS -lt $deadline ] || fail "migrate still running after ${SMOKE_TIMEOUT_S} s"
+    still_alive "the migrate service"
+    sleep 2
+done
+[ "$(podman inspect -f '{{.State.ExitCode}}' "${project}_migrate_1")" = 0 ] || fail "migrate did not exit 0"
+say "migrated and seeded after $((SECONDS - started)) s"
 key="$(podman exec "${project}_web_1" python manage.py create_api_key compose-smoke --scope predict 2>/dev/null | tail -n1)"
 prediction="$(wait_http "a prediction on churn-logreg" -X POST "$base/api/v1/predict/churn-logreg" -H "X-API-Key: $key" \
     -H 'Content-Type: application/json' -d '{"inputs": [[0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0]]}')"
@@ -56,7 +65,6 @@ python3 -c 'import json, sys; assert json.loads(sys.argv[1]).get("predictions")'
     || fail "no predictions in $prediction"
 say "prediction after $((SECONDS - started)) s: $prediction"
 
-[ "$(podman inspect -f '{{.State.ExitCode}}' "${project}_migrate_1")" = 0 ] || fail "migrate did not exit 0"
 stop_started=$SECONDS
 kill -INT -- "-$up_pid"   # what Ctrl-C does: SIGINT to every process of the terminal's foreground group
 wait "$up_pid" || fail "docker/compose.sh up exited with $? on Ctrl-C"
