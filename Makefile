@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint types imports check schema clean-venv browser
+.PHONY: serve test lint types imports check schema clean-venv browser image image-smoke deploy-check
 
 $(STAMP): pyproject.toml client/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -46,3 +46,14 @@ schema: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Packaging (docker/README.md, deploy/README.md). `make image` needs podman (apt-get install -y podman buildah
+# podman-compose debootstrap runc) and, the first time, root to build the stand-in base image.
+image:
+	docker/build-image.sh
+
+image-smoke: image
+	docker/smoke.sh
+
+deploy-check:
+	deploy/check.sh
