@@ -1,4 +1,5 @@
 import hashlib
+from typing import cast
 
 from django.conf import settings
 from rest_framework import authentication, exceptions
@@ -19,7 +20,8 @@ def _digest(raw: str) -> str:
 
 
 def cached_key(raw: str) -> ApiKey | None:
-    return _verified.get(_digest(raw))
+    key: ApiKey | None = _verified.get(_digest(raw))
+    return key
 
 
 def key_generation() -> int:
@@ -62,7 +64,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     header = "HTTP_X_API_KEY"
 
-    def authenticate(self, request: Request):
+    def authenticate(self, request: Request) -> tuple[ApiKeyUser, ApiKey] | None:
         raw = request.META.get(self.header)
         if not raw:
             return None
@@ -77,7 +79,8 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     def _verify(self, raw: str) -> ApiKey:
         try:
-            return ApiKey.objects.get_from_key(raw)
+            # The library's manager types its rows as AbstractAPIKey; on ApiKey they are ours.
+            return cast(ApiKey, ApiKey.objects.get_from_key(raw))
         except ApiKey.DoesNotExist:
             raise exceptions.AuthenticationFailed("Invalid, revoked or expired API key.") from None
 

@@ -1,3 +1,6 @@
+from typing import cast
+
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Model
 
@@ -6,13 +9,15 @@ from core.invalidation import announce
 from core.models import ApiKey, Scope
 
 
-def api_key_create(*, name: str, scope: str, owner=None) -> tuple[ApiKey, str]:
+def api_key_create(*, name: str, scope: str, owner: AbstractBaseUser | None = None) -> tuple[ApiKey, str]:
     """Returns the row and the plain key, which exists only here: only its hash is stored."""
     if scope not in Scope.values:
         raise InvalidInput(f"scope: must be one of {', '.join(Scope.values)}.")
     if not name.strip():
         raise InvalidInput("name: must not be blank.")
-    return ApiKey.objects.create_key(name=name.strip(), scope=scope, owner=owner)
+    key, secret = ApiKey.objects.create_key(name=name.strip(), scope=scope, owner=owner)
+    # The library's manager is not generic: it types its rows as AbstractAPIKey, and on ApiKey they are ours.
+    return cast(ApiKey, key), secret
 
 
 def api_keys_changed() -> None:

@@ -1,12 +1,12 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from core import health
 from core.auth_apis import TokenObtainApi, TokenRefreshApi
 from inference.deployments.apis import PrometheusMetricsApi
 
-api_v1 = [
+api_v1: list[URLPattern | URLResolver] = [
     path("", include("registry.urls")),
     path("", include("inference.predict.urls")),
     path("", include("inference.deployments.urls")),
