@@ -26,10 +26,10 @@ def api_keys_changed() -> None:
     announce("api_keys")
 
 
-def full_clean(instance: Model, **kwargs: object) -> None:
+def full_clean(instance: Model, *, validate_unique: bool = True, validate_constraints: bool = True) -> None:
     """instance.full_clean() for services: a model-level refusal is a 400 naming the field."""
     try:
-        instance.full_clean(**kwargs)  # type: ignore[arg-type]
+        instance.full_clean(validate_unique=validate_unique, validate_constraints=validate_constraints)
     except DjangoValidationError as exc:
         field, messages = next(iter(exc.message_dict.items()))
         raise InvalidInput(f"{field}: {messages[0]}", details={"fields": exc.message_dict}) from None
