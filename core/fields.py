@@ -1,3 +1,5 @@
+from typing import Any
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -6,7 +8,7 @@ from core.parsers import loads_strict
 
 
 @extend_schema_field(OpenApiTypes.OBJECT)
-class JSONObjectField(serializers.Field):
+class JSONObjectField(serializers.Field[dict[str, Any], object, dict[str, Any], Any]):
     """A JSON object given either as an object (JSON bodies) or as a JSON string (multipart forms)."""
 
     default_error_messages = {
@@ -14,7 +16,7 @@ class JSONObjectField(serializers.Field):
         "invalid_json": "Is not valid JSON: {error}",
     }
 
-    def to_internal_value(self, data):
+    def to_internal_value(self, data: object) -> dict[str, Any]:
         if isinstance(data, (str, bytes)):
             try:
                 data = loads_strict(data.encode() if isinstance(data, str) else data)
@@ -24,7 +26,7 @@ class JSONObjectField(serializers.Field):
             self.fail("not_object")
         return data
 
-    def to_representation(self, value):
+    def to_representation(self, value: dict[str, Any]) -> dict[str, Any]:
         return value
 
 
@@ -32,11 +34,11 @@ class JSONObjectField(serializers.Field):
 class StringMapField(JSONObjectField):
     """Tags: a flat object of string keys to string values."""
 
-    def to_internal_value(self, data):
-        data = super().to_internal_value(data)
-        for key, value in data.items():
+    def to_internal_value(self, data: object) -> dict[str, Any]:
+        tags = super().to_internal_value(data)
+        for key, value in tags.items():
             if not isinstance(value, str) or len(key) > 64 or len(value) > 256:
                 raise serializers.ValidationError(
                     f"Tag '{key[:64]}' must map to a string (keys up to 64, values up to 256 characters)."
                 )
-        return data
+        return tags

@@ -1,6 +1,8 @@
 """Liveness and readiness, as plain Django views: no auth, no throttling, no DRF overhead."""
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 import redis
 from django.conf import settings
@@ -18,13 +20,13 @@ def live(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
-def _check_database() -> dict:
+def _check_database() -> dict[str, Any]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return {"ok": True}
 
 
-def _check_redis() -> dict:
+def _check_redis() -> dict[str, Any]:
     client = redis.Redis.from_url(
         settings.REDIS_URL, socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT_S,
         socket_timeout=settings.REDIS_SOCKET_TIMEOUT_S, retry=Retry(NoBackoff(), 0),
@@ -39,10 +41,10 @@ def _check_redis() -> dict:
 READINESS_CHECKS = {"database": _check_database, "redis": _check_redis}
 
 
-def _run(check) -> dict:
+def _run(check: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     started = time.perf_counter()
     try:
-        result = check()
+        result: dict[str, Any] = check()
     except Exception as exc:  # any failure means not ready; the class name is enough to act on
         result = {"ok": False, "error": type(exc).__name__}
     result["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)

@@ -1,9 +1,12 @@
 """`/` and `/api/v1/`: a small JSON index of where things are, instead of a 404."""
 
+from typing import Any
+
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, BasePermission
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -22,7 +25,7 @@ IndexOut = inline_serializer(name="ApiIndex", fields={
 })
 
 
-def _index(request, names: dict[str, str]) -> dict:
+def _index(request: Request, names: dict[str, str]) -> dict[str, Any]:
     from django.conf import settings
 
     links = {label: request.build_absolute_uri(reverse(name)) for label, name in names.items()}
@@ -31,20 +34,22 @@ def _index(request, names: dict[str, str]) -> dict:
 
 
 class _IndexApi(APIView):
-    authentication_classes: list = []
-    permission_classes = [AllowAny]
+    authentication_classes: list[type] = []
+    permission_classes: list[type[BasePermission]] = [AllowAny]
 
 
 class RootIndexApi(_IndexApi):
     name = "Serving Platform"  # the browsable API's title and breadcrumb
+
     @extend_schema(exclude=True)
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         return Response(_index(request, _SITE))
 
 
 class ApiIndexApi(_IndexApi):
     name = "API v1"
+
     @extend_schema(tags=["index"], operation_id="api_index", auth=[], responses={200: IndexOut, **public_errors(429)},
                    description="Links to the API's resources, its documentation and the platform's health.")
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         return Response(_index(request, {**_SITE, **_API}))

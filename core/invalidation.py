@@ -38,7 +38,7 @@ OUTAGES = Counter("sp_invalidation_outages", "Times a process's cache invalidati
 def _channel() -> str:
     # Redis delivers a channel's messages to subscribers of every database: name the database in it,
     # so two deployments (or a test run) sharing one server never bump each other's caches.
-    db = redis.connection.parse_url(settings.REDIS_URL).get("db", 0)
+    db = redis.connection.parse_url(settings.REDIS_URL).get("db", 0)  # type: ignore[no-untyped-call]  # unannotated
     return f"sp:invalidate:{db}"
 
 

@@ -2,9 +2,10 @@ import itertools
 import os
 import re
 import secrets
+from collections.abc import Callable, Iterator
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponseBase, JsonResponse
 
 from core.errors import PayloadTooLarge, error_response
 from core.logging import request_id_var
@@ -26,6 +27,10 @@ def new_request_id() -> str:
     return f"{_id_prefix}{next(_id_counter):016x}"
 
 
+_id_prefix: str
+_id_counter: Iterator[int]
+
+
 def _new_id_prefix() -> None:
     global _id_prefix, _id_counter
     _id_prefix, _id_counter = secrets.token_hex(8), itertools.count()
@@ -35,13 +40,18 @@ _new_id_prefix()
 os.register_at_fork(after_in_child=_new_id_prefix)  # a forked web worker must not repeat its parent's ids
 
 
+GetResponse = Callable[[HttpRequest], HttpResponseBase]
+
+
 class RequestIdMiddleware:
-    def __init__(self, get_response):
+    def __init__(self, get_response: GetResponse) -> None:
         self.get_response = get_response
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
         request_id = request_id_from(request.headers.get("X-Request-ID", ""))
-        request.request_id = request_id
+        # An attribute for code behind the middleware, the way Django's own add request.user; the stub's
+        # HttpRequest declares only Django's.
+        request.request_id = request_id  # type: ignore[attr-defined]
         token = request_id_var.set(request_id)
         try:
             response = self.get_response(request)
@@ -66,10 +76,10 @@ def body_limit_for(path: str) -> int:
 class BodySizeLimitMiddleware:
     """Refuses oversize bodies from Content-Length before anything reads them (413)."""
 
-    def __init__(self, get_response):
+    def __init__(self, get_response: GetResponse) -> None:
         self.get_response = get_response
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:

@@ -1,3 +1,7 @@
+from __future__ import annotations
+
+from typing import ClassVar
+
 from django.conf import settings
 from django.db import models
 from rest_framework_api_key.models import AbstractAPIKey, APIKeyManager
@@ -16,7 +20,7 @@ class ApiKey(AbstractAPIKey):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="api_keys"
     )
 
-    objects = APIKeyManager()
+    objects: ClassVar[APIKeyManager[ApiKey]] = APIKeyManager()
 
     class Meta(AbstractAPIKey.Meta):
         verbose_name = "API key"

@@ -47,7 +47,8 @@ def public_errors(*codes: int) -> dict[int, OpenApiResponse]:
 # out" in the docs answers 200 as it stands. Keyed by operationId, stable wherever the views live.
 _ROW = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
 _RECORD = {f"f{index}": value for index, value in enumerate(_ROW)}
-_REQUEST_EXAMPLES: dict[str, dict[str, tuple[str, dict]]] = {
+_Examples = dict[str, tuple[str, dict[str, Any]]]
+_REQUEST_EXAMPLES: dict[str, _Examples] = {
     "predict": {
         "rows": ("Rows of numbers (churn-logreg: 10 features)", {"inputs": [_ROW]}),
         "records": ("Objects keyed by feature name", {"inputs": [_RECORD]}),
@@ -69,11 +70,11 @@ _REQUEST_EXAMPLES: dict[str, dict[str, tuple[str, dict]]] = {
     "predict_score": {"pairs": ("Scores per prompt per candidate (router-scorer)", {
         "candidates": ["gpt-small", "gpt-large"], "prompts": ["prove the theorem", "write a poem about a dragon"]})},
 }
-_V2_INFER_EXAMPLE = {"tensor": ("One [rows, features] tensor (churn-logreg)", {
+_V2_INFER_EXAMPLE: _Examples = {"tensor": ("One [rows, features] tensor (churn-logreg)", {
     "id": "r1", "inputs": [{"name": "inputs", "shape": [1, 10], "datatype": "FP64", "data": _ROW}]})}
 
 
-def add_request_examples(result: dict, generator: Any, request: Any, public: bool) -> dict:
+def add_request_examples(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
     """drf-spectacular postprocessing hook: puts the examples above on the JSON request bodies."""
     for path, operations in result.get("paths", {}).items():
         for method, operation in operations.items():
@@ -81,7 +82,7 @@ def add_request_examples(result: dict, generator: Any, request: Any, public: boo
             if examples is None and method == "post" and path.endswith("/infer"):
                 examples = _V2_INFER_EXAMPLE
             content = (operation.get("requestBody") or {}).get("content", {}) if examples else {}
-            if "application/json" in content:
+            if examples is not None and "application/json" in content:
                 content["application/json"]["examples"] = {
                     name: {"summary": summary, "value": value} for name, (summary, value) in examples.items()}
     return result

@@ -1,5 +1,6 @@
 import json
-from typing import Any
+from collections.abc import Mapping
+from typing import IO, Any
 
 from django.conf import settings
 from rest_framework.exceptions import ParseError
@@ -57,7 +58,8 @@ def json_object(data: Any) -> dict[str, Any]:
 
 
 class SafeJSONParser(JSONParser):
-    def parse(self, stream, media_type=None, parser_context=None):
+    def parse(self, stream: IO[bytes] | None, media_type: str | None = None,
+              parser_context: Mapping[str, Any] | None = None) -> Any:  # any JSON value, or None for no body
         if stream is None:
             return None
         # Reads at most one byte past the limit: chunked bodies have no Content-Length to check.

@@ -1,10 +1,18 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from django.conf import settings
 from rest_framework.permissions import BasePermission
 
 from core.models import ApiKey, Scope
 
+if TYPE_CHECKING:  # DRF's views import the permission classes named in settings: no runtime import back
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
 
-def principal_allows(request, scope: str) -> bool:
+
+def principal_allows(request: Request, scope: str) -> bool:
     """Staff may do everything; a key by its scope; a user (session or JWT) by its permissions."""
     if isinstance(request.auth, ApiKey):
         return request.auth.allows(scope)
@@ -15,7 +23,8 @@ def principal_allows(request, scope: str) -> bool:
         return True
     if scope == Scope.PREDICT and user.has_perm("core.use_predict"):
         return True
-    return user.has_perm("core.use_manage")
+    allowed: bool = user.has_perm("core.use_manage")
+    return allowed
 
 
 class ManageScope(BasePermission):
@@ -24,7 +33,7 @@ class ManageScope(BasePermission):
     scope = Scope.MANAGE
     message = "This route needs an API key with the 'manage' scope or a staff user."
 
-    def has_permission(self, request, view) -> bool:
+    def has_permission(self, request: Request, view: APIView) -> bool:
         return principal_allows(request, Scope.MANAGE)
 
 
@@ -32,7 +41,7 @@ class PredictScope(BasePermission):
     scope = Scope.PREDICT
     message = "This route needs an API key with the 'predict' scope."
 
-    def has_permission(self, request, view) -> bool:
+    def has_permission(self, request: Request, view: APIView) -> bool:
         if not settings.REQUIRE_API_KEY:
             return True
         return principal_allows(request, Scope.PREDICT)
@@ -41,5 +50,5 @@ class PredictScope(BasePermission):
 class Public(BasePermission):
     scope = "anon"
 
-    def has_permission(self, request, view) -> bool:
+    def has_permission(self, request: Request, view: APIView) -> bool:
         return True

@@ -18,7 +18,9 @@ class ProcessLocalPool:
                 if self._pid != os.getpid():
                     self._executor = ThreadPoolExecutor(self.size, thread_name_prefix=self.name)
                     self._pid = os.getpid()
-        return self._executor  # type: ignore[return-value]
+        executor = self._executor
+        assert executor is not None, "made above for this process"
+        return executor
 
     def detach(self) -> ThreadPoolExecutor | None:
         """This process's executor, if it made one, which the next get() replaces (to shut it down)."""

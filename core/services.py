@@ -1,3 +1,6 @@
+from typing import cast
+
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Model
 
@@ -6,13 +9,15 @@ from core.invalidation import announce
 from core.models import ApiKey, Scope
 
 
-def api_key_create(*, name: str, scope: str, owner=None) -> tuple[ApiKey, str]:
+def api_key_create(*, name: str, scope: str, owner: AbstractBaseUser | None = None) -> tuple[ApiKey, str]:
     """Returns the row and the plain key, which exists only here: only its hash is stored."""
     if scope not in Scope.values:
         raise InvalidInput(f"scope: must be one of {', '.join(Scope.values)}.")
     if not name.strip():
         raise InvalidInput("name: must not be blank.")
-    return ApiKey.objects.create_key(name=name.strip(), scope=scope, owner=owner)
+    key, secret = ApiKey.objects.create_key(name=name.strip(), scope=scope, owner=owner)
+    # The library's manager is not generic: it types its rows as AbstractAPIKey, and on ApiKey they are ours.
+    return cast(ApiKey, key), secret
 
 
 def api_keys_changed() -> None:
@@ -21,10 +26,10 @@ def api_keys_changed() -> None:
     announce("api_keys")
 
 
-def full_clean(instance: Model, **kwargs: object) -> None:
+def full_clean(instance: Model, *, validate_unique: bool = True, validate_constraints: bool = True) -> None:
     """instance.full_clean() for services: a model-level refusal is a 400 naming the field."""
     try:
-        instance.full_clean(**kwargs)  # type: ignore[arg-type]
+        instance.full_clean(validate_unique=validate_unique, validate_constraints=validate_constraints)
     except DjangoValidationError as exc:
         field, messages = next(iter(exc.message_dict.items()))
         raise InvalidInput(f"{field}: {messages[0]}", details={"fields": exc.message_dict}) from None

@@ -1,20 +1,28 @@
+from __future__ import annotations
+
 import logging
 import threading
 import time
 from functools import lru_cache
+from typing import TYPE_CHECKING, cast
 
 import redis
 from django.conf import settings
+from redis.commands.core import Script
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
 from core.models import ApiKey
 from core.redis_clients import fail_fast
 
+if TYPE_CHECKING:  # DRF's views import the throttle classes named in settings: no runtime import back
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
+
 logger = logging.getLogger(__name__)
 
 
-def _view_scope(view) -> str:
+def _view_scope(view: APIView) -> str:
     for permission in view.get_permissions():
         scope = getattr(permission, "scope", None)
         if scope:
@@ -128,7 +136,7 @@ class QuotaLeases:
 
 
 @lru_cache(maxsize=4)
-def _take_script(url: str):
+def _take_script(url: str) -> Script:
     return fail_fast(url).register_script(_TAKE)
 
 
@@ -146,9 +154,20 @@ leases = QuotaLeases()
 
 def predict_quota() -> tuple[int, int] | None:
     """(requests, window seconds) of the predict scope, for callers outside DRF (the fast lane)."""
-    rate = api_settings.DEFAULT_THROTTLE_RATES.get("predict")
-    # parse_rate reads nothing from the instance; DRF offers it only as a method.
-    return None if rate is None else SimpleRateThrottle.parse_rate(None, rate)  # type: ignore[arg-type]
+    rate = _configured_rate("predict")
+    return None if rate is None else _limit_and_window(rate)
+
+
+def _configured_rate(scope: str) -> str | None:
+    # DRF's stub types the rates as numbers; they are strings such as '100/min' (core.env.env_rate).
+    return cast("dict[str, str | None]", api_settings.DEFAULT_THROTTLE_RATES).get(scope)
+
+
+def _limit_and_window(rate: str) -> tuple[int, int]:
+    # parse_rate reads nothing from the instance; DRF offers it only as a method (the stub wants a throttle).
+    limit, window = SimpleRateThrottle.parse_rate(None, rate)  # type: ignore[arg-type]
+    assert limit is not None and window is not None, "parse_rate answers None only for a None rate"
+    return limit, window
 
 
 def bucket_key(scope: str, ident: str) -> str:
@@ -165,19 +184,19 @@ class ClientRateThrottle(SimpleRateThrottle):
     REST_FRAMEWORK['NUM_PROXIES'] hops, so a client rotating that header stays in one bucket.
     """
 
-    def allow_request(self, request, view) -> bool:
+    def allow_request(self, request: Request, view: APIView) -> bool:
         self.scope = self._scope_for(request, view)
         self.rate = self.get_rate()
         if self.rate is None:
             return True
-        limit, window = self.parse_rate(self.rate)
+        limit, window = _limit_and_window(self.rate)
         allowed, self._wait = leases.allow(self.get_cache_key(request, view), limit, window)
         return allowed
 
     def wait(self) -> float:
         return self._wait
 
-    def _scope_for(self, request, view) -> str:
+    def _scope_for(self, request: Request, view: APIView) -> str:
         scope = _view_scope(view)
         authenticated = bool(request.user and request.user.is_authenticated)
         # Anonymous callers only pass permissions on public routes, or on prediction routes
@@ -186,11 +205,13 @@ class ClientRateThrottle(SimpleRateThrottle):
             return "anon"
         return "predict" if scope == "anon" else scope
 
-    def get_rate(self):
-        # Read at request time (not import time) so rate changes in settings take effect.
-        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+    def get_rate(self) -> str | None:
+        # Read at request time (not import time) so rate changes in settings take effect. DRF's __init__
+        # asks before allow_request has set a scope.
+        return None if self.scope is None else _configured_rate(self.scope)
 
-    def get_cache_key(self, request, view) -> str:
+    def get_cache_key(self, request: Request, view: APIView) -> str:
+        assert self.scope is not None, "allow_request sets the scope first"
         if isinstance(request.auth, ApiKey):
             ident = f"key:{request.auth.pk}"
         elif request.user and request.user.is_authenticated:

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import construct_change_message
@@ -270,7 +272,8 @@ def _row(variant: dict, rate: bool) -> dict:
 
 def results_table(results: dict) -> dict:
     rate = results["outcome_kind"] == "rate"
-    recommended, control = results["recommended_variant"], next(iter(results["variants"]), {}).get("name")
+    first: dict[str, Any] = next(iter(results["variants"]), {})
+    recommended, control = results["recommended_variant"], first.get("name")
     tone = "" if not recommended else "bad" if recommended == control else "good"
     test = "two-proportion z-test" if rate else "Welch's t-test"
     method = (f"{test}, 95% intervals ({'Wilson' if rate else 't'} per variant); each treatment is compared with the "

@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, replace
+from typing import Any, TypeGuard
 
 from django.conf import settings
 from django.db import connections
@@ -64,7 +65,7 @@ class ExperimentTable:
         state = self._state
         return not self._holds(state) or endpoint in state.table
 
-    def _holds(self, state: _Loaded | None) -> bool:
+    def _holds(self, state: _Loaded | None) -> TypeGuard[_Loaded]:
         return state is not None and self._freshness.holds(state.stamp) and time.monotonic() < state.due_at
 
     def _refresh(self, seen: _Loaded | None) -> _Loaded:
@@ -156,6 +157,7 @@ class ExperimentRouter(ExperimentHooks):
 
     def _run_shadow(self, compiled: CompiledExperiment, arm: Arm, request: PredictRequest) -> None:
         started = time.perf_counter()
+        outcome: dict[str, Any] | Exception
         try:
             outcome = predict_direct(replace(request, endpoint=arm.endpoint))
         except ApplicationError as exc:

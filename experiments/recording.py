@@ -24,7 +24,7 @@ import time
 from collections import defaultdict, deque
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import redis
 from django.conf import settings
@@ -149,7 +149,7 @@ def _write(events: list[Event]) -> None:
     for event in events:
         _count(counters, event)
         if event.request_id and event.error is None:
-            _remember(pipe, event, ttl)
+            _remember(pipe, event, event.request_id, ttl)
     for (experiment_id, kind), fields in counters.items():
         for field, amount in fields.items():
             pipe.hincrby(stats_key(experiment_id, kind), field, amount)
@@ -169,8 +169,8 @@ def _count(counters: dict, event: Event) -> None:
     counters[(event.experiment_id, "traffic")][f"{minute}:{name}"] += 1
 
 
-def _remember(pipe, event: Event, ttl: int) -> None:
-    key = request_key(event.request_id)
+def _remember(pipe, event: Event, request_id: str, ttl: int) -> None:
+    key = request_key(request_id)
     predictions = json.dumps(event.predictions, separators=(",", ":")) if event.predictions is not None else ""
     if event.shadow:
         pipe.hset(key, f"s:{event.variant}", predictions)
@@ -205,7 +205,8 @@ def forget(experiment_id: int) -> None:
 
 
 def request_record(request_id: str) -> dict[str, str] | None:
-    raw = client().hgetall(request_key(request_id))
+    # This client does not decode responses (redis-py types a reply as bytes or str, for either kind).
+    raw = cast("dict[bytes, bytes]", client().hgetall(request_key(request_id)))
     record = {k.decode(): v.decode() for k, v in raw.items()}
     return record if "e" in record else None
 

@@ -39,9 +39,8 @@ def build_results(experiment: Experiment, raw: dict) -> dict:
             for i, v in enumerate([*arms, *copies])]
     compared = [row for row in rows[1:] if not row["shadow"] or row["outcome"]["n"]]
     alpha = stats.adjusted_alpha(len(compared))
-    control = rows[0] if rows else None
-    for row in compared:
-        row["vs_control"] = stats.compare(_sample(control), _sample(row), rate=rate,
+    for row in compared:  # none unless there is a control, rows[0]
+        row["vs_control"] = stats.compare(_sample(rows[0]), _sample(row), rate=rate,
                                           higher_is_better=experiment.higher_is_better, alpha=alpha)
     verdict, recommended = _verdict(rows, compared)
     return {
@@ -153,10 +152,10 @@ def _traffic(fields: dict[str, str], names: list[str]) -> dict:
     minutes = (last - first) // recording.TRAFFIC_BUCKET_S + 1
     bucket_s = recording.TRAFFIC_BUCKET_S * max(1, math.ceil(minutes / MAX_TRAFFIC_POINTS))
     merged: dict[int, dict[str, int]] = {}
-    for minute in range(first, last + 1, recording.TRAFFIC_BUCKET_S):
-        start = first + (minute - first) // bucket_s * bucket_s
+    for at in range(first, last + 1, recording.TRAFFIC_BUCKET_S):
+        start = first + (at - first) // bucket_s * bucket_s
         slot = merged.setdefault(start, {name: 0 for name in names})
-        for name, count in per_minute.get(minute, {}).items():
+        for name, count in per_minute.get(at, {}).items():
             slot[name] += count
     return {"bucket_s": bucket_s, "points": [{"t": t, "counts": counts} for t, counts in sorted(merged.items())]}
 

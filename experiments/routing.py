@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
+from typing import Any
 
 WEIGHT_TOTAL = 100.0
 # How stale a process's table of running experiments may be while it may be missing announcements (Redis
@@ -35,7 +36,7 @@ def choose(weights: tuple[float, ...], point: float) -> int:
     return max(index for index, weight in enumerate(weights) if weight > 0)
 
 
-def weights_problem(weights: list) -> tuple[int | None, str] | None:
+def weights_problem(weights: list[Any]) -> tuple[int | None, str] | None:
     """(index of the offending weight or None for the set, message), or None when the set is usable."""
     if not weights:
         return None, "at least one variant is required"

@@ -26,9 +26,10 @@ class _ExperimentFields(serializers.Serializer):
     endpoint = serializers.CharField(max_length=64, validators=[slug_validator],
                                      help_text="the public endpoint clients call: POST /api/v1/predict/{endpoint}")
     # allow_empty: an empty list reaches the service, which says what is wrong in the experiment's terms.
-    variants = VariantIn(many=True, allow_empty=True, max_length=20,
+    # DRF hands max_length to the ListSerializer that many=True builds; the stub's __init__ lacks it.
+    variants = VariantIn(many=True, allow_empty=True, max_length=20,  # type: ignore[call-arg]
                          help_text="the first variant is the control")
-    shadows = ShadowIn(many=True, required=False, max_length=10,
+    shadows = ShadowIn(many=True, required=False, max_length=10,  # type: ignore[call-arg]
                        help_text="get a copy of every routed request; their answers are recorded, never returned")
     outcome = serializers.ChoiceField(choices=Outcome.choices, required=False)
     higher_is_better = serializers.BooleanField(required=False)
@@ -88,11 +89,12 @@ class ExperimentOut(serializers.ModelSerializer):
 
     @extend_schema_field(VariantOut(many=True))
     def get_variants(self, experiment) -> list[dict]:
-        return VariantOut(self._rows(experiment, False), many=True).data
+        # many=True makes a ListSerializer, whose data is a list; the stub types the call as one VariantOut.
+        return VariantOut(self._rows(experiment, False), many=True).data  # type: ignore[return-value]
 
     @extend_schema_field(ShadowOut(many=True))
     def get_shadows(self, experiment) -> list[dict]:
-        return ShadowOut(self._rows(experiment, True), many=True).data
+        return ShadowOut(self._rows(experiment, True), many=True).data  # type: ignore[return-value]  # as above
 
     def get_control(self, experiment) -> str | None:
         rows = self._rows(experiment, False)
@@ -101,7 +103,10 @@ class ExperimentOut(serializers.ModelSerializer):
 
 class FeedbackIn(serializers.Serializer):
     request_id = serializers.CharField(max_length=128, help_text="the request_id of the prediction response")
-    label = serializers.JSONField(required=False, help_text="accuracy: the true class (a list: one per row)")
+    # Fields named like Field's or Serializer's own attributes (label, errors, source): DRF's metaclass moves
+    # declared fields off the class, so those attributes are untouched; the stubs see a redefinition.
+    label = serializers.JSONField(  # type: ignore[assignment]
+        required=False, help_text="accuracy: the true class (a list: one per row)")
     value = serializers.JSONField(required=False, help_text="conversion: 0/1; mean: any finite number")
 
 
@@ -146,7 +151,7 @@ class VariantResultOut(serializers.Serializer):
     shadow = serializers.BooleanField()
     control = serializers.BooleanField()
     requests = serializers.IntegerField()
-    errors = serializers.IntegerField()
+    errors = serializers.IntegerField()  # type: ignore[assignment]  # a field, see FeedbackIn.label
     error_rate = serializers.FloatField()
     errors_by_code = serializers.DictField(child=serializers.IntegerField())
     cache_hits = serializers.IntegerField()
@@ -173,7 +178,7 @@ class ResultsOut(serializers.Serializer):
     traffic = serializers.DictField(help_text='{"bucket_s", "points": [{"t": epoch seconds, "counts": {...}}]}')
     latency_histogram = serializers.DictField(help_text='{"bounds_ms": [...], "counts": {variant: [...]}}')
     generated_at = serializers.FloatField()
-    source = serializers.ChoiceField(choices=["live", "snapshot"])
+    source = serializers.ChoiceField(choices=["live", "snapshot"])  # type: ignore[assignment]  # see FeedbackIn
 
 
 class ExperimentFilter(django_filters.FilterSet):

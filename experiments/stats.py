@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from scipy import stats as sp
 
@@ -55,10 +56,11 @@ def wilson_interval(successes: float, n: float, confidence: float = 0.95) -> tup
 
 
 def mean_interval(sample: Sample, confidence: float = 0.95) -> tuple[float, float] | None:
-    if sample.n < 2:
+    mean, variance = sample.mean, sample.variance
+    if mean is None or variance is None:  # fewer than two outcomes
         return None
-    half = float(sp.t.ppf(1 - (1 - confidence) / 2, sample.n - 1)) * math.sqrt(sample.variance / sample.n)
-    return sample.mean - half, sample.mean + half
+    half = float(sp.t.ppf(1 - (1 - confidence) / 2, sample.n - 1)) * math.sqrt(variance / sample.n)
+    return mean - half, mean + half
 
 
 @dataclass(frozen=True)
@@ -88,14 +90,18 @@ def two_proportion_test(control: Sample, treatment: Sample, confidence: float = 
 
 
 def welch_test(control: Sample, treatment: Sample, confidence: float = 0.95) -> Comparison:
-    v1, v2 = control.variance / control.n, treatment.variance / treatment.n
-    difference = treatment.mean - control.mean
+    mean1, var1, mean2, var2 = control.mean, control.variance, treatment.mean, treatment.variance
+    if mean1 is None or var1 is None or mean2 is None or var2 is None:  # compare() checks enough_data first
+        raise ValueError("Welch's t-test needs at least two outcomes in each variant")
+    v1, v2 = var1 / control.n, var2 / treatment.n
+    difference = mean2 - mean1
     if v1 + v2 == 0:
         same = difference == 0
         return Comparison("Welch's t-test", difference, (difference, difference), None if same else math.inf,
                           1.0 if same else 0.0)
-    result = sp.ttest_ind_from_stats(treatment.mean, math.sqrt(treatment.variance), treatment.n,
-                                     control.mean, math.sqrt(control.variance), control.n, equal_var=False)
+    # Counts are whole numbers (results.py passes ints); scipy's stubs want them as int.
+    result = sp.ttest_ind_from_stats(mean2, math.sqrt(var2), int(treatment.n),
+                                     mean1, math.sqrt(var1), int(control.n), equal_var=False)
     df = (v1 + v2) ** 2 / (v1 * v1 / (control.n - 1) + v2 * v2 / (treatment.n - 1))
     half = float(sp.t.ppf(1 - (1 - confidence) / 2, df)) * math.sqrt(v1 + v2)
     return Comparison("Welch's t-test", difference, (difference - half, difference + half),
@@ -112,7 +118,7 @@ def enough_data(control: Sample, treatment: Sample, *, rate: bool) -> bool:
 
 
 def compare(control: Sample, treatment: Sample, *, rate: bool, higher_is_better: bool = True,
-            alpha: float = ALPHA) -> dict:
+            alpha: float = ALPHA) -> dict[str, Any]:
     """The comparison of one treatment with the control, with a verdict a product team can act on."""
     if not enough_data(control, treatment, rate=rate):
         return {"test": "two-proportion z-test" if rate else "Welch's t-test", "difference": None,

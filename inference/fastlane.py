@@ -38,7 +38,7 @@ from core.pools import ProcessLocalPool
 from core.throttling import bucket_key, leases, predict_quota
 from inference.predict import engine
 from inference.predict.bodies import UNIVERSAL_FIELDS, only_known, predict_request, universal_ref
-from inference.predict.contract import PredictRequest
+from inference.predict.contract import PredictRequest, Route
 from inference.predict.dispatch import endpoint_for_version, routes
 from inference.runtime.v2 import codec as v2codec
 from inference.v2 import infer as v2
@@ -296,7 +296,7 @@ def _prediction(request: _Admitted, raw: bytes) -> PredictRequest:
     return predict_request(request.endpoint, _json_body(raw), subject=request.subject, default_id=request.request_id)
 
 
-def _infer_body(request: _Admitted, raw: bytes, route: dict | None) -> tuple[Any, list]:
+def _infer_body(request: _Admitted, raw: bytes, route: Route | None) -> tuple[v2codec.InferRequest, list[Any]]:
     return v2.read_infer_body(request.header(b"content-type"), raw, route=route,
                               encoding=request.header(b"content-encoding") or None,
                               header_length=request.header(HEADER_LENGTH) or None)

@@ -1,3 +1,4 @@
+from django.db.models import Model
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -32,7 +33,7 @@ def _actor(request) -> dict:
 
 def _paginated(request, view, queryset, serializer_class) -> Response:
     paginator = Pagination()
-    page = paginator.paginate_queryset(queryset, request, view=view)
+    page: list[Model] | None = paginator.paginate_queryset(queryset, request, view=view)
     return paginator.get_paginated_response(serializer_class(page, many=True).data)
 
 

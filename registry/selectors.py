@@ -53,10 +53,11 @@ def model_version_id_resolve(model_name: str, ref: str | int) -> int:
     """
     text = str(ref)
     if text.isdigit():
-        found = ModelVersion.objects.filter(model__name=model_name, version=int(text)).values_list("pk", flat=True)
+        by_number = ModelVersion.objects.filter(model__name=model_name, version=int(text))
+        version_id = by_number.values_list("pk", flat=True).first()
     else:
-        found = ModelAlias.objects.filter(model__name=model_name, name=text).values_list("version_id", flat=True)
-    version_id = found.first()
+        by_alias = ModelAlias.objects.filter(model__name=model_name, name=text)
+        version_id = by_alias.values_list("version_id", flat=True).first()
     if version_id is None:
         # The model's own 404 first, as callers of model_version_get see it.
         raise _no_such_version(registered_model_get(model_name), text)

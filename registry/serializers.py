@@ -2,7 +2,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.fields import JSONObjectField, StringMapField
-from registry.models import Flavor, ModelVersion, RegisteredModel, Task, VersionStatus, slug_validator
+from registry.models import Flavor, ModelAlias, ModelVersion, RegisteredModel, Task, VersionStatus, slug_validator
 
 
 class TensorSpecSerializer(serializers.Serializer):
@@ -68,7 +68,7 @@ class RegisteredModelUpdateIn(serializers.Serializer):
 
 class ModelVersionOut(serializers.ModelSerializer):
     model = serializers.CharField(source="model.name")
-    aliases = serializers.SlugRelatedField(many=True, read_only=True, slug_field="name")
+    aliases = serializers.SlugRelatedField[ModelAlias](many=True, read_only=True, slug_field="name")
     created_by = serializers.CharField(source="created_by.username", default=None, read_only=True)
 
     class Meta:

@@ -66,7 +66,12 @@ def registered_model_delete(*, model: RegisteredModel) -> None:
         model.delete()
         announce("registry")
         # Files go only once the rows are surely gone; a rollback keeps both.
-        transaction.on_commit(lambda: [storage.delete_artifact(path) for path in paths])
+        transaction.on_commit(lambda: _delete_artifacts(paths))
+
+
+def _delete_artifacts(paths: list[str]) -> None:
+    for path in paths:
+        storage.delete_artifact(path)
 
 
 # --- versions -------------------------------------------------------------------------------
@@ -161,7 +166,7 @@ def _validation_request(version: ModelVersion) -> dict:
 
 
 def _record_validation(version: ModelVersion, report: dict) -> ModelVersion:
-    fields = {"validated_at": timezone.now(), "updated_at": timezone.now()}
+    fields: dict[str, Any] = {"validated_at": timezone.now(), "updated_at": timezone.now()}
     if report.get("ok"):
         fields |= {"status": VersionStatus.READY, "status_reason": "", "signature": report.get("signature") or {},
                    "validation": {k: report.get(k) for k in ("load_ms", "memory_mb", "smoke")}}

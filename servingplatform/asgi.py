@@ -19,5 +19,6 @@ from inference.fastlane import FastLane  # noqa: E402
 
 # The lane's database pool is as large as Django's: with connections kept per thread (CONN_MAX_AGE), a web
 # process holds at most 2 x WEB_THREADS database connections.
-application = FastLane(WSGIMiddleware(django_application, workers=settings.WEB_THREADS),
+# Django's handler returns its response, which is iterable as bytes; django-stubs types it HttpResponseBase.
+application = FastLane(WSGIMiddleware(django_application, workers=settings.WEB_THREADS),  # type: ignore[arg-type]
                        threads=settings.PREDICT_THREADS, db_threads=settings.WEB_THREADS)

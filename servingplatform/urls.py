@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from core import health
@@ -7,7 +7,7 @@ from core.auth_apis import TokenObtainApi, TokenRefreshApi
 from core.index import ApiIndexApi, RootIndexApi
 from inference.deployments.apis import PrometheusMetricsApi
 
-api_v1 = [
+api_v1: list[URLPattern | URLResolver] = [
     path("", ApiIndexApi.as_view(), name="api-index"),
     path("", include("registry.urls")),
     path("", include("inference.predict.urls")),

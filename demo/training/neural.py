@@ -67,7 +67,8 @@ def _train_mlp(model: nn.Module, X: torch.Tensor, y: torch.Tensor, params: dict[
 
 
 def build_demand_mlp(out_dir: pathlib.Path, seed: int) -> DemoModel:
-    params = {"n_samples": 6000, "hidden": 64, "dropout": 0.2, "epochs": 15, "batch_size": 128, "lr": 3e-3}
+    params: dict[str, Any] = {"n_samples": 6000, "hidden": 64, "dropout": 0.2, "epochs": 15, "batch_size": 128,
+                              "lr": 3e-3}
     X, y = _demand_data(np.random.default_rng(seed), params["n_samples"])
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=TEST_SIZE, random_state=seed)
     # Weight init and dropout masks draw from torch's global RNG; forking it keeps the build

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+from typing import Any
 
 import numpy as np
 from sklearn.datasets import make_classification
@@ -24,7 +25,7 @@ from demo.training.common import (
 
 
 def build_churn_logreg(out_dir: pathlib.Path, seed: int) -> DemoModel:
-    params = {"n_samples": 5000, "n_features": 10, "C": 1.0, "max_iter": 1000}
+    params: dict[str, Any] = {"n_samples": 5000, "n_features": 10, "C": 1.0, "max_iter": 1000}
     X, y = make_classification(
         n_samples=params["n_samples"],
         n_features=params["n_features"],
@@ -58,7 +59,7 @@ def build_churn_logreg(out_dir: pathlib.Path, seed: int) -> DemoModel:
 
 
 def build_fraud_forest(out_dir: pathlib.Path, seed: int) -> DemoModel:
-    params = {
+    params: dict[str, Any] = {
         "n_samples": 6000,
         "n_features": 20,
         "n_estimators": 100,

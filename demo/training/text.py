@@ -76,7 +76,7 @@ def _sentiment_data(rng: np.random.Generator, n: int) -> tuple[list[str], list[s
 
 
 def build_sentiment_text(out_dir: pathlib.Path, seed: int) -> DemoModel:
-    params = {"n_samples": 3000, "ngram_range": [1, 2], "min_df": 2, "sublinear_tf": True, "C": 5.0}
+    params: dict[str, Any] = {"n_samples": 3000, "ngram_range": [1, 2], "min_df": 2, "sublinear_tf": True, "C": 5.0}
     texts, labels = _sentiment_data(np.random.default_rng(seed), params["n_samples"])
     X_train, X_test, y_train, y_test = train_test_split(
         texts, labels, test_size=TEST_SIZE, random_state=seed
@@ -159,7 +159,8 @@ def _router_data(rng: np.random.Generator, n: int, noise: float) -> tuple[list[s
 
 
 def build_router_scorer(out_dir: pathlib.Path, seed: int) -> DemoModel:
-    params = {"n_samples": 6000, "noise": 0.05, "n_estimators": 300, "max_depth": 4, "learning_rate": 0.1}
+    params: dict[str, Any] = {"n_samples": 6000, "noise": 0.05, "n_estimators": 300, "max_depth": 4,
+                              "learning_rate": 0.1}
     rows, scores = _router_data(np.random.default_rng(seed), params["n_samples"], params["noise"])
     X_train, X_test, y_train, y_test = train_test_split(rows, scores, test_size=TEST_SIZE, random_state=seed)
     # The score is a candidate x topic interaction, which a linear model over bag-of-words cannot

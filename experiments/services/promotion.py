@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any, TypedDict
 
 from django.conf import settings
 from django.utils import timezone
@@ -80,13 +81,22 @@ def _winner_deployment(winner: Variant) -> Deployment:
     return deployment
 
 
-def _knobs(deployment: Deployment) -> dict:
+def _knobs(deployment: Deployment) -> dict[str, Any]:
     fields = (*inference_services.LIVE_KNOBS, *inference_services.ROW_KNOBS, *inference_services.RELOAD_FIELDS)
     return {field: getattr(deployment, field) for field in fields if field != "follow_alias"}
 
 
+class _Target(TypedDict, total=False):
+    """Which version the public endpoint serves: the production alias (followed) or a fixed number."""
+
+    alias: str
+    version: int
+    follow_alias: bool
+
+
 def _point_endpoint_at(endpoint: str, winner: Deployment, target: str) -> None:
     version = winner.model_version.version
+    ref: _Target
     if target == "alias":
         model_alias_set(model=winner.model, alias=PRODUCTION_ALIAS, version_number=version)
         ref = {"alias": PRODUCTION_ALIAS, "follow_alias": True}

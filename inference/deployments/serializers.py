@@ -29,7 +29,8 @@ class _Knobs(serializers.Serializer):
     idle_ttl_s = serializers.IntegerField(min_value=1, max_value=7 * 86400, required=False)
     cache_enabled = serializers.BooleanField(required=False)
     follow_alias = serializers.BooleanField(required=False)
-    ensemble = EnsembleMemberSerializer(many=True, required=False, max_length=16)
+    # DRF hands max_length to the ListSerializer that many=True builds; the stub's __init__ lacks it.
+    ensemble = EnsembleMemberSerializer(many=True, required=False, max_length=16)  # type: ignore[call-arg]
 
 
 class DeploymentCreateIn(_Knobs):

@@ -1,11 +1,13 @@
 """Writes for deployments and platform configuration. The model server applies them within seconds."""
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from core.errors import InvalidInput
 from core.invalidation import announce
 from core.services import full_clean
 from inference.deployments.selectors import platform_config_get
@@ -48,7 +50,10 @@ def _check_ensemble(model: RegisteredModel, primary: ModelVersion, ensemble: lis
 
 def _resolve(model_name: str, version: int | None, alias: str | None) -> tuple[RegisteredModel, ModelVersion]:
     model = registry_selectors.registered_model_get(model_name)
-    return model, _deployable_version(model, version if version is not None else alias)
+    ref = version if version is not None else alias
+    if ref is None:  # the APIs and the command ask for one; a caller that gives neither is told so
+        raise InvalidInput("Give exactly one of 'version' or 'alias'.", details={"field": "version"})
+    return model, _deployable_version(model, ref)
 
 
 def deployment_create(*, endpoint: str, model: str, version: int | None = None, alias: str | None = None,
@@ -69,7 +74,7 @@ def deployment_create(*, endpoint: str, model: str, version: int | None = None, 
     return deployment
 
 
-def deployment_update(*, deployment: Deployment, data: dict[str, Any]) -> Deployment:
+def deployment_update(*, deployment: Deployment, data: Mapping[str, Any]) -> Deployment:
     reload = any(field in data and data[field] != getattr(deployment, field) for field in RELOAD_FIELDS)
     if "version" in data or "alias" in data:
         _, target = _resolve(deployment.model.name, data.get("version"), data.get("alias"))

@@ -1,6 +1,8 @@
 """Admin for async inference jobs and batch jobs: read-only records with filters, a progress bar, cancel
 actions (through the services) and links into the django-rq dashboard (staff only, at /admin/rq/)."""
 
+from typing import ClassVar
+
 from django.conf import settings
 from django.contrib import admin, messages
 from django.urls import NoReverseMatch, reverse
@@ -35,8 +37,8 @@ def _rq_job_url(job) -> str | None:
 
 
 class _JobAdmin(admin.ModelAdmin):
-    list_filter = ("status", "priority", "endpoint", "created_at")
-    search_fields = ("id", "endpoint", "owner", "rq_job_id")
+    list_filter: ClassVar[tuple[str, ...]] = ("status", "priority", "endpoint", "created_at")
+    search_fields: ClassVar[tuple[str, ...]] = ("id", "endpoint", "owner", "rq_job_id")
     date_hierarchy = "created_at"
     actions = ["cancel"]
     list_per_page = 50

@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import redis
 from django.conf import settings
@@ -89,7 +89,10 @@ def save_and_register(job: InferenceJob | BatchJob) -> None:
                                retry_after_s=5) from None
 
 
-def claim(model: type[InferenceJob] | type[BatchJob], pk: uuid.UUID) -> Any:
+_Job = TypeVar("_Job", bound=InferenceJob | BatchJob)
+
+
+def claim(model: type[_Job], pk: uuid.UUID) -> _Job | None:
     """Starts an execution: the claimed row (its `attempts` is this execution's token), or None to skip."""
     now = timezone.now()
     rows = model.objects.filter(pk=pk)
@@ -101,7 +104,8 @@ def claim(model: type[InferenceJob] | type[BatchJob], pk: uuid.UUID) -> Any:
     # `running` is claimable too: RQ retries a job whose worker died mid-run, and that run had claimed it.
     if rows.filter(status__in=ACTIVE_JOB_STATUSES, attempts__lt=settings.JOB_MAX_ATTEMPTS).update(
             status=JobStatus.RUNNING, attempts=F("attempts") + 1, started_at=now, updated_at=now):
-        return rows.select_related("model_version__model").get()
+        # mypy reads model.objects through _Job's bound (either model's manager), not as _Job's own.
+        return cast(_Job, rows.select_related("model_version__model").get())
     rows.filter(status__in=ACTIVE_JOB_STATUSES).update(
         status=JobStatus.FAILED, error_code="too_many_attempts", finished_at=now, updated_at=now,
         error=f"Gave up after {settings.JOB_MAX_ATTEMPTS} attempts: the worker running it kept dying.")
@@ -123,7 +127,7 @@ def job_finish(job, status: str, **fields: Any) -> bool:
     return bool(written)
 
 
-def job_fail(*, job: InferenceJob | BatchJob, code: str, message: str) -> InferenceJob | BatchJob:
+def job_fail(*, job: _Job, code: str, message: str) -> _Job:
     written = job_finish(job, JobStatus.FAILED, error_code=code[:64], error=message[:2000])
     if written and isinstance(job, BatchJob):
         truncate_result(job)
@@ -234,7 +238,9 @@ def inference_job_execute(*, job: InferenceJob) -> InferenceJob:
         response = predict_patiently(request)
     except ApplicationError as exc:
         return job_fail(job=job, code=exc.code, message=exc.message)
-    answered = ModelVersion.objects.filter(model__name=response.get("model"), version=response.get("version")).first()
+    version = response.get("version")
+    answered = None if version is None else ModelVersion.objects.filter(
+        model__name=response.get("model"), version=version).first()
     job_finish(job, JobStatus.SUCCEEDED, result=response, error_code="", error="",
             model_version=answered or job.model_version)
     return job

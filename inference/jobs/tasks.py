@@ -106,6 +106,8 @@ class _JsonCronJob(CronJob):
     """rq.cron in RQ 3.0 enqueues through a plain Queue, i.e. pickled; our workers only read JSON."""
 
     def enqueue(self, connection) -> Job:
+        if self.func is None:  # sweep_scheduler builds it with func=; RQ's own enqueue refuses None too
+            raise ValueError("CronJob has no function to enqueue.")
         queue = get_queue(self.queue_name)
         job = queue.enqueue(self.func, args=self.args, kwargs=self.kwargs,
                             job_id=f"sweep-jobs-{int(time.time())}", **self.job_options)

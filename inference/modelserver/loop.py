@@ -193,7 +193,7 @@ class ModelServer:
             tracked.specs[current] = [self._spec(deployment, replica) for replica in range(deployment.replicas)]
         now = time.monotonic()
         tracked.retiring = {gen: until for gen, until in tracked.retiring.items() if until > now}
-        keep = ({current, tracked.serving_generation} | set(tracked.retiring)) - {None}
+        keep = {gen for gen in (current, tracked.serving_generation, *tracked.retiring) if gen is not None}
         for generation in [g for g in tracked.specs if g not in keep]:
             del tracked.specs[generation]
             tracked.route_info.pop(generation, None)

@@ -25,7 +25,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from core.db import keeping_connections
-from core.errors import InvalidInput
+from core.errors import ApplicationError, InvalidInput
 from core.pools import ProcessLocalPool
 from inference import platform_config
 from inference.errors import (
@@ -216,7 +216,7 @@ def _worker_errors(route: Route, op: str) -> Iterator[None]:
         raise call_error(route, op, exc) from None
 
 
-def call_error(route: Route, op: str, exc: worker_client.WorkerCallError) -> Exception:
+def call_error(route: Route, op: str, exc: worker_client.WorkerCallError) -> ApplicationError:
     """What a failed worker call answers the client."""
     if isinstance(exc, worker_client.QueueFull):
         return Overloaded(f"Endpoint '{route.endpoint}' is at capacity; retry shortly.", retry_after_s=1)
@@ -238,7 +238,7 @@ def _reroute(route: Route, exc: Exception, until: float) -> Route:
     return fresh
 
 
-def _worker_error(exc: worker_client.WorkerError, op: str) -> Exception:
+def _worker_error(exc: worker_client.WorkerError, op: str) -> ApplicationError:
     if exc.code == ErrorCode.UNSUPPORTED and op == "predict":
         # The one thing a prediction asks that a model may not offer: Monte Carlo dropout.
         return InvalidInput(exc.message, details={"field": "parameters.uncertainty"})

@@ -89,10 +89,12 @@ async def predict_async(request: PredictRequest, offload: Offload, offload_db: O
         # Nothing serves it and no experiment owns it: predict() only asks the database why (404, or 503
         # while it starts), so on `offload_db`, whose threads keep their connections. A client calling
         # endpoints that do not exist must not make a process open a connection per request.
-        return await offload_db(predict, request)
+        unserved: dict[str, Any] = await offload_db(predict, request)
+        return unserved
     config = platform_config.fresh_config()
     if route is None or not route.serving or config is None or experiment.may_route(request.endpoint):
-        return await offload(predict, request)
+        offloaded: dict[str, Any] = await offload(predict, request)
+        return offloaded
     started = time.perf_counter()
     try:
         rows, params, key = prepare(route, request, config)

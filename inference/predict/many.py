@@ -39,12 +39,12 @@ class _Item:
     index: int
     request: PredictRequest
     route: Route
-    rows: list
+    rows: list[Any]
     key: str | None
     started: float
 
 
-def predict_many(requests: list[PredictRequest]) -> list[dict | ApplicationError]:
+def predict_many(requests: list[PredictRequest]) -> list[dict[str, Any] | ApplicationError]:
     """One outcome per request, in order: the response engine.predict gives, or the error it raises."""
     outcomes: list[Any] = [None] * len(requests)
     prepared: list[_Item] = []
@@ -80,8 +80,8 @@ def _prepared(index: int, request: PredictRequest, outcomes: list[Any]) -> _Item
 
 
 def _from_cache(items: list[_Item], outcomes: list[Any]) -> list[_Item]:
-    keyed = [item for item in items if item.key]
-    found = dict(zip((item.key for item in keyed), prediction_cache().get_many([item.key for item in keyed])))
+    keys = [item.key for item in items if item.key]
+    found = dict(zip(keys, prediction_cache().get_many(keys)))
     missing = []
     for item in items:
         cached = found.get(item.key) if item.key else None
@@ -115,13 +115,17 @@ def _predict_group(items: list[_Item]) -> list[tuple[int, Any]]:
     route = items[0].route
     messages = [worker_message("predict", item.rows, {}) for item in items]
     answers = workers().call_many(route.sockets, messages, deadline=deadline(route))
-    done, to_cache = [], []
-    for item, answer in zip(items, answers):
-        if isinstance(answer, worker_client.NotDelivered):
+    done: list[tuple[int, Any]] = []
+    to_cache: list[tuple[str, bytes]] = []
+    for item, outcome in zip(items, answers):
+        answer: dict[str, Any] | ApplicationError
+        if isinstance(outcome, worker_client.NotDelivered):
             # No worker took it (a generation swap drains the old one): alone, it may be rerouted.
             answer = _call_alone(item)
-        elif isinstance(answer, worker_client.WorkerCallError):
-            answer = call_error(route, "predict", answer)
+        elif isinstance(outcome, worker_client.WorkerCallError):
+            answer = call_error(route, "predict", outcome)
+        else:
+            answer = outcome
         if isinstance(answer, ApplicationError):
             metrics.observe_error(route, answer.code)
             done.append((item.index, answer))
@@ -135,7 +139,7 @@ def _predict_group(items: list[_Item]) -> list[tuple[int, Any]]:
     return done
 
 
-def _call_alone(item: _Item) -> dict | ApplicationError:
+def _call_alone(item: _Item) -> dict[str, Any] | ApplicationError:
     try:
         return call_worker(item.route, "predict", item.rows, {})
     except ApplicationError as exc:

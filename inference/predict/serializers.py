@@ -50,7 +50,8 @@ class BatchItemIn(serializers.Serializer):
 
 
 class BatchPredictIn(serializers.Serializer):
-    requests = BatchItemIn(many=True, max_length=256)
+    # DRF hands max_length to the ListSerializer that many=True builds; the stub's __init__ lacks it.
+    requests = BatchItemIn(many=True, max_length=256)  # type: ignore[call-arg]
 
 
 class BatchItemOut(serializers.Serializer):

@@ -32,7 +32,8 @@ class V2InputTensor(serializers.Serializer):
     datatype = serializers.ChoiceField(v2codec.DATATYPES)
     parameters = serializers.DictField(required=False, help_text='{"binary_data_size": N}: the data follows the '
                                                                  "JSON header as raw little-endian bytes")
-    data = serializers.JSONField(required=False, help_text="row-major, flat or nested")
+    # A field named `data`: DRF's metaclass moves declared fields off the class, so Serializer.data stays a property.
+    data = serializers.JSONField(required=False, help_text="row-major, flat or nested")  # type: ignore[assignment]
 
 
 class V2RequestedOutput(serializers.Serializer):
@@ -52,7 +53,8 @@ class V2OutputTensor(serializers.Serializer):
     datatype = serializers.ChoiceField(v2codec.DATATYPES)
     shape = serializers.ListField(child=serializers.IntegerField())
     parameters = serializers.DictField(required=False, help_text='{"binary_data_size": N} for a binary output')
-    data = serializers.JSONField(required=False, help_text="row-major, flat; absent for a binary output")
+    # As in V2InputTensor: a field, not Serializer.data.
+    data = serializers.JSONField(required=False, help_text="row-major, flat; absent for a binary output")  # type: ignore[assignment]
 
 
 class V2InferResponse(serializers.Serializer):

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 class ModelRuntimeError(Exception):
     code: ClassVar[str] = "runtime_error"
-    status_code: ClassVar[int] = 500
+    status_code: int = 500  # a class default; an InputError carries its own (400 or 413)
 
 
 class ArtifactLoadError(ModelRuntimeError):

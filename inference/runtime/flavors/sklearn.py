@@ -106,6 +106,7 @@ class _SklearnRuntime(ModelRuntime):
         self._model: Any = None
         self._signature: Signature | None = None
         self._has_proba = False
+        self._predict_proba: Callable[[Any], Any] | None = None
 
     def load(self, path: str, *, task: str, options: RuntimeOptions) -> None:
         model = self._read(path)
@@ -140,11 +141,12 @@ class _SklearnRuntime(ModelRuntime):
         return Prediction(json_safe(labels), probabilities, signature["classes"])
 
     def _labels_and_proba(self, batch: Any) -> tuple[Any, Any]:
-        if not self._has_proba:
+        predict_proba = self._predict_proba
+        if not self._has_proba or predict_proba is None:  # has_probabilities() found the method
             return self._model.predict(batch), None
         # One pass: the label is the most probable class (what predict() computes again internally for
         # forests); predicting twice would double the cost of every batch.
-        proba = self._predict_proba(batch)
+        proba = predict_proba(batch)
         return np.asarray(self._model.classes_)[np.argmax(proba, axis=1)], proba
 
     def _batch(self, inputs: Any, signature: Signature) -> Any:

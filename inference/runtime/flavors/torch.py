@@ -18,7 +18,7 @@ from inference.runtime.contract.errors import (
 )
 from inference.runtime.contract.signature import Signature, build_signature
 
-_NUMPY_DTYPES = {"float32": np.float32, "float64": np.float64}
+_NUMPY_DTYPES: dict[str, type[np.floating[Any]]] = {"float32": np.float32, "float64": np.float64}
 _DROPOUT_NAMES = frozenset(
     {"Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout"}
 )
@@ -187,7 +187,7 @@ class TorchScriptRuntime(_TorchRuntime):
             )
 
     def _read(self, path: str, device: str) -> tuple[Any, _InputSpec]:
-        module = torch.jit.load(path, map_location=device)
+        module = torch.jit.load(path, map_location=device)  # type: ignore[no-untyped-call]  # unannotated in torch
         module.eval()
         return module, _script_input_spec(module)
 
@@ -256,7 +256,7 @@ def quantize_script(module: Any, device: str) -> Any:
         raise ArtifactLoadError("int8 quantized models run on CPU only; deploy on cpu or turn quantize off")
     from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic_jit
 
-    quantized = quantize_dynamic_jit(module, {"": default_dynamic_qconfig})
+    quantized = quantize_dynamic_jit(module, {"": default_dynamic_qconfig})  # type: ignore[no-untyped-call]  # as above
     if "quantized::linear_dynamic" not in str(quantized.graph):
         raise ArtifactLoadError("quantize found no Linear layers to convert to int8")
     return quantized
@@ -289,7 +289,8 @@ def probabilities(scores: np.ndarray) -> np.ndarray:
         positive = 1.0 / (1.0 + np.exp(-scores[:, 0]))
         return np.stack([1.0 - positive, positive], axis=1)
     shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
+    normalized: np.ndarray = shifted / shifted.sum(axis=1, keepdims=True)
+    return normalized
 
 
 def classify(scores: np.ndarray, labels: list[Any] | None) -> Prediction:

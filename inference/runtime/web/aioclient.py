@@ -10,6 +10,7 @@ import asyncio
 import itertools
 import os
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from inference.runtime.contract.protocol import FrameError, decode, encode, pop_frames
@@ -26,7 +27,7 @@ class AsyncWorkerClient:
         self._prefix = f"{os.getpid()}.a{id(self):x}."
         self._sequence = itertools.count(1)
 
-    async def call(self, socket_paths: list[str], message: dict[str, Any], *, deadline: float) -> dict[str, Any]:
+    async def call(self, socket_paths: Sequence[str], message: dict[str, Any], *, deadline: float) -> dict[str, Any]:
         if not socket_paths:
             raise WorkerUnavailable("no worker replica is running")
         first = self._turn % len(socket_paths)
@@ -94,7 +95,8 @@ class _Channel(asyncio.Protocol):
         self._buffer = bytearray()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # Not an isinstance check: uvloop's transports do not derive from asyncio.Transport.
+        # Not an isinstance check (uvloop's transports do not derive from asyncio.Transport), so the type is
+        # asserted: asyncio's Protocol hands connection_made a BaseTransport.
         self._transport = transport  # type: ignore[assignment]
 
     def send(self, request_id: str, frame: bytes) -> asyncio.Future[dict[str, Any]]:
@@ -110,6 +112,7 @@ class _Channel(asyncio.Protocol):
         try:
             for body in pop_frames(self._buffer):
                 answer = decode(body)
+                # An answer without an id (None) pops nothing; the dict's keys are str.
                 waiting = self.pending.pop(answer.get("id"), None)  # type: ignore[arg-type]
                 if waiting is not None and not waiting.done():
                     waiting.set_result(answer)

@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 import redis
+from redis.typing import EncodableT
 
 logger = logging.getLogger(__name__)
 
@@ -122,11 +123,11 @@ class PredictionCache:
         if self._is_down():
             return None
         try:
-            value = self._run_get(key)
+            value: bytes | None = self._run_get(key)
         except redis.RedisError as error:
             self._failed("get", error)
             return None
-        return value  # type: ignore[no-any-return]
+        return value
 
     def set(self, key: str, value: bytes) -> None:
         if self._is_down():
@@ -166,7 +167,7 @@ class PredictionCache:
         return self._get(keys=[self._entry(key), self._stats], client=client)
 
     def _run_set(self, key: str, value: bytes, client: Any = None) -> Any:
-        args = [value, self._ttl_s * 1000, self._capacity, key, self._prefix + "e:"]
+        args: list[EncodableT] = [value, self._ttl_s * 1000, self._capacity, key, self._prefix + "e:"]
         return self._set(keys=[self._index, self._stats, self._entry(key)], args=args, client=client)
 
     def stats(self) -> dict[str, Any]:
@@ -202,8 +203,9 @@ class PredictionCache:
             self.stats()  # trims to the new capacity now rather than at the next set
 
     def _run_stats(self) -> list[Any]:
-        args = [self._ttl_s * 1000, self._capacity, self._prefix + "e:"]
-        return self._stats_script(keys=[self._index, self._stats], args=args)  # type: ignore[no-any-return]
+        args: list[EncodableT] = [self._ttl_s * 1000, self._capacity, self._prefix + "e:"]
+        counts: list[Any] = self._stats_script(keys=[self._index, self._stats], args=args)
+        return counts
 
     def _entry(self, key: str) -> str:
         return f"{self._prefix}e:{key}"

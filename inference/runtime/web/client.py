@@ -11,6 +11,7 @@ import socket
 import threading
 import time
 import weakref
+from collections.abc import Sequence
 from typing import Any
 
 from inference.runtime.contract.protocol import (
@@ -79,7 +80,7 @@ class WorkerClient:
         reference = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: _forget_connections(reference))
 
-    def call(self, socket_paths: list[str], message: dict[str, Any], *, deadline: float) -> dict[str, Any]:
+    def call(self, socket_paths: Sequence[str], message: dict[str, Any], *, deadline: float) -> dict[str, Any]:
         """Send `message` ({"op", "inputs", "params"}) to one replica and return its `ok` answer.
 
         `deadline` is absolute (time.time()); the client sets the message's "id" and "deadline". Raises
@@ -105,7 +106,7 @@ class WorkerClient:
             raise WorkerUnavailable(str(exc)) from None
 
     def call_many(
-        self, socket_paths: list[str], messages: list[dict[str, Any]], *, deadline: float
+        self, socket_paths: Sequence[str], messages: list[dict[str, Any]], *, deadline: float
     ) -> list[dict[str, Any] | WorkerCallError]:
         """Each message's `ok` answer, or the exception `call` would raise for it, in order.
 
@@ -156,7 +157,8 @@ class WorkerClient:
         self, state: _ThreadState, path: str, sock: socket.socket, share: list[tuple[int, str, bytes]],
         deadline: float, results: list[Any],
     ) -> None:
-        waiting = {request_id: index for index, request_id, _ in share}
+        # Keyed by what an answer may carry: one without an id pops nothing and is refused below.
+        waiting: dict[str | None, int] = {request_id: index for index, request_id, _ in share}
         try:
             while waiting:
                 answer = _receive(sock, deadline)
@@ -188,10 +190,10 @@ class WorkerClient:
 
     def _state(self) -> _ThreadState:
         try:
-            return self._local.state  # type: ignore[no-any-return]
+            state: _ThreadState = self._local.state
         except AttributeError:
-            self._local.state = _ThreadState(next(self._offsets))
-            return self._local.state  # type: ignore[no-any-return]
+            state = self._local.state = _ThreadState(next(self._offsets))
+        return state
 
     def _call_one(
         self, state: _ThreadState, path: str, frame: bytes, request_id: str, deadline: float

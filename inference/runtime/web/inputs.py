@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from inference.runtime.contract.errors import ModelRuntimeError
-from inference.runtime.contract.signature import Signature
 
 FLOAT32_MAX = 3.4028234663852886e38
 # Only dtypes narrower than a Python float can overflow; float64 overflow is already inf/NaN.
@@ -41,7 +41,9 @@ class InputError(ModelRuntimeError):
         self.status_code = status
 
 
-def normalize_inputs(raw: Any, signature: Signature | None, *, max_rows: int, field: str = "inputs") -> list[Any]:
+def normalize_inputs(
+    raw: Any, signature: Mapping[str, Any] | None, *, max_rows: int, field: str = "inputs"
+) -> list[Any]:
     """Validated rows for the model worker: `list[list[float]]` for tabular models, `list[str]` for text."""
     signature = signature or {}
     kind = signature.get("input_kind") or _guess_kind(raw)
@@ -84,7 +86,7 @@ def _text_rows(raw: Any, max_rows: int, field: str) -> list[str]:
 # --- tabular ------------------------------------------------------------------------------------------
 
 
-def _tabular_rows(raw: Any, signature: Signature, max_rows: int, field: str) -> list[list[float]]:
+def _tabular_rows(raw: Any, signature: Mapping[str, Any], max_rows: int, field: str) -> list[list[float]]:
     names = signature.get("feature_names") or None
     width = _expected_width(signature, names)
     limit = _dtype_limit(signature)
@@ -109,7 +111,7 @@ def _tabular_rows(raw: Any, signature: Signature, max_rows: int, field: str) -> 
     return rows
 
 
-def _expected_width(signature: Signature, names: list[str] | None) -> int | None:
+def _expected_width(signature: Mapping[str, Any], names: list[str] | None) -> int | None:
     if signature.get("n_features"):
         return int(signature["n_features"])
     if names:
@@ -120,7 +122,7 @@ def _expected_width(signature: Signature, names: list[str] | None) -> int | None
     return None
 
 
-def _dtype_limit(signature: Signature) -> float | None:
+def _dtype_limit(signature: Mapping[str, Any]) -> float | None:
     inputs = signature.get("inputs") or [{}]
     return _DTYPE_LIMITS.get(inputs[0].get("dtype"))
 
@@ -133,7 +135,7 @@ def _check_count(count: int, max_rows: int, field: str) -> None:
 
 
 def _positional_row(
-    row: list[Any], width: int | None, limit: float | None, field: str, index: int | None
+    row: Sequence[Any], width: int | None, limit: float | None, field: str, index: int | None
 ) -> list[float]:
     if not row or (width is not None and len(row) != width):
         message = f"{_row_name(field, index)}: expected {width or 'at least 1'} features, got {len(row)}"
@@ -157,7 +159,7 @@ def _object_row(
     return _fast_numbers(values, limit) or _checked_numbers(values, limit, field, index, names)
 
 
-def _fast_numbers(values: list[Any], limit: float | None) -> list[float] | None:
+def _fast_numbers(values: Sequence[Any], limit: float | None) -> list[float] | None:
     """The values as floats when every one is plainly fine; None sends the row to the exact check.
 
     A plain loop: measured faster than set(map(type)) + map(float) + sum/min/max up to ~30 features.
@@ -179,7 +181,7 @@ def _fast_numbers(values: list[Any], limit: float | None) -> list[float] | None:
 
 
 def _checked_numbers(
-    values: list[Any], limit: float | None, field: str, index: int | None, names: list[str] | None
+    values: Sequence[Any], limit: float | None, field: str, index: int | None, names: list[str] | None
 ) -> list[float]:
     floats = []
     for col, value in enumerate(values):

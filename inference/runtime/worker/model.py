@@ -226,7 +226,8 @@ def _importances(result: Prediction, count: int, width: int) -> np.ndarray:
         target = proba[:count].argmax(axis=1)
         scores = proba[first:].reshape(count, width, -1)
         dropped = np.take_along_axis(scores, target[:, None, None], axis=2)[:, :, 0]
-        return proba[np.arange(count), target][:, None] - dropped
+        importances: np.ndarray = proba[np.arange(count), target][:, None] - dropped
+        return importances
     if result.classes is not None:
         # Labels only (no probabilities): a feature matters when removing it flips the label.
         labels = result.predictions
