@@ -148,6 +148,8 @@ class SweeperTests(PrivateBatchDir, TestCase):
         self.assertFalse(BatchJob.objects.exists())
         self.assertFalse((self.batch_dir / str(batch.pk)).exists())
 
+    # An hour: the second look must find nothing due however slowly a loaded machine runs the first sweep.
+    @override_settings(JOB_SWEEP_INTERVAL_S=3600)
     def test_rqs_cron_scheduler_queues_the_sweep_as_json_for_the_workers(self):
         stale = self.submit()
         InferenceJob.objects.filter(pk=stale.pk).update(created_at=timezone.now() - timedelta(days=2))
