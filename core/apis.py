@@ -1,14 +1,18 @@
 import difflib
 from collections.abc import Iterable, Mapping
+from typing import Any
 
+from django.db.models import QuerySet
+from django_filters import FilterSet
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
 from rest_framework.settings import api_settings
 
 from core.pagination import PAGE_QUERY
 
 
-def check_query(request, known: Iterable[str]) -> None:
+def check_query(request: Request, known: Iterable[str]) -> None:
     """A 400 naming each query parameter the route does not take, as `parse` does for body fields: a misspelt
     filter (`?statu=failed`) would otherwise answer 200 with everything."""
     known = list(known)
@@ -19,7 +23,8 @@ def check_query(request, known: Iterable[str]) -> None:
         raise ValidationError(unknown)
 
 
-def filter_queryset(filterset_class, request, queryset, *, also: Iterable[str] = PAGE_QUERY):
+def filter_queryset(filterset_class: type[FilterSet], request: Request, queryset: QuerySet[Any], *,
+                    also: Iterable[str] = PAGE_QUERY) -> QuerySet[Any]:
     """Applies an explicit FilterSet; unknown parameters (other than its filters and `also`, by default the
     page's) and unknown values are a 400, never passed through to the ORM."""
     check_query(request, [*filterset_class.base_filters, *also])

@@ -7,7 +7,7 @@ tests/core/test_choices.py checks that no serializer or filter set of the projec
 """
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NoReturn, cast
 
 import django_filters
 from django import forms
@@ -28,13 +28,13 @@ def invalid_choice_message(value: object, choices: Iterable[object]) -> str:
 class ChoiceField(serializers.ChoiceField):
     default_error_messages = {"invalid_choice": "{message}"}
 
-    def fail(self, key: str, **kwargs: Any) -> None:
+    def fail(self, key: str, **kwargs: Any) -> NoReturn:
         if key == "invalid_choice":
             kwargs = {"message": invalid_choice_message(kwargs["input"], self.choice_strings_to_values)}
         super().fail(key, **kwargs)
 
 
-class ModelSerializer(serializers.ModelSerializer):
+class ModelSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]  # generic in the stubs only
     """DRF's ModelSerializer, with the choice fields it generates from model choices listing the valid ones."""
 
     serializer_choice_field = ChoiceField
@@ -43,7 +43,7 @@ class ModelSerializer(serializers.ModelSerializer):
 class ChoiceFormField(filter_fields.ChoiceField):
     def validate(self, value: Any) -> None:
         if value not in self.empty_values and not self.valid_value(value):
-            valid = [key for key, _ in self.choices if key not in self.empty_values]
+            valid = [key for key, _ in cast("list[tuple[Any, Any]]", self.choices) if key not in self.empty_values]
             raise forms.ValidationError(invalid_choice_message(value, valid), code="invalid_choice")
         super().validate(value)
 
