@@ -59,7 +59,7 @@ class DeploymentAdminTests(TestCase):
         page = self.client.get("/admin/inference/deployment/")
         self.assertEqual(page.status_code, 200)
         html = page.content.decode()
-        for text in ("scorer", "pending", "123.4 MB", "P50 / P99"):
+        for text in ("scorer", "pending", "123.4 MB", "P50 / p99"):
             self.assertIn(text, html)
         change = self.client.get(f"/admin/inference/deployment/{deployment.pk}/change/")
         self.assertContains(change, "Live figures")
