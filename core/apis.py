@@ -8,6 +8,9 @@ from django.contrib.auth.models import AnonymousUser
 from django.db.models import Model, QuerySet
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
+from rest_framework.settings import api_settings
+
+from core.pagination import PAGE_QUERY
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -17,8 +20,22 @@ if TYPE_CHECKING:
 _M = TypeVar("_M", bound=Model)
 
 
-def filter_queryset(filterset_class: type[FilterSet], request: Request, queryset: QuerySet[_M]) -> QuerySet[_M]:
-    """Applies an explicit FilterSet; unknown values are a 400, never passed through to the ORM."""
+def check_query(request: Request, known: Iterable[str]) -> None:
+    """A 400 naming each query parameter the route does not take, as `parse` does for body fields: a misspelt
+    filter (`?statu=failed`) would otherwise answer 200 with everything."""
+    known = list(known)
+    allowed = {*known, api_settings.URL_FORMAT_OVERRIDE}  # ?format=json: DRF's own, on every route
+    unknown = {key: [unknown_message(key, known, what="query parameter")]
+               for key in request.query_params if key not in allowed}
+    if unknown:
+        raise ValidationError(unknown)
+
+
+def filter_queryset(filterset_class: type[FilterSet], request: Request, queryset: QuerySet[_M], *,
+                    also: Iterable[str] = PAGE_QUERY) -> QuerySet[_M]:
+    """Applies an explicit FilterSet; unknown parameters (other than its filters and `also`, by default the
+    page's) and unknown values are a 400, never passed through to the ORM."""
+    check_query(request, [*filterset_class.base_filters, *also])
     filterset = filterset_class(request.query_params, queryset=queryset, request=request)
     if not filterset.is_valid():
         raise ValidationError(filterset.errors)
@@ -57,10 +74,10 @@ def unknown_fields(serializer: serializers.Serializer[Any], data: object) -> dic
     return errors
 
 
-def unknown_message(key: str, known: Iterable[str]) -> str:
+def unknown_message(key: str, known: Iterable[str], *, what: str = "field") -> str:
     close = difflib.get_close_matches(key, list(known), n=1)
-    return f"Unknown field; did you mean '{close[0]}'?" if close else \
-        f"Unknown field; expected one of: {', '.join(sorted(known))}."
+    return f"Unknown {what}; did you mean '{close[0]}'?" if close else \
+        f"Unknown {what}; expected one of: {', '.join(sorted(known))}."
 
 
 def _nested_unknown(field: serializers.Field[Any, Any, Any, Any], value: object) -> dict[Any, Any]:

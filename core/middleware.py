@@ -3,9 +3,11 @@ import os
 import re
 import secrets
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase, JsonResponse
+from django.urls import Resolver404, get_resolver
 
 from core.errors import PayloadTooLarge, error_response
 from core.logging import request_id_var
@@ -59,6 +61,50 @@ class RequestIdMiddleware:
             request_id_var.reset(token)
         response["X-Request-ID"] = request_id
         return response
+
+
+# The API's slash policy covers these; the admin and the browsable API's login keep Django's APPEND_SLASH
+# redirect (a browser follows it, and its relative links need the canonical URL).
+API_PREFIXES = ("/api/", "/v2/", "/health", "/metrics")
+
+
+def catch_all(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Marks a view that answers every path under a prefix (/v2/...'s 404 in the protocol's shape): a path it
+    catches still gets the slash policy's second try at a real route."""
+    view.catch_all = True  # type: ignore[attr-defined]
+    return view
+
+
+def _routed(path: str, urlconf: str | None) -> bool:
+    try:
+        match = get_resolver(urlconf).resolve(path)
+    except Resolver404:
+        return False
+    return not getattr(match.func, "catch_all", False)
+
+
+class ApiSlashMiddleware:
+    """One slash policy for the API: every route answers with and without a trailing slash.
+
+    Routes are declared once, in one form (so the OpenAPI document and reverse() name one URL); a path that
+    reaches no route is tried with its trailing slash added or removed, and served by the route that form
+    reaches, without a redirect (a client re-sends a redirected POST as a GET, or not at all). It is here,
+    before every other middleware, so routes added later follow it; inference/fastlane.py's patterns take
+    both forms too.
+    """
+
+    def __init__(self, get_response: GetResponse) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        path = request.path_info
+        if path.startswith(API_PREFIXES) and path != "/":
+            urlconf = getattr(request, "urlconf", None)
+            other = path[:-1] if path.endswith("/") else f"{path}/"
+            if not _routed(path, urlconf) and _routed(other, urlconf):
+                request.path = request.path[: len(request.path) - len(path)] + other
+                request.path_info = request.META["PATH_INFO"] = other
+        return self.get_response(request)
 
 
 def body_limit_for(path: str) -> int:

@@ -2,6 +2,7 @@ import django_filters
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.choices import ChoiceField, ChoiceFilter, ModelSerializer
 from experiments.models import MAX_DURATION_HOURS, Experiment, ExperimentStatus, Outcome
 from registry.models import slug_validator
 
@@ -31,7 +32,7 @@ class _ExperimentFields(serializers.Serializer):
                          help_text="the first variant is the control")
     shadows = ShadowIn(many=True, required=False, max_length=10,  # type: ignore[call-arg]
                        help_text="get a copy of every routed request; their answers are recorded, never returned")
-    outcome = serializers.ChoiceField(choices=Outcome.choices, required=False)
+    outcome = ChoiceField(choices=Outcome.choices, required=False)
     higher_is_better = serializers.BooleanField(required=False)
     duration_hours = serializers.FloatField(required=False, allow_null=True, min_value=0.001,
                                             max_value=MAX_DURATION_HOURS, help_text="auto-stop after this long")
@@ -55,7 +56,7 @@ class StopIn(serializers.Serializer):
 class PromoteIn(serializers.Serializer):
     variant = serializers.CharField(max_length=64, required=False,
                                     help_text="default: the variant the results recommend (significant winner)")
-    target = serializers.ChoiceField(choices=[("endpoint", "endpoint"), ("alias", "alias")], default="endpoint",
+    target = ChoiceField(choices=[("endpoint", "endpoint"), ("alias", "alias")], default="endpoint",
                                      help_text="'endpoint': the deployment named like the endpoint serves the "
                                                "winner; 'alias': the model's production alias moves to it too")
 
@@ -71,7 +72,7 @@ class ShadowOut(serializers.Serializer):
     deployment = serializers.CharField()
 
 
-class ExperimentOut(serializers.ModelSerializer):
+class ExperimentOut(ModelSerializer):
     variants = serializers.SerializerMethodField()
     shadows = serializers.SerializerMethodField()
     control = serializers.SerializerMethodField()
@@ -168,7 +169,7 @@ class ResultsOut(serializers.Serializer):
     endpoint = serializers.CharField()
     status = serializers.CharField()
     outcome = serializers.CharField()
-    outcome_kind = serializers.ChoiceField(choices=["rate", "mean"])
+    outcome_kind = ChoiceField(choices=["rate", "mean"])
     higher_is_better = serializers.BooleanField()
     confidence = serializers.FloatField()
     alpha = serializers.FloatField(help_text="significance level per comparison (Bonferroni over the treatments)")
@@ -178,11 +179,11 @@ class ResultsOut(serializers.Serializer):
     traffic = serializers.DictField(help_text='{"bucket_s", "points": [{"t": epoch seconds, "counts": {...}}]}')
     latency_histogram = serializers.DictField(help_text='{"bounds_ms": [...], "counts": {variant: [...]}}')
     generated_at = serializers.FloatField()
-    source = serializers.ChoiceField(choices=["live", "snapshot"])  # type: ignore[assignment]  # see FeedbackIn
+    source = ChoiceField(choices=["live", "snapshot"])  # type: ignore[assignment]  # see FeedbackIn
 
 
 class ExperimentFilter(django_filters.FilterSet):
-    status = django_filters.ChoiceFilter(choices=ExperimentStatus.choices)
+    status = ChoiceFilter(choices=ExperimentStatus.choices)
     endpoint = django_filters.CharFilter()
 
     class Meta:

@@ -46,9 +46,10 @@ from registry.selectors import model_version_id_cached, model_version_id_known
 
 logger = logging.getLogger(__name__)
 
-PREDICT_PATH = re.compile(r"/api/v1/predict/([^/]+)")
-UNIVERSAL_PATH = "/api/v1/predict"
-V2_INFER_PATH = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?/infer")
+# With or without a trailing slash, as every API route (core.middleware.ApiSlashMiddleware).
+PREDICT_PATH = re.compile(r"/api/v1/predict/([^/]+)/?")
+UNIVERSAL_PATHS = frozenset({"/api/v1/predict", "/api/v1/predict/"})
+V2_INFER_PATH = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?/infer/?")
 # Other routes under /api/v1/predict/ that the endpoint pattern would swallow (inference/deployments/urls.py).
 RESERVED_ENDPOINTS = frozenset({"batch"})
 JSON_MEDIA_TYPE = re.compile(rb"\s*application/json\s*(;.*)?", re.IGNORECASE)
@@ -230,7 +231,7 @@ def _admit(scope: dict) -> _Admitted | None:
 
 
 def _route_of(path: str) -> tuple[str | None, str, str | None, re.Pattern[bytes]]:
-    if path == UNIVERSAL_PATH:
+    if path in UNIVERSAL_PATHS:
         return UNIVERSAL, "", None, JSON_MEDIA_TYPE
     match = PREDICT_PATH.fullmatch(path)
     if match is not None and match.group(1) not in RESERVED_ENDPOINTS:

@@ -3,6 +3,7 @@ import re
 import django_filters
 from rest_framework.exceptions import ValidationError
 
+from core.choices import ChoiceFilter
 from registry.models import Flavor, ModelVersion, RegisteredModel, Task, VersionStatus
 
 _TAG_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -20,7 +21,7 @@ def _filter_tag(queryset, name, value):
 
 
 class RegisteredModelFilter(django_filters.FilterSet):
-    task = django_filters.ChoiceFilter(choices=Task.choices)
+    task = ChoiceFilter(choices=Task.choices)
     tag = django_filters.CharFilter(method=lambda qs, name, value: _filter_tag(qs, name, value))
     name = django_filters.CharFilter(field_name="name", lookup_expr="icontains")
 
@@ -30,8 +31,8 @@ class RegisteredModelFilter(django_filters.FilterSet):
 
 
 class ModelVersionFilter(django_filters.FilterSet):
-    status = django_filters.ChoiceFilter(choices=VersionStatus.choices)
-    flavor = django_filters.ChoiceFilter(choices=Flavor.choices)
+    status = ChoiceFilter(choices=VersionStatus.choices)
+    flavor = ChoiceFilter(choices=Flavor.choices)
     tag = django_filters.CharFilter(method=lambda qs, name, value: _filter_tag(qs, name, value))
 
     class Meta:

@@ -89,6 +89,8 @@ class ModelVersion(models.Model):
             models.CheckConstraint(condition=Q(version__gte=1), name="version_positive"),
         ]
         indexes = [models.Index(fields=["model", "status"])]
+        # An artifact is the team's model itself (and loading it runs code): downloading it is its own right.
+        permissions = [("download_artifact", "Can download model artifacts")]
 
     def __str__(self) -> str:
         return f"{self.model.name} v{self.version}"

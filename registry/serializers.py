@@ -1,13 +1,14 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.choices import ChoiceField, ModelSerializer
 from core.fields import JSONObjectField, StringMapField
 from registry.models import Flavor, ModelAlias, ModelVersion, RegisteredModel, Task, VersionStatus, slug_validator
 
 
 class TensorSpecSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=64)
-    dtype = serializers.ChoiceField(choices=["float32", "float64", "int64", "int32", "bool", "string"])
+    dtype = ChoiceField(choices=["float32", "float64", "int64", "int32", "bool", "string"])
     shape = serializers.ListField(child=serializers.IntegerField(min_value=-1), max_length=8)
 
 
@@ -18,7 +19,7 @@ class SignatureSerializer(serializers.Serializer):
         child=serializers.CharField(max_length=128), required=False, allow_null=True, max_length=100_000
     )
     n_features = serializers.IntegerField(min_value=1, required=False, allow_null=True)
-    input_kind = serializers.ChoiceField(choices=["tabular", "text"], required=False)
+    input_kind = ChoiceField(choices=["tabular", "text"], required=False)
     classes = serializers.ListField(required=False, allow_null=True, max_length=100_000)
 
     def validate(self, attrs):
@@ -42,7 +43,7 @@ class AliasOut(serializers.Serializer):
     version = serializers.IntegerField(source="version.version")
 
 
-class RegisteredModelOut(serializers.ModelSerializer):
+class RegisteredModelOut(ModelSerializer):
     aliases = AliasOut(many=True, read_only=True)
     owner = serializers.CharField(source="owner.username", default=None, read_only=True)
     latest_version = serializers.IntegerField(source="last_version", read_only=True)
@@ -55,18 +56,18 @@ class RegisteredModelOut(serializers.ModelSerializer):
 
 class RegisteredModelCreateIn(serializers.Serializer):
     name = serializers.CharField(max_length=64, validators=[slug_validator])
-    task = serializers.ChoiceField(choices=Task.choices, default=Task.OTHER)
+    task = ChoiceField(choices=Task.choices, default=Task.OTHER)
     description = serializers.CharField(required=False, allow_blank=True, max_length=10_000, default="")
     tags = StringMapField(required=False, default=dict)
 
 
 class RegisteredModelUpdateIn(serializers.Serializer):
-    task = serializers.ChoiceField(choices=Task.choices, required=False)
+    task = ChoiceField(choices=Task.choices, required=False)
     description = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
     tags = StringMapField(required=False)
 
 
-class ModelVersionOut(serializers.ModelSerializer):
+class ModelVersionOut(ModelSerializer):
     model = serializers.CharField(source="model.name")
     aliases = serializers.SlugRelatedField[ModelAlias](many=True, read_only=True, slug_field="name")
     created_by = serializers.CharField(source="created_by.username", default=None, read_only=True)
@@ -81,7 +82,7 @@ class ModelVersionOut(serializers.ModelSerializer):
 class ModelVersionCreateIn(serializers.Serializer):
     # The file's name and content type are ignored: the format is detected from its bytes.
     artifact = serializers.FileField(allow_empty_file=False, use_url=False)
-    flavor = serializers.ChoiceField(choices=Flavor.choices)
+    flavor = ChoiceField(choices=Flavor.choices)
     signature = SignatureField(required=False)
     metrics = JSONObjectField(required=False, default=dict)
     params = JSONObjectField(required=False, default=dict)
@@ -100,6 +101,6 @@ class AliasSetOut(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
-class VersionStatusFilterEnum(serializers.ChoiceField):
+class VersionStatusFilterEnum(ChoiceField):
     def __init__(self, **kwargs):
         super().__init__(choices=VersionStatus.choices, **kwargs)

@@ -9,6 +9,7 @@ import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from django.conf import settings
 
@@ -37,6 +38,11 @@ def artifact_abspath(relative_path: str) -> Path:
     if not path.is_relative_to(root):
         raise ValueError("artifact path escapes the model store")
     return path
+
+
+def open_artifact(relative_path: str) -> BinaryIO:
+    """A stored artifact's bytes, for a download (nothing loads them here)."""
+    return artifact_abspath(relative_path).open("rb")
 
 
 def _copy_hashing(chunks, destination: Path, limit: int) -> tuple[str, int]:

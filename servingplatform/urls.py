@@ -6,6 +6,7 @@ from core import health
 from core.auth_apis import TokenObtainApi, TokenRefreshApi
 from core.index import ApiIndexApi, RootIndexApi
 from inference.deployments.apis import PrometheusMetricsApi
+from inference.overview.views import overview
 
 api_v1: list[URLPattern | URLResolver] = [
     path("", ApiIndexApi.as_view(), name="api-index"),
@@ -30,6 +31,7 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("api-auth/", include("rest_framework.urls")),  # the browsable API's login and logout
     path("admin/rq/", include("django_rq.urls")),
+    path("admin/overview/", admin.site.admin_view(overview), name="admin-overview"),
     path("admin/", admin.site.urls),
 ]
 

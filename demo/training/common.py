@@ -12,6 +12,8 @@ import skops.io as sio
 from sklearn.metrics import accuracy_score, f1_score
 
 DEMO_MODEL_NAMES = ("churn-logreg", "fraud-forest", "sentiment-text", "demand-mlp", "router-scorer")
+# Later versions registered after the five, under aliases of their own: (model, alias).
+DEMO_CANDIDATES = (("churn-logreg", "staging"),)
 SENTIMENT_CLASSES = ("negative", "neutral", "positive")
 DEMAND_CLASSES = ("low", "medium", "high")
 ROUTER_SEPARATOR = " || "
@@ -48,6 +50,7 @@ class DemoModel:
     metrics: dict[str, float]
     params: dict[str, Any]
     tags: dict[str, str]
+    alias: str = "production"  # moved to the version once it validates
 
 
 def demo_tags(family: str, **extra: str) -> dict[str, str]:

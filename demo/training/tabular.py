@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 from typing import Any
 
@@ -25,7 +26,21 @@ from demo.training.common import (
 
 
 def build_churn_logreg(out_dir: pathlib.Path, seed: int) -> DemoModel:
-    params: dict[str, Any] = {"n_samples": 5000, "n_features": 10, "C": 1.0, "max_iter": 1000}
+    return _churn_logreg(out_dir, seed, C=1.0, filename="churn-logreg",
+                         description="Logistic regression predicting customer churn from 10 numeric features f0..f9.")
+
+
+def build_churn_logreg_candidate(out_dir: pathlib.Path, seed: int) -> DemoModel:
+    """Version 2 of churn-logreg, on the same data with stronger regularisation, under the `staging` alias: the
+    candidate the README deploys beside production and puts in an A/B experiment."""
+    model = _churn_logreg(out_dir, seed, C=0.05, filename="churn-logreg-candidate",
+                          description="Candidate: the churn logistic regression with stronger regularisation "
+                                      "(C=0.05).")
+    return dataclasses.replace(model, alias="staging")
+
+
+def _churn_logreg(out_dir: pathlib.Path, seed: int, *, C: float, filename: str, description: str) -> DemoModel:
+    params: dict[str, Any] = {"n_samples": 5000, "n_features": 10, "C": C, "max_iter": 1000}
     X, y = make_classification(
         n_samples=params["n_samples"],
         n_features=params["n_features"],
@@ -44,10 +59,10 @@ def build_churn_logreg(out_dir: pathlib.Path, seed: int) -> DemoModel:
     model.feature_names_in_ = np.asarray([f"f{i}" for i in range(params["n_features"])], dtype=object)
     return DemoModel(
         name="churn-logreg",
-        description="Logistic regression predicting customer churn from 10 numeric features f0..f9.",
+        description=description,
         task="classification",
         flavor="sklearn",
-        path=dump_skops(model, out_dir / f"churn-logreg{SKOPS_SUFFIX}"),
+        path=dump_skops(model, out_dir / f"{filename}{SKOPS_SUFFIX}"),
         signature=None,
         metrics=metrics,
         params=params,

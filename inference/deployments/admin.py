@@ -1,105 +1,142 @@
-from django import forms
-from django.contrib import admin, messages
-from django.utils.html import format_html
+from typing import Any
 
+from django.contrib import admin, messages
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
+
+from core import figures
 from core.admin_actions import one_object_form_action
 from core.errors import ApplicationError
 from inference import metrics
-from inference.deployments import services
+from inference.deployments import selectors, services
+from inference.deployments.admin_display import badge, live_table, runtime_table
+from inference.deployments.admin_forms import DeploymentAddForm, DeploymentChangeForm, DeployVersionForm
 from inference.models import Deployment, DeploymentStatus, PlatformConfig
 from registry.admin import ModelVersionAdmin
 
-STATUS_COLOURS = {"ready": "#2e7d32", "loading": "#f9a825", "pending": "#757575", "failed": "#c62828",
-                  "stopped": "#9e9e9e"}
+ADMIN_CSS = {"all": ("core/admin.css",)}
 
 
 @admin.register(Deployment)
 class DeploymentAdmin(admin.ModelAdmin):
-    list_display = ("endpoint", "model", "version", "status_badge", "replicas", "loaded", "memory_mb", "load_ms",
-                    "requests", "p50_ms", "p99_ms", "error_rate", "updated_at")
+    # Fits a laptop's width beside the navigation and the filters; load times and the rest are on each page.
+    list_display = ("endpoint", "serves", "status_badge", "instances", "memory", "requests", "latency",
+                    "error_rate")
     list_filter = ("status", "device", "model")
     search_fields = ("endpoint", "model__name")
-    readonly_fields = ("status", "status_reason", "generation", "runtime", "created_by", "created_at", "updated_at",
-                       "stopped_at", "live_figures")
-    fieldsets = (
-        (None, {"fields": ("endpoint", "model", "model_version", "alias", "follow_alias", "ensemble", "weight")}),
-        ("Serving", {"fields": ("replicas", "max_batch_size", "batch_timeout_ms", "max_queue", "timeout_ms",
-                                "max_rows", "cache_enabled", "scale_to_zero", "idle_ttl_s")}),
-        ("Torch", {"fields": ("device", "torch_threads", "torch_compile", "quantize", "warmup_requests")}),
-        ("State", {"fields": ("status", "status_reason", "generation", "live_figures", "runtime", "created_by",
-                              "created_at", "updated_at", "stopped_at")}),
-    )
+    readonly_fields = ("status_badge", "status_reason", "generation", "live_figures", "runtime_figures",
+                       "created_by", "created_at", "updated_at", "stopped_at")
     actions = ["undeploy", "restart"]
+
+    class Media:
+        css = ADMIN_CSS
+        js = ("inference/deployment_form.js",)
+
+    def get_readonly_fields(self, request, obj=None):
+        # An endpoint is not renamed and serves one model: deploy elsewhere instead (as the API says).
+        return (*self.readonly_fields, "endpoint", "model") if obj is not None else self.readonly_fields
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets: list[tuple[str | None, dict[str, Any]]] = [
+            (None, {"fields": ("endpoint", "model", "model_version", "alias", "follow_alias", "ensemble")}),
+            ("Serving", {"fields": ("replicas", "max_batch_size", "batch_timeout_ms", "max_queue", "timeout_ms",
+                                    "max_rows", "cache_enabled", "scale_to_zero", "idle_ttl_s")}),
+            ("Torch", {"fields": ("device", "torch_threads", "torch_compile", "quantize", "warmup_requests")}),
+        ]
+        if obj is not None:
+            fieldsets.insert(0, ("State", {"fields": ("status_badge", "status_reason", "generation", "live_figures",
+                                                      "runtime_figures")}))
+            fieldsets.append(("History", {"fields": ("created_by", "created_at", "updated_at", "stopped_at"),
+                                          "classes": ("collapse",)}))
+        return fieldsets
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        kwargs["form"] = DeploymentChangeForm if obj is not None else DeploymentAddForm
+        return super().get_form(request, obj, change=change, **kwargs)
 
     def get_queryset(self, request):
         self._figures = metrics.collect()
-        return super().get_queryset(request).select_related("model", "model_version")
+        return super().get_queryset(request).select_related("model", "model_version", "created_by")
 
-    def _summary(self, obj) -> dict:
+    def _summary(self, obj: Deployment) -> dict:
         return metrics.summary(obj.endpoint, getattr(self, "_figures", None) or metrics.collect())
 
-    @admin.display(description="version")
-    def version(self, obj):
-        return obj.model_version.version
+    # --- columns and read-only fields -----------------------------------------------------------
 
-    @admin.display(description="status")
-    def status_badge(self, obj):
-        colour = STATUS_COLOURS.get(obj.status, "#757575")
-        return format_html('<b style="color:{}" title="{}">{}</b>', colour, obj.status_reason, obj.status)
+    @admin.display(description="serves", ordering="model__name")
+    def serves(self, obj: Deployment) -> str:
+        return f"{obj.model.name} v{obj.model_version.version}" + (f" @{obj.alias}" if obj.alias else "")
 
-    @admin.display(boolean=True)
-    def loaded(self, obj):
-        return bool((obj.runtime or {}).get("loaded"))
+    @admin.display(description="replicas")
+    def instances(self, obj: Deployment) -> str:
+        """Replicas ready / asked for (the model server's last report)."""
+        replicas = selectors.serving_replicas(obj)
+        ready = None if replicas is None else sum(r.get("state") == "ready" for r in replicas)
+        return f"{figures.number(ready)}/{obj.replicas}"
 
-    @admin.display(description="memory MB")
-    def memory_mb(self, obj):
-        return (obj.runtime or {}).get("memory_mb")
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj: Deployment):
+        return badge(obj.status, obj.status_reason)
 
-    @admin.display(description="load ms")
-    def load_ms(self, obj):
-        return (obj.runtime or {}).get("load_ms")
+    @admin.display(description="memory")
+    def memory(self, obj: Deployment) -> str:
+        return figures.megabytes((obj.runtime or {}).get("memory_mb"))
 
-    def requests(self, obj):
-        return self._summary(obj)["requests"]
+    def requests(self, obj: Deployment) -> str:
+        return figures.number(self._summary(obj)["requests"])
 
-    @admin.display(description="p50 ms")
-    def p50_ms(self, obj):
-        return self._summary(obj)["latency_ms"]["p50"]
+    @admin.display(description="p50 / p99")
+    def latency(self, obj: Deployment) -> str:
+        latency = self._summary(obj)["latency_ms"]
+        if latency["p50"] is None:
+            return figures.MISSING
+        return f"{figures.ms(latency['p50']).removesuffix(' ms')} / {figures.ms(latency['p99'])}"
 
-    @admin.display(description="p99 ms")
-    def p99_ms(self, obj):
-        return self._summary(obj)["latency_ms"]["p99"]
-
-    def error_rate(self, obj):
-        return self._summary(obj)["error_rate"]
+    @admin.display(description="errors")
+    def error_rate(self, obj: Deployment) -> str:
+        return figures.percent(self._summary(obj)["error_rate"])
 
     @admin.display(description="live figures")
-    def live_figures(self, obj):
-        figures = self._summary(obj)
-        runtime = obj.runtime or {}
-        return format_html(
-            "requests {} · errors {} · p50 {} ms · p95 {} ms · p99 {} ms · mean batch {} · cache hit rate {} · "
-            "throughput {} req/s · queue {}",
-            figures["requests"], figures["errors"], figures["latency_ms"]["p50"], figures["latency_ms"]["p95"],
-            figures["latency_ms"]["p99"], figures["mean_batch_size"], figures["cache_hit_rate"],
-            runtime.get("throughput_rps"), runtime.get("queue_depth"),
-        )
+    def live_figures(self, obj: Deployment):
+        return live_table(self._summary(obj), obj.runtime or {})
+
+    @admin.display(description="runtime")
+    def runtime_figures(self, obj: Deployment):
+        return runtime_table(obj.runtime or {})
+
+    # --- saving through the services ------------------------------------------------------------
 
     def save_model(self, request, obj, form, change):
         try:
             if change:
-                data = {field: form.cleaned_data[field] for field in form.changed_data if field != "model_version"}
-                if "model_version" in form.changed_data:
-                    data["version"] = obj.model_version.version
-                services.deployment_update(deployment=Deployment.objects.get(pk=obj.pk), data=data)
+                deployment = services.deployment_update(deployment=Deployment.objects.get(pk=obj.pk),
+                                                        data=form.validated)
             else:
-                services.deployment_create(endpoint=obj.endpoint, model=obj.model.name,
-                                           version=obj.model_version.version, created_by=request.user,
-                                           **{f: form.cleaned_data[f] for f in form.changed_data
-                                              if f not in ("endpoint", "model", "model_version", "alias",
-                                                           "ensemble", "weight")})
-        except ApplicationError as exc:
-            self.message_user(request, exc.message, messages.ERROR)
+                deployment = services.deployment_create(**form.validated, created_by=request.user)
+        except ApplicationError as exc:  # raced with another change since the form checked
+            request.deployment_refused = exc.message
+            return
+        obj.pk = deployment.pk
+
+    def log_addition(self, request, obj, message):
+        return None if getattr(request, "deployment_refused", None) else super().log_addition(request, obj, message)
+
+    def log_change(self, request, obj, message):
+        return None if getattr(request, "deployment_refused", None) else super().log_change(request, obj, message)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        return self._refused(request) or super().response_add(request, obj, post_url_continue)
+
+    def response_change(self, request, obj):
+        return self._refused(request) or super().response_change(request, obj)
+
+    def _refused(self, request: HttpRequest) -> HttpResponse | None:
+        """Only the error when the service refused: never Django's "added successfully" beside it."""
+        refusal = getattr(request, "deployment_refused", None)
+        if refusal is None:
+            return None
+        self.message_user(request, refusal, messages.ERROR)
+        return HttpResponseRedirect(request.get_full_path())
 
     @admin.action(description="Undeploy")
     def undeploy(self, request, queryset):
@@ -128,11 +165,11 @@ class PlatformConfigAdmin(admin.ModelAdmin):
         services.platform_config_update(data=form.cleaned_data)
 
 
-class DeployForm(forms.Form):
-    endpoint = forms.SlugField(max_length=64)
-    replicas = forms.IntegerField(min_value=1, max_value=16, initial=1)
-    max_batch_size = forms.IntegerField(min_value=1, max_value=4096, initial=32)
-    batch_timeout_ms = forms.FloatField(min_value=0, max_value=10_000, initial=5.0)
+def add_deployment_url(version) -> str:
+    """The add-deployment page with this version chosen (the model version page's "Deploy" button)."""
+    endpoint = f"{version.model.name}-v{version.version}"
+    return (f"{reverse('admin:inference_deployment_add')}?model={version.model_id}&model_version={version.pk}"
+            f"&endpoint={endpoint}")
 
 
 @admin.action(description="Deploy to an endpoint")
@@ -143,7 +180,7 @@ def deploy_version(modeladmin, request, queryset):
         return f"Deployed {deployment}; the model server loads it within seconds."
 
     return one_object_form_action(
-        modeladmin, request, queryset.select_related("model"), action="deploy_version", form_class=DeployForm,
+        modeladmin, request, queryset.select_related("model"), action="deploy_version", form_class=DeployVersionForm,
         template="admin/inference/deploy_version.html", title="Deploy {obj}", apply=apply,
         initial=lambda version: {"endpoint": f"{version.model.name}-v{version.version}"},
     )
@@ -151,3 +188,4 @@ def deploy_version(modeladmin, request, queryset):
 
 # Deploying is an action on a model version; the registry's admin does not know about serving.
 ModelVersionAdmin.actions = [*ModelVersionAdmin.actions, deploy_version]
+ModelVersionAdmin.deploy_url = staticmethod(add_deployment_url)

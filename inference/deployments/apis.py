@@ -9,10 +9,10 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.apis import parse, request_user
+from core.apis import check_query, parse, request_user
 from core.errors import ServiceUnavailable
 from core.openapi import errors
-from core.pagination import Pagination
+from core.pagination import PAGE_QUERY, Pagination
 from inference import metrics, platform_config
 from inference.deployments import selectors, services
 from inference.deployments.serializers import (
@@ -31,6 +31,7 @@ class DeploymentListCreateApi(APIView):
                                OpenApiParameter("page_size", int)],
                    responses={200: DeploymentOut(many=True), **errors()})
     def get(self, request):
+        check_query(request, ["include_stopped", *PAGE_QUERY])
         include_stopped = request.query_params.get("include_stopped") in ("1", "true")
         paginator = Pagination()
         page = paginator.paginate_queryset(selectors.deployment_list(include_stopped=include_stopped), request, self)

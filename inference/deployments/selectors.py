@@ -26,6 +26,16 @@ def deployments_using_version(version) -> list[str]:
     return reasons
 
 
+def serving_replicas(deployment: Deployment) -> list[dict] | None:
+    """The replicas of the generation that serves, as the model server last reported them (None before its first
+    report). While a new generation loads, the old one's replicas are the ones answering."""
+    runtime = deployment.runtime or {}
+    if "replicas" not in runtime:
+        return None
+    replicas = runtime["replicas"] or []
+    return [r for r in replicas if r.get("generation") == runtime.get("serving_generation")] or replicas
+
+
 def platform_config_get() -> PlatformConfig:
     config, _ = PlatformConfig.objects.get_or_create(pk=1)
     return config

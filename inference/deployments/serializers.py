@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from core.choices import ChoiceField, ModelSerializer
 from inference.models import Deployment, Device
 from registry.models import slug_validator
 
@@ -20,7 +21,7 @@ class _Knobs(serializers.Serializer):
     max_queue = serializers.IntegerField(min_value=1, max_value=100_000, required=False)
     timeout_ms = serializers.IntegerField(min_value=1, max_value=600_000, required=False)
     max_rows = serializers.IntegerField(min_value=1, max_value=100_000, required=False)
-    device = serializers.ChoiceField(choices=Device.choices, required=False)
+    device = ChoiceField(choices=Device.choices, required=False)
     torch_threads = serializers.IntegerField(min_value=1, max_value=256, required=False, allow_null=True)
     torch_compile = serializers.BooleanField(required=False)
     quantize = serializers.BooleanField(required=False)
@@ -57,7 +58,7 @@ class DeploymentUpdateIn(_Knobs):
         return attrs
 
 
-class DeploymentOut(serializers.ModelSerializer):
+class DeploymentOut(ModelSerializer):
     model = serializers.CharField(source="model.name")
     version = serializers.IntegerField(source="model_version.version")
     created_by = serializers.CharField(source="created_by.username", default=None)

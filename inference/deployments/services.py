@@ -56,8 +56,10 @@ def _resolve(model_name: str, version: int | None, alias: str | None) -> tuple[R
     return model, _deployable_version(model, ref)
 
 
-def deployment_create(*, endpoint: str, model: str, version: int | None = None, alias: str | None = None,
-                      ensemble: list[dict] | None = None, created_by=None, **knobs: Any) -> Deployment:
+def deployment_prepare(*, endpoint: str, model: str, version: int | None = None, alias: str | None = None,
+                       ensemble: list[dict] | None = None, created_by=None, **knobs: Any) -> Deployment:
+    """The deployment deployment_create would save, checked but unsaved: a form shows what is wrong (a version
+    not ready, a taken endpoint...) beside its fields before anything is written."""
     registered, target = _resolve(model, version, alias)
     deployment = Deployment(
         endpoint=endpoint, model=registered, model_version=target, alias=alias or "",
@@ -66,11 +68,26 @@ def deployment_create(*, endpoint: str, model: str, version: int | None = None, 
     if deployment.follow_alias and not deployment.alias:
         raise VersionNotDeployable("follow_alias needs an alias to follow.", details={"field": "follow_alias"})
     full_clean(deployment, validate_constraints=False, validate_unique=False)
+    if Deployment.objects.filter(LIVE, endpoint=endpoint).exists():
+        raise _endpoint_taken(endpoint)
+    return deployment
+
+
+def _endpoint_taken(endpoint: str) -> EndpointTaken:
+    return EndpointTaken(f"Endpoint '{endpoint}' already has a live deployment; update or undeploy it.",
+                         details={"field": "endpoint"})
+
+
+def deployment_create(*, endpoint: str, model: str, version: int | None = None, alias: str | None = None,
+                      ensemble: list[dict] | None = None, created_by=None, **knobs: Any) -> Deployment:
+    """Saves a deployment; the model server loads it within seconds."""
+    deployment = deployment_prepare(endpoint=endpoint, model=model, version=version, alias=alias, ensemble=ensemble,
+                                    created_by=created_by, **knobs)
     try:
         with transaction.atomic():
             deployment.save()
-    except IntegrityError:
-        raise EndpointTaken(f"Endpoint '{endpoint}' already has a live deployment; update or undeploy it.") from None
+    except IntegrityError:  # deployed by someone else since the check: the database lets one win
+        raise _endpoint_taken(deployment.endpoint) from None
     return deployment
 
 

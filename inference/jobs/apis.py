@@ -108,7 +108,7 @@ class AsyncPredictApi(APIView):
 def _limited_list(request, filterset, select, serializer) -> Response:
     """The caller's jobs (all of them for manage/staff), filtered, at most `limit`."""
     limit = _limit(request)
-    found = filter_queryset(filterset, request, select(owner=_owner_filter(request)))
+    found = filter_queryset(filterset, request, select(owner=_owner_filter(request)), also=["limit"])
     results = serializer(found[:limit], many=True, context={"request": request}).data
     return Response({"count": found.count(), "limit": limit, "results": results})
 

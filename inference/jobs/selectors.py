@@ -8,6 +8,7 @@ import django_filters
 import redis
 from django.db.models import QuerySet
 
+from core.choices import ChoiceFilter
 from inference.jobs import queue as jobs
 from inference.jobs.errors import JobNotFound, ResultNotReady
 from inference.jobs.services import batch_path
@@ -17,9 +18,9 @@ RECENT_RUNS = 50
 
 
 class JobFilter(django_filters.FilterSet):
-    status = django_filters.ChoiceFilter(choices=JobStatus.choices)
+    status = ChoiceFilter(choices=JobStatus.choices)
     endpoint = django_filters.CharFilter()
-    priority = django_filters.ChoiceFilter(choices=JobPriority.choices)
+    priority = ChoiceFilter(choices=JobPriority.choices)
 
     class Meta:
         model = InferenceJob

@@ -6,6 +6,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.choices import ChoiceField, ModelSerializer
 from inference.jobs.selectors import batch_job_result_available
 from inference.models import BatchFormat, BatchJob, InferenceJob, JobPriority, JobStatus
 from inference.predict.bodies import parameter_errors
@@ -19,7 +20,7 @@ class AsyncPredictIn(serializers.Serializer):
     subject_id = serializers.CharField(max_length=128, required=False, default="",
                                        help_text="Routes the job as a sync request from this subject (experiments); "
                                                  "the X-Subject-Id header does the same.")
-    priority = serializers.ChoiceField(choices=JobPriority.choices, default=JobPriority.NORMAL)
+    priority = ChoiceField(choices=JobPriority.choices, default=JobPriority.NORMAL)
     timeout_ms = serializers.IntegerField(min_value=1, required=False,
                                           help_text="Run time limit of the job (default JOB_DEFAULT_TIMEOUT_S).")
 
@@ -41,7 +42,7 @@ class AsyncPredictIn(serializers.Serializer):
 
 class AsyncPredictOut(serializers.Serializer):
     job_id = serializers.UUIDField()
-    status = serializers.ChoiceField(choices=JobStatus.choices)
+    status = ChoiceField(choices=JobStatus.choices)
     eta_seconds = serializers.IntegerField(allow_null=True, help_text="null when no worker is listening")
     status_url = serializers.URLField()
 
@@ -51,7 +52,7 @@ class JobErrorOut(serializers.Serializer):
     message = serializers.CharField()
 
 
-class _JobOut(serializers.ModelSerializer):
+class _JobOut(ModelSerializer):
     model = serializers.CharField(source="model_version.model.name", default=None)
     version = serializers.IntegerField(source="model_version.version", default=None)
     error = serializers.SerializerMethodField()
@@ -103,9 +104,9 @@ class BatchJobCreateIn(serializers.Serializer):
     file = serializers.FileField(allow_empty_file=True, use_url=False,
                                  help_text="CSV with a header row of feature names, or JSON Lines.")
     endpoint = serializers.CharField(max_length=64)
-    format = serializers.ChoiceField(choices=BatchFormat.choices, required=False,
+    format = ChoiceField(choices=BatchFormat.choices, required=False,
                                      help_text="Default: from the file name (.csv / .jsonl), else from its content.")
-    priority = serializers.ChoiceField(choices=JobPriority.choices, default=JobPriority.LOW)
+    priority = ChoiceField(choices=JobPriority.choices, default=JobPriority.LOW)
 
 
 class RowErrorOut(serializers.Serializer):

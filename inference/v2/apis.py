@@ -24,6 +24,7 @@ from rest_framework.views import APIView
 
 from core import health
 from core.errors import render_error
+from core.middleware import catch_all
 from core.permissions import PredictScope, Public
 from inference.deployments import selectors
 from inference.predict import engine
@@ -216,6 +217,7 @@ class V2ModelInferApi(_ProtocolApi):
         return _infer_response(name, infer, prediction)
 
 
+@catch_all
 def unknown_route(request: HttpRequest, rest: str = "") -> JsonResponse:
     """Any other /v2 path (repository, config, statistics...) answers 404 in the protocol's shape."""
     return JsonResponse({"error": "This server does not implement that V2 route."}, status=404)

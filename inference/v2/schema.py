@@ -4,6 +4,7 @@ writes the bodies themselves)."""
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
+from core.choices import ChoiceField
 from inference.runtime.v2 import codec as v2codec
 
 V2Error = inline_serializer(name="V2Error", fields={"error": serializers.CharField()})
@@ -22,14 +23,14 @@ def protocol_errors(*codes: int, public: bool = False) -> dict:
 
 class V2MetadataTensor(serializers.Serializer):
     name = serializers.CharField()
-    datatype = serializers.ChoiceField(v2codec.DATATYPES)
+    datatype = ChoiceField(v2codec.DATATYPES)
     shape = serializers.ListField(child=serializers.IntegerField(), help_text="-1: any size (the batch)")
 
 
 class V2InputTensor(serializers.Serializer):
     name = serializers.CharField()
     shape = serializers.ListField(child=serializers.IntegerField(min_value=0))
-    datatype = serializers.ChoiceField(v2codec.DATATYPES)
+    datatype = ChoiceField(v2codec.DATATYPES)
     parameters = serializers.DictField(required=False, help_text='{"binary_data_size": N}: the data follows the '
                                                                  "JSON header as raw little-endian bytes")
     # A field named `data`: DRF's metaclass moves declared fields off the class, so Serializer.data stays a property.
@@ -37,7 +38,7 @@ class V2InputTensor(serializers.Serializer):
 
 
 class V2RequestedOutput(serializers.Serializer):
-    name = serializers.ChoiceField(["predict", "probabilities"])
+    name = ChoiceField(["predict", "probabilities"])
     parameters = serializers.DictField(required=False, help_text='{"binary_data": bool, "classification": k}')
 
 
@@ -50,7 +51,7 @@ class V2InferRequest(serializers.Serializer):
 
 class V2OutputTensor(serializers.Serializer):
     name = serializers.CharField()
-    datatype = serializers.ChoiceField(v2codec.DATATYPES)
+    datatype = ChoiceField(v2codec.DATATYPES)
     shape = serializers.ListField(child=serializers.IntegerField())
     parameters = serializers.DictField(required=False, help_text='{"binary_data_size": N} for a binary output')
     # As in V2InputTensor: a field, not Serializer.data.

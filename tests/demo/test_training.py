@@ -190,3 +190,16 @@ def test_the_name_list_matches_what_is_built(demos: dict[str, DemoModel]) -> Non
     from demo.training import DEMO_MODEL_NAMES
 
     assert tuple(demos) == DEMO_MODEL_NAMES
+
+
+def test_the_churn_candidate_is_a_second_churn_model_on_the_same_data(tmp_path: pathlib.Path,
+                                                                       demos: dict[str, DemoModel]) -> None:
+    from demo.training import DEMO_CANDIDATES, build_demo_candidates
+
+    (candidate,) = build_demo_candidates(tmp_path)
+    assert [(candidate.name, candidate.alias)] == list(DEMO_CANDIDATES) == [("churn-logreg", "staging")]
+    assert demos["churn-logreg"].alias == "production"
+    assert candidate.params == {**demos["churn-logreg"].params, "C": 0.05}
+    assert candidate.metrics["accuracy"] > 0.8
+    probe = tabular_probe(10)
+    assert not np.allclose(load(candidate).predict_proba(probe), load(demos["churn-logreg"]).predict_proba(probe))

@@ -110,11 +110,19 @@ class AdmissionTests(TestCase):
         self.assertEqual(self.admit("/v2/models/scorer/infer").version, None)
         self.assertEqual(self.admit("/api/v1/predict").kind, "universal")
 
+    def test_routes_are_admitted_with_or_without_a_trailing_slash_as_django_answers_both(self):
+        self.assertEqual(self.admit("/api/v1/predict/scorer/").endpoint, "scorer")
+        self.assertEqual(self.admit("/api/v1/predict/").kind, "universal")
+        v2 = self.admit("/v2/models/scorer/versions/3/infer/")
+        self.assertEqual((v2.kind, v2.endpoint, v2.version), ("v2", "scorer", "3"))
+        self.assertIsNone(self.admit("/api/v1/predict/batch/"))
+        self.assertIsNone(self.admit("/api/v1/predict/scorer/explain/"))
+
     def test_everything_else_goes_to_django(self):
         cases = {
             "another route": dict(path="/api/v1/predict/batch"),
             "explain": dict(path="/api/v1/predict/scorer/explain"),
-            "the universal route with a slash": dict(path="/api/v1/predict/"),
+            "the batch route with a slash": dict(path="/api/v1/predict/batch/"),
             "V2 metadata": dict(path="/v2/models/scorer"),
             "V2 readiness": dict(path="/v2/models/scorer/ready"),
             "a V2 form body": dict(path="/v2/models/scorer/infer",

@@ -3,6 +3,7 @@ import re
 
 import django_rq
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.contrib.messages import get_messages
 from django.test import TestCase
 from rest_framework.test import APIClient
@@ -141,15 +142,14 @@ class ChangelistAdminTests(AdminTestCase):
         self.assertContains(response, "churn")
         self.assertContains(response, "column-last_version")
 
-    def test_it_lists_versions_with_status_and_short_sha256(self):
+    def test_it_lists_versions_with_status_aliases_and_size(self):
         version = self.add_version()
         services.model_alias_set(model=self.model, alias="production", version_number=1)
         response = self.client.get(VERSIONS)
         self.assertEqual(response.status_code, 200)
-        self.assertContains(response, "column-status")
-        self.assertContains(response, "column-short_sha256")
-        self.assertContains(response, version.sha256[:12])
-        self.assertNotContains(response, version.sha256)
+        self.assertContains(response, "column-status_badge")
+        self.assertContains(response, "column-size")
+        self.assertNotContains(response, version.sha256)  # on the version's page, not in a laptop-wide list
         self.assertContains(response, "pending")
         self.assertContains(response, "production")
 
@@ -211,3 +211,87 @@ class AdminAccessTests(TestCase):
         self.assertEqual(response.status_code, 302)
         self.assertFalse(ModelVersion.objects.exists())
         self.assertEqual(RegisteredModel.objects.get().last_version, 0)
+
+
+class VersionPageTests(AdminTestCase):
+    def ready_version(self, **fields) -> ModelVersion:
+        version = self.add_version()
+        ModelVersion.objects.filter(pk=version.pk).update(status=VersionStatus.READY, **fields)
+        return ModelVersion.objects.get(pk=version.pk)
+
+    def test_the_signature_is_a_table_of_columns_with_dtypes(self):
+        version = self.ready_version(signature={
+            "columns": [{"name": "age", "dtype": "int64", "nullable": False},
+                        {"name": "plan", "dtype": "string", "nullable": True}],
+            "classes": ["stay", "churn"]})
+        page = self.client.get(f"{VERSIONS}{version.pk}/change/").content.decode()
+        self.assertIn("<tr><td>age</td><td>int64</td><td>no</td></tr>", page)
+        self.assertIn("<tr><td>plan</td><td>string</td><td>yes</td></tr>", page)
+        self.assertIn("<b>Classes</b> (2): stay, churn", page)
+
+    def test_without_typed_columns_the_feature_names_and_the_input_dtype_are_shown(self):
+        version = self.ready_version(signature={"n_features": 2, "feature_names": ["f0", "f1"], "input_kind": "tabular",
+                                                "inputs": [{"name": "input", "dtype": "float64", "shape": [-1, 2]}]})
+        page = self.client.get(f"{VERSIONS}{version.pk}/change/").content.decode()
+        self.assertIn("<tr><td>f0</td><td>float64</td><td>\u2013</td></tr>", page)
+        self.assertIn("None recorded with this version.", page)  # no input example (yet)
+
+    def test_metrics_are_a_rounded_table_and_the_page_offers_deploy_and_download(self):
+        version = self.ready_version(metrics={"accuracy": 0.931234567, "latency_ms": 3495.221714999957},
+                                     validation={"load_ms": 12.3456, "memory_mb": 80.1})
+        page = self.client.get(f"{VERSIONS}{version.pk}/change/").content.decode()
+        for shown in ('<th>accuracy</th><td class="sp-number">0.9312</td>',
+                      '<th>latency_ms</th><td class="sp-number">3,495.2</td>',
+                      '<th>Load time</th><td class="sp-number">12.3 ms</td>'):
+            self.assertIn(shown, page)
+        self.assertNotIn("0.931234567", page.split('name="metrics"')[0])  # only the JSON editor has all digits
+        self.assertIn(f"/admin/inference/deployment/add/?model={self.model.pk}&amp;model_version={version.pk}", page)
+        self.assertIn(f"/admin/registry/modelversion/{version.pk}/artifact/", page)
+
+    def test_a_version_not_ready_has_no_deploy_button(self):
+        page = self.client.get(f"{VERSIONS}{self.add_version().pk}/change/").content.decode()
+        self.assertNotIn("/admin/inference/deployment/add/?model=", page)
+
+    def test_the_list_fits_a_laptop_sizes_badges_and_key_metrics(self):
+        self.ready_version(metrics={"zeta": 1, "f1_macro": 0.81234, "accuracy": 0.93456, "rmse": 2.5})
+        page = self.client.get(VERSIONS).content.decode()
+        kb = f"{len(skops_artifact()) / 1024:,.1f} KB"
+        for shown in (kb, "sp-badge", '<div class="sp-metric">accuracy <b>0.9346</b></div>'
+                          '<div class="sp-metric">f1_macro <b>0.8123</b></div></td>'):
+            self.assertIn(shown, page)
+        self.assertNotIn(f">{len(skops_artifact())}<", page)  # no raw byte counts
+
+
+class ArtifactDownloadTests(AdminTestCase):
+    def test_staff_with_the_permission_download_the_stored_bytes(self):
+        version = self.add_version()
+        response = self.client.get(f"{VERSIONS}{version.pk}/artifact/")
+        self.assertEqual(response.status_code, 200)
+        self.assertEqual(b"".join(response.streaming_content), skops_artifact())
+        self.assertEqual(response["Content-Disposition"], 'attachment; filename="churn-v1.skops"')
+        self.assertEqual(response["X-Content-SHA256"], version.sha256)
+
+    def test_staff_without_it_get_no_button_and_a_403(self):
+        version = self.add_version()
+        staff = get_user_model().objects.create_user("viewer", password="pw-viewer", is_staff=True)
+        staff.user_permissions.add(Permission.objects.get(codename="view_modelversion"))
+        self.client.force_login(staff)
+        page = self.client.get(f"{VERSIONS}{version.pk}/change/")
+        self.assertEqual(page.status_code, 200)
+        self.assertNotContains(page, "/artifact/")
+        self.assertEqual(self.client.get(f"{VERSIONS}{version.pk}/artifact/").status_code, 403)
+        staff.user_permissions.add(Permission.objects.get(codename="download_artifact"))
+        staff = get_user_model().objects.get(pk=staff.pk)  # permissions are cached per instance
+        self.client.force_login(staff)
+        self.assertEqual(self.client.get(f"{VERSIONS}{version.pk}/artifact/").status_code, 200)
+
+
+def test_an_input_example_is_a_table_of_its_first_rows():
+    from registry.admin_display import input_example_table
+
+    records = [{"age": 30 + i, "plan": "pro"} for i in range(7)]
+    html = str(input_example_table(records))
+    assert "<th>age</th><th>plan</th>" in html
+    assert "<tr><td>30</td><td>pro</td></tr>" in html and "<td>35</td>" not in html
+    assert "2 more rows" in html
+    assert "<th>[0]</th><th>[1]</th>" in str(input_example_table([[1.5, 2], [3, 4]]))

@@ -140,8 +140,15 @@ class SeedDemoCommandTests(TestCase):
         self.assertEqual(churn.tags["demo"], "true")
         self.assertEqual(churn.params["n_features"], 10)
 
+    def test_churn_logreg_has_a_ready_candidate_version_two_at_staging(self):
+        staging = ModelAlias.objects.select_related("version").get(model__name="churn-logreg", name="staging").version
+        self.assertEqual((staging.version, staging.status), (2, VersionStatus.READY), staging.status_reason)
+        self.assertEqual(staging.params["C"], 0.05)
+        self.assertEqual(staging.signature["n_features"], 10)
+        self.assertEqual(self.production("churn-logreg").version, 1)
+
     def test_a_second_run_creates_no_new_versions(self):
-        self.assertEqual(len(self.versions_after_first), 5)
+        self.assertEqual(len(self.versions_after_first), 6)  # the five, and churn-logreg's candidate
         self.assertEqual(sorted(ModelVersion.objects.values_list("pk", flat=True)), self.versions_after_first)
         self.assertEqual(self.second_stderr.count("already seeded"), 5)
         self.assertNotIn("registered v", self.second_stderr)

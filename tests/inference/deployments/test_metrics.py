@@ -59,11 +59,11 @@ class DeploymentAdminTests(TestCase):
         page = self.client.get("/admin/inference/deployment/")
         self.assertEqual(page.status_code, 200)
         html = page.content.decode()
-        for text in ("scorer", "pending", "123.4", "56.0", "P99 ms"):
+        for text in ("scorer", "pending", "123.4 MB", "P50 / p99"):
             self.assertIn(text, html)
         change = self.client.get(f"/admin/inference/deployment/{deployment.pk}/change/")
         self.assertContains(change, "Live figures")
-        self.assertContains(change, "cache hit rate")
+        self.assertContains(change, "Cache hit rate")
 
     def test_admin_actions_undeploy_and_restart(self):
         from inference.deployments.services import deployment_create
