@@ -8,7 +8,7 @@ from django.urls import reverse
 from core.admin_actions import one_object_form_action
 from core.errors import ApplicationError
 from registry import services
-from registry.forms import AliasForm, ModelVersionUploadForm
+from registry.forms import AliasForm, ModelVersionUploadForm, example_table
 from registry.models import ModelAlias, ModelVersion, RegisteredModel
 
 
@@ -34,7 +34,7 @@ class RegisteredModelAdmin(admin.ModelAdmin):
 
 class UploadForm(ModelVersionUploadForm):
     model = forms.ModelChoiceField(queryset=RegisteredModel.objects.all())
-    field_order = ["model", "artifact", "flavor", "description", "signature", "metrics", "tags"]
+    field_order = ["model", "artifact", "flavor", "input_example", "description", "signature", "metrics", "tags"]
 
 
 @admin.register(ModelVersion)
@@ -44,8 +44,8 @@ class ModelVersionAdmin(admin.ModelAdmin):
     list_filter = ("status", "flavor", "format", "model")
     search_fields = ("model__name", "sha256")
     readonly_fields = ("model", "version", "flavor", "format", "artifact_path", "sha256", "size_bytes", "status",
-                       "status_reason", "signature", "validation", "created_by", "created_by_key", "created_at",
-                       "updated_at", "validated_at")
+                       "status_reason", "signature", "input_example_table", "validation", "created_by",
+                       "created_by_key", "created_at", "updated_at", "validated_at")
     fields = readonly_fields + ("description", "metrics", "params", "tags")
     actions = ["validate_again", "set_alias"]
 
@@ -56,6 +56,10 @@ class ModelVersionAdmin(admin.ModelAdmin):
     @admin.display(description="sha256")
     def short_sha256(self, obj):
         return obj.sha256[:12]
+
+    @admin.display(description="input example")
+    def input_example_table(self, obj):
+        return example_table(obj.input_example)
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("model").prefetch_related("aliases")
@@ -77,7 +81,8 @@ class ModelVersionAdmin(admin.ModelAdmin):
     def _create(self, request, data):
         return services.model_version_create(
             model=data["model"], artifact=data["artifact"], flavor=data["flavor"], signature=data["signature"],
-            metrics=data["metrics"], tags=data["tags"], description=data["description"], created_by=request.user,
+            metrics=data["metrics"], tags=data["tags"], description=data["description"],
+            input_example=data.get("input_example"), created_by=request.user,
         )
 
     def delete_model(self, request, obj):

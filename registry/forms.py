@@ -17,8 +17,11 @@ def _json_object(value: str, field: str) -> dict:
 
 
 class ModelVersionUploadForm(forms.Form):
-    artifact = forms.FileField(help_text="skops (.skops), TorchScript or torch.export file; detected from its content.")
+    artifact = forms.FileField(help_text="skops, TorchScript, torch.export, XGBoost (.json/.ubj), LightGBM (text) or "
+                                         "ONNX file; detected from its content.")
     flavor = forms.ChoiceField(choices=Flavor.choices)
+    input_example = forms.FileField(required=False, help_text="Optional: a few real rows, CSV with a header or a JSON "
+                                                              "list of records (sets the columns' types).")
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
     signature = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}),
                                 help_text='Optional JSON, e.g. {"n_features": 8, "classes": ["a", "b"]}')
@@ -37,3 +40,19 @@ class ModelVersionUploadForm(forms.Form):
 
 class AliasForm(forms.Form):
     alias = forms.SlugField(max_length=64, initial="production")
+
+
+def example_table(example: list | None, max_rows: int = 20) -> str:
+    """An input example as an HTML table for the admin (escaped: the values are the uploader's data)."""
+    from django.utils.html import format_html, format_html_join
+
+    if not example:
+        return "-"
+    if not isinstance(example[0], dict):
+        return format_html("<pre>{}</pre>", "\n".join(str(row) for row in example[:max_rows]))
+    names = list(example[0])
+    head = format_html_join("", "<th>{}</th>", ((name,) for name in names))
+    body = format_html_join("", "<tr>{}</tr>", ((format_html_join("", "<td>{}</td>", (
+        ("" if row.get(name) is None else row.get(name),) for name in names)),) for row in example[:max_rows]))
+    more = format_html("<p>{} more rows</p>", len(example) - max_rows) if len(example) > max_rows else ""
+    return format_html("<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>{}", head, body, more)
