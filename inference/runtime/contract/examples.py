@@ -183,7 +183,7 @@ def _merge_dtype(name: str, model: str | None, given: str | None, seen: str | No
         raise SignatureMismatch(f"column '{name[:64]}': the signature says {given} but the model takes "
                                 f"{_describe(model)}")
     if model and seen and not given and not _compatible(model, seen):
-        raise SignatureMismatch(f"column '{name[:64]}': the input example has {_describe(seen)} values but the "
+        raise SignatureMismatch(f"column '{name[:64]}': the input example has {_describe(seen)} but the "
                                 f"model takes {_describe(model)}")
     for candidate in (given, model if model != NUMBER else None, seen):
         if candidate:
