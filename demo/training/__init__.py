@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from demo.training.common import DEMO_MODEL_NAMES, ROUTER_SEPARATOR, ROUTER_SKILLS, DemoModel
+from demo.training.mixed import build_churn_lightgbm, build_churn_mixed
 from demo.training.neural import build_demand_mlp
 from demo.training.tabular import build_churn_logreg, build_fraud_forest
 from demo.training.text import build_router_scorer, build_sentiment_text, router_row
@@ -27,6 +28,8 @@ def build_demo_models(out_dir: pathlib.Path, *, seed: int = 7) -> list[DemoModel
         build_sentiment_text,
         build_demand_mlp,
         build_router_scorer,
+        build_churn_mixed,
+        build_churn_lightgbm,
     )
     return [
         build(out_dir, model_seed) for build, model_seed in zip(builders, _spawn_seeds(seed, len(builders)))

@@ -11,7 +11,8 @@ import numpy as np
 import skops.io as sio
 from sklearn.metrics import accuracy_score, f1_score
 
-DEMO_MODEL_NAMES = ("churn-logreg", "fraud-forest", "sentiment-text", "demand-mlp", "router-scorer")
+DEMO_MODEL_NAMES = ("churn-logreg", "fraud-forest", "sentiment-text", "demand-mlp", "router-scorer", "churn-mixed",
+                    "churn-lightgbm")
 SENTIMENT_CLASSES = ("negative", "neutral", "positive")
 DEMAND_CLASSES = ("low", "medium", "high")
 ROUTER_SEPARATOR = " || "
@@ -41,13 +42,14 @@ class DemoModel:
     name: str
     description: str
     task: str  # "classification" | "regression" | "scoring"
-    flavor: str  # "sklearn" | "torch"
+    flavor: str  # "sklearn" | "torch" | "lightgbm"
     path: pathlib.Path
     # Only what the artifact cannot tell about itself (input kind, class names of a torch net, ...).
     signature: dict[str, Any] | None
     metrics: dict[str, float]
     params: dict[str, Any]
     tags: dict[str, str]
+    input_example: list[dict[str, Any]] | None = None  # a few real rows (records), uploaded with the version
 
 
 def demo_tags(family: str, **extra: str) -> dict[str, str]:
