@@ -40,7 +40,7 @@ class Command(BaseCommand):
         example = options.get("input_example")
         if example is not None and not example.is_file():
             raise CommandError(f"--input-example: {example} is not a file")
-        fields = {key: _json_option(key, options.get(key)) for key in _JSON_OPTIONS if options.get(key) is not None}
+        fields = {key: _json_option(key, value) for key in _JSON_OPTIONS if (value := options.get(key)) is not None}
         try:
             version = self._register(path, name=name, flavor=flavor, task=task, example=example,
                                      description=options.get("description") or "", **fields)
