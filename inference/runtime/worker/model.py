@@ -178,7 +178,7 @@ class ServedModel:
     def _check_ensemble(self, task: str) -> None:
         self._check_inputs_agree()
         # Probe every member once: outputs (classes, probabilities) are only certain once seen.
-        smoke = self.smoke_inputs(2)
+        smoke = as_batch(self.smoke_inputs(2), self._columns)
         results = [member.runtime.predict(smoke) for member in self.members]
         with_proba = [result.probabilities is not None for result in results]
         if task == "classification" or any(with_proba):

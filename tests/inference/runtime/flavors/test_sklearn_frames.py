@@ -127,3 +127,16 @@ def test_a_model_that_cannot_take_what_it_is_given_fails_with_a_reason_not_a_num
     answer = validate_request(_request(path, input_example=[{"age": None}]))
     assert not answer["ok"]
     assert answer["error"].startswith("the smoke prediction on the input example failed")
+
+
+def test_an_ensemble_of_dataframe_pipelines_averages_their_probabilities(tmp_path):
+    frame, target = mixed_frame()
+    first, second = mixed_pipeline(frame, target), mixed_pipeline(frame.iloc[:200], target[:200])
+    one, _ = load(tmp_path, first)
+    (tmp_path / "two").mkdir()
+    two, _ = load(tmp_path / "two", second)
+    ensemble = ServedModel([Member(one, 1.0), Member(two, 3.0)], task="classification", given=None)
+    sample = frame.iloc[:20]
+    result = ensemble.predict(normalize_inputs(records(sample), ensemble.signature, max_rows=100))
+    expected = 0.25 * first.predict_proba(sample) + 0.75 * second.predict_proba(sample)
+    np.testing.assert_allclose(result.probabilities, expected, rtol=1e-12)
