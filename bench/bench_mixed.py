@@ -2,7 +2,7 @@
 and plan strings, numbers, missing incomes; one-hot encoding + HistGradientBoostingClassifier) under wrk, against
 the same pipeline's predict_proba called in-process, one row at a time and in batches of 32. With --ref, also the
 numeric single-row path (churn-logreg, fraud-forest at 16 connections) on a commit and on the working tree in the
-same run, each served the way `make serve` serves it. Run on demand, never in CI.
+same run, both served side by side the way `make serve` serves them, their runs alternating. Run on demand, never in CI.
 
     .venv/bin/python bench/bench_mixed.py                       # ~3 min after the demo models are trained
     .venv/bin/python bench/bench_mixed.py --ref 9056ec1         # + the numeric path before/after (~+5 min)
@@ -111,8 +111,10 @@ def mixed_figures(args, port: int, env: dict[str, str], key: str, client: bs.Cli
     runs = {conns: measured(args, f"platform {MIXED} c={conns}",
                             lambda seconds, c=conns: wrk_mixed(url, connections=c, seconds=seconds, key=key),
                             meter, metrics) for conns in (16, 64)}
-    done = subprocess.run([args.python, "manage.py", "shell", "-c", IN_PROCESS], cwd=bs.ROOT, env=env,
-                          capture_output=True, text=True, check=True)
+    # One thread, as the platform's worker runs the model (threadpoolctl); the machine's other load would
+    # otherwise make OpenMP's threads wait on each other.
+    done = subprocess.run([args.python, "manage.py", "shell", "-c", IN_PROCESS], cwd=bs.ROOT,
+                          env={**env, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, check=True)
     line = next(line for line in done.stdout.splitlines() if line.startswith("INPROC "))
     return {"platform": runs, "in_process": json.loads(line[len("INPROC "):])}
 
@@ -176,6 +178,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--python", default=str(bs.ROOT / ".venv" / "bin" / "python"))
     parser.add_argument("--ref", help="also measure the numeric single-row path on this commit (a clean export)")
     parser.add_argument("--fresh", action="store_true", help="wipe the VAR_DIRs first (retrains the demo models)")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating runs of each tree with --ref")
     return parser.parse_args()
 
 
@@ -187,19 +190,42 @@ def main() -> None:
     sides = [("working", bs.ROOT, bs.OUT / "var-mixed")]
     if args.ref:
         sides.insert(0, ("ref", bs.source_tree(args.ref), bs.OUT / "var-ref"))
-    for side, tree, var_dir in sides:
-        server, port, env, key, client = serve(args, tree, var_dir)
-        try:
-            if args.ref:
-                result.setdefault("numeric", {})[side] = numeric_figures(args, port, key, client, server)
-            if side == "working":
-                result["mixed"] = mixed_figures(args, port, env, key, client, server)
-        finally:
+    served: dict[str, tuple] = {}
+    try:
+        # Both trees serve side by side (the idle one costs nothing): their runs alternate, so a change in the
+        # machine's other load hits both alike.
+        for side, tree, var_dir in sides:
+            served[side] = serve(args, tree, var_dir)
+        if args.ref:
+            result["numeric"] = alternating(args, served)
+        server, port, env, key, client = served["working"]
+        result["mixed"] = mixed_figures(args, port, env, key, client, server)
+    finally:
+        for server, *_ in served.values():
             server.stop()
     path = bs.OUT / f"mixed-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(result, indent=2, default=str))
     report(result)
     bs.log(f"figures in {path.relative_to(bs.ROOT)}")
+
+
+def alternating(args, served: dict[str, tuple]) -> dict[str, dict[str, Any]]:
+    """ref, working, ref, working...: --rounds runs of each; the figures of each side are their means."""
+    rounds: dict[str, list[dict[str, Any]]] = {side: [] for side in served}
+    for _ in range(args.rounds):
+        for side, (server, port, _env, key, client) in served.items():
+            rounds[side].append(numeric_figures(args, port, key, client, server))
+    return {side: {endpoint: _mean([run[endpoint] for run in runs]) for endpoint in NUMERIC}
+            for side, runs in rounds.items()}
+
+
+def _mean(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    groups = {name for run in runs for name in run["cpu_ms_per_request"]}
+    return {"rps": sum(r["rps"] for r in runs) / len(runs),
+            "other_load_cores": max(r["other_load_cores"] for r in runs),
+            "cpu_ms_per_request": {name: round(sum(r["cpu_ms_per_request"].get(name, 0) for r in runs) / len(runs), 3)
+                                   for name in groups},
+            "runs": [{"rps": r["rps"], "other_load_cores": r["other_load_cores"]} for r in runs]}
 
 
 if __name__ == "__main__":

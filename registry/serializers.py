@@ -28,8 +28,8 @@ class SignatureSerializer(serializers.Serializer):
     n_features = serializers.IntegerField(min_value=1, required=False, allow_null=True)
     input_kind = serializers.ChoiceField(choices=["tabular", "text"], required=False)
     classes = serializers.ListField(required=False, allow_null=True, max_length=100_000)
-    columns = ColumnSpecSerializer(many=True, required=False, allow_null=True, max_length=100_000,
-                                   help_text="typed tabular columns, in the order the model takes them")
+    columns = serializers.ListField(child=ColumnSpecSerializer(), required=False, allow_null=True, max_length=100_000,
+                                    help_text="typed tabular columns, in the order the model takes them")
 
     def validate(self, attrs):
         names, count = attrs.get("feature_names"), attrs.get("n_features")
