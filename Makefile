@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml client/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[flavors,dev]'   # flavors: XGBoost, LightGBM, ONNX
 	$(PY) -m pip install --quiet -e './client[sklearn,pandas]'   # the Python client and its `sp` command
 	@touch $(STAMP)
 

@@ -25,7 +25,8 @@ from registry.forms import AliasForm, ModelVersionUploadForm
 from registry.models import ModelAlias, ModelVersion, RegisteredModel, VersionStatus
 
 # What a downloaded artifact is named after (the format was detected from its bytes at upload).
-ARTIFACT_SUFFIXES = {"skops": ".skops", "pickle": ".pkl", "torchscript": ".pt", "torch_export": ".pt2"}
+ARTIFACT_SUFFIXES = {"skops": ".skops", "pickle": ".pkl", "torchscript": ".pt", "torch_export": ".pt2",
+                     "xgboost_json": ".json", "xgboost_ubj": ".ubj", "lightgbm_text": ".txt", "onnx": ".onnx"}
 
 
 class AliasInline(admin.TabularInline):
@@ -50,7 +51,7 @@ class RegisteredModelAdmin(admin.ModelAdmin):
 
 class UploadForm(ModelVersionUploadForm):
     model = forms.ModelChoiceField(queryset=RegisteredModel.objects.all())
-    field_order = ["model", "artifact", "flavor", "description", "signature", "metrics", "tags"]
+    field_order = ["model", "artifact", "flavor", "input_example", "description", "signature", "metrics", "tags"]
 
 
 @admin.register(ModelVersion)
@@ -112,7 +113,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     @admin.display(description="input example")
     def input_example_table(self, obj):
-        return input_example_table(getattr(obj, "input_example", None))
+        return input_example_table(obj.input_example)
 
     @admin.display(description="metrics")
     def metrics_table(self, obj):
@@ -168,7 +169,8 @@ class ModelVersionAdmin(admin.ModelAdmin):
     def _create(self, request, data):
         return services.model_version_create(
             model=data["model"], artifact=data["artifact"], flavor=data["flavor"], signature=data["signature"],
-            metrics=data["metrics"], tags=data["tags"], description=data["description"], created_by=request.user,
+            metrics=data["metrics"], tags=data["tags"], description=data["description"],
+            input_example=data.get("input_example"), created_by=request.user,
         )
 
     def delete_model(self, request, obj):

@@ -1,5 +1,5 @@
 from django.db.models import Model
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
@@ -16,12 +16,21 @@ from registry.serializers import (
     AliasSetOut,
     ModelVersionCreateIn,
     ModelVersionOut,
+    ModelVersionUpdateIn,
     RegisteredModelCreateIn,
     RegisteredModelOut,
     RegisteredModelUpdateIn,
 )
 
 TAG_PARAM = OpenApiParameter("tag", str, description="'key' or 'key:value'")
+VERSION_EXAMPLE = OpenApiExample(
+    "A DataFrame pipeline with its input example", response_only=True, status_codes=["201"],
+    value={"model": "churn-mixed", "version": 1, "flavor": "sklearn", "format": "skops", "status": "pending",
+           "signature": {"columns": [{"name": "country", "dtype": "string", "nullable": False},
+                                     {"name": "age", "dtype": "float64", "nullable": False},
+                                     {"name": "income", "dtype": "float64", "nullable": True}]},
+           "input_example": [{"country": "fr", "age": 31.0, "income": 42000.0},
+                             {"country": "de", "age": 55.0, "income": None}]})
 PAGE_PARAMS = [OpenApiParameter("page", int), OpenApiParameter("page_size", int, description="at most 100")]
 
 
@@ -87,7 +96,10 @@ class VersionListCreateApi(APIView):
                    request={"multipart/form-data": ModelVersionCreateIn},
                    responses={201: ModelVersionOut, **errors(400, 404, 413, 415)},
                    description="Upload an artifact. Returns at once with status 'pending'; a background job "
-                               "validates it in a sandboxed process and records 'ready' or 'failed'.")
+                               "validates it in a sandboxed process and records 'ready' or 'failed'. An optional "
+                               "`input_example` file (CSV with a header, or JSON records) types the columns, feeds "
+                               "the smoke prediction and is shown with the version.",
+                   examples=[VERSION_EXAMPLE])
     def post(self, request, name: str):
         model = selectors.registered_model_get(name)
         data = parse(ModelVersionCreateIn, request.data)
@@ -103,6 +115,18 @@ class VersionDetailApi(APIView):
     def get(self, request, name: str, version: str):
         model = selectors.registered_model_get(name)
         return Response(ModelVersionOut(selectors.model_version_get(model, version)).data)
+
+    @extend_schema(tags=["registry"], operation_id="versions_update", request=ModelVersionUpdateIn,
+                   parameters=[OpenApiParameter("version", str, OpenApiParameter.PATH)],
+                   responses={200: ModelVersionOut, **errors(400, 404, 409, 415)},
+                   description="Correct a version's signature, description, metrics or tags while no deployment "
+                               "serves it (409 naming the endpoint otherwise). A new signature is checked against "
+                               "the input example at once and against the model by validating the version again.")
+    def patch(self, request, name: str, version: str):
+        model = selectors.registered_model_get(name)
+        target = selectors.model_version_get(model, version)
+        data = parse(ModelVersionUpdateIn, request.data)
+        return Response(ModelVersionOut(services.model_version_update(version=target, data=data)).data)
 
     @extend_schema(tags=["registry"], operation_id="versions_destroy",
                    parameters=[OpenApiParameter("version", str, OpenApiParameter.PATH)],

@@ -17,6 +17,11 @@ class UnsupportedArtifact(InvalidInput):
     code = "unsupported_artifact"
 
 
+class InputExampleTooLarge(ApplicationError):
+    status_code = 413
+    code = "payload_too_large"
+
+
 class ModelVersionInUse(Conflict):
     code = "model_version_in_use"
 

@@ -17,8 +17,11 @@ def _json_object(value: str, field: str) -> dict:
 
 
 class ModelVersionUploadForm(forms.Form):
-    artifact = forms.FileField(help_text="skops (.skops), TorchScript or torch.export file; detected from its content.")
+    artifact = forms.FileField(help_text="skops, TorchScript, torch.export, XGBoost (.json/.ubj), LightGBM (text) or "
+                                         "ONNX file; detected from its content.")
     flavor = forms.ChoiceField(choices=Flavor.choices)
+    input_example = forms.FileField(required=False, help_text="Optional: a few real rows, CSV with a header or a JSON "
+                                                              "list of records (sets the columns' types).")
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
     signature = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}),
                                 help_text='Optional JSON, e.g. {"n_features": 8, "classes": ["a", "b"]}')
@@ -37,3 +40,5 @@ class ModelVersionUploadForm(forms.Form):
 
 class AliasForm(forms.Form):
     alias = forms.SlugField(max_length=64, initial="production")
+
+

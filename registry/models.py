@@ -24,6 +24,9 @@ class Task(models.TextChoices):
 class Flavor(models.TextChoices):
     SKLEARN = "sklearn"
     TORCH = "torch"
+    XGBOOST = "xgboost"
+    LIGHTGBM = "lightgbm"
+    ONNX = "onnx"
 
 
 class VersionStatus(models.TextChoices):
@@ -69,6 +72,9 @@ class ModelVersion(models.Model):
     metrics = models.JSONField(default=dict, blank=True)
     params = models.JSONField(default=dict, blank=True)
     tags = models.JSONField(default=dict, blank=True)
+    # A few real rows (records, rows or strings) uploaded with the version: column types, the validation's smoke
+    # prediction, categorical baselines for explain, and the example shown in the API and the admin.
+    input_example = models.JSONField(null=True, blank=True, editable=False)
     status = models.CharField(max_length=16, choices=VersionStatus.choices, default=VersionStatus.PENDING)
     status_reason = models.TextField(blank=True, default="")
     validation = models.JSONField(default=dict, blank=True, editable=False)

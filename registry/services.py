@@ -17,6 +17,7 @@ from registry.errors import (
     UnsupportedArtifact,
     VersionNotUsable,
 )
+from registry.examples import input_example_check, input_example_read
 from registry.models import ModelAlias, ModelVersion, RegisteredModel, VersionStatus
 from registry.queue import enqueue_validation
 from registry.selectors import model_version_get, model_version_in_use_reasons
@@ -28,6 +29,13 @@ PICKLE_REFUSED = (
     "unless the operator sets ALLOW_PICKLE_ARTIFACTS=1. Save scikit-learn models with skops "
     "(skops.io.dump) and torch models with torch.jit.save or torch.export.save instead."
 )
+# Only scikit-learn's flavor may ever take a pickle (with the operator's opt-in); the others never do.
+PICKLE_NEVER = (
+    "This artifact is a pickle, which a {flavor} model never is: upload the library's own format "
+    "({formats}). Pickles are never loaded for this flavor, whatever ALLOW_PICKLE_ARTIFACTS says."
+)
+_NATIVE_FORMATS = {"xgboost": "save_model to a .json or .ubj file", "lightgbm": "Booster.save_model to a text file",
+                   "onnx": "an .onnx file", "torch": "torch.jit.save or torch.export.save"}
 
 
 # --- registered models ----------------------------------------------------------------------
@@ -80,6 +88,9 @@ def _detect_format(flavor: str, stored: storage.StoredFile) -> str:
     path = storage.artifact_abspath(stored.relative_path)
     try:
         detected = formats.detect_format(path)
+        if formats.is_pickle_format(detected) and flavor in _NATIVE_FORMATS:
+            raise PickleNotAllowed(PICKLE_NEVER.format(flavor=flavor, formats=_NATIVE_FORMATS[flavor]),
+                                   details={"field": "artifact", "format": detected})
         formats.check_flavor(flavor, detected)
     except (formats.UnknownFormat, formats.FormatMismatch) as exc:
         raise UnsupportedArtifact(f"artifact: {exc}", details={"field": "artifact"}) from None
@@ -97,7 +108,10 @@ def _next_version_number(model: RegisteredModel) -> int:
 
 def model_version_create(*, model: RegisteredModel, artifact, flavor: str, signature: dict | None = None,
                          metrics: dict | None = None, params: dict | None = None, tags: dict | None = None,
-                         description: str = "", created_by=None, created_by_key=None) -> ModelVersion:
+                         description: str = "", input_example=None, created_by=None,
+                         created_by_key=None) -> ModelVersion:
+    """`input_example`: an uploaded file (CSV or JSON) or an already parsed list of rows."""
+    example = _input_example(input_example, signature)
     stored = storage.store_artifact(artifact, model_id=model.pk)
     try:
         detected = _detect_format(flavor, stored)
@@ -106,7 +120,8 @@ def model_version_create(*, model: RegisteredModel, artifact, flavor: str, signa
                 model=model, version=_next_version_number(model), flavor=flavor, format=detected,
                 description=description, artifact_path=stored.relative_path, sha256=stored.sha256,
                 size_bytes=stored.size_bytes, signature=signature or {}, metrics=metrics or {},
-                params=params or {}, tags=tags or {}, created_by=created_by, created_by_key=created_by_key,
+                params=params or {}, tags=tags or {}, input_example=example, created_by=created_by,
+                created_by_key=created_by_key,
             )
             full_clean(version, validate_unique=False, validate_constraints=False)
             version.save()
@@ -114,6 +129,39 @@ def model_version_create(*, model: RegisteredModel, artifact, flavor: str, signa
     except BaseException:
         storage.delete_artifact(stored.relative_path)
         raise
+    return version
+
+
+def _input_example(given, signature: dict | None) -> list | None:
+    if given is None:
+        return None
+    if isinstance(given, list):
+        input_example_check(given, signature=signature)
+        return given
+    return input_example_read(given, signature=signature)
+
+
+def model_version_update(*, version: ModelVersion, data: dict[str, Any]) -> ModelVersion:
+    """Corrects a version's signature, description, metrics or tags while no deployment serves it (409 naming the
+    endpoint otherwise). A new signature is checked against the input example at once and against the model
+    by validating the version again."""
+    reasons = [reason for reason in model_version_in_use_reasons(version) if not reason.startswith("alias")]
+    if reasons:
+        raise ModelVersionInUse(f"Version {version.version} of '{version.model.name}' is {'; '.join(reasons)}: "
+                                "its signature, description, metrics and tags can be corrected only while it is "
+                                "not deployed (undeploy it, or upload a new version).", details={"reasons": reasons})
+    changed = [field for field in ("signature", "description", "metrics", "tags") if field in data]
+    if "signature" in data:
+        input_example_check(version.input_example, signature=data["signature"])
+    for field in changed:
+        setattr(version, field, data[field])
+    full_clean(version, validate_unique=False, validate_constraints=False)
+    with transaction.atomic():
+        version.save(update_fields=[*changed, "updated_at"])
+        if "signature" in data:
+            announce("registry")
+    if "signature" in data:
+        return model_version_request_validation(version=version)
     return version
 
 
@@ -162,6 +210,7 @@ def _validation_request(version: ModelVersion) -> dict:
         "allow_pickle": settings.ALLOW_PICKLE_ARTIFACTS,
         "signature": version.signature or None,
         "classes": (version.signature or {}).get("classes"),
+        "input_example": version.input_example,
     }
 
 

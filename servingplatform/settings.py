@@ -188,6 +188,9 @@ STORAGES = {
 MODEL_STORE_DIR = Path(env_str("MODEL_STORE_DIR", str(VAR_DIR / "models")))
 ALLOW_PICKLE_ARTIFACTS = env_bool("ALLOW_PICKLE_ARTIFACTS", False)
 MAX_ARTIFACT_BYTES = env_int("MAX_ARTIFACT_MB", 512, minimum=1) * 1024 * 1024
+# An input example is a few rows kept in the database and shown in the API: small on purpose.
+MAX_INPUT_EXAMPLE_BYTES = env_int("MAX_INPUT_EXAMPLE_KB", 256, minimum=1, maximum=10240) * 1024
+INPUT_EXAMPLE_MAX_ROWS = env_int("INPUT_EXAMPLE_MAX_ROWS", 1000, minimum=1, maximum=100_000)
 VALIDATION_TIMEOUT_S = env_int("VALIDATION_TIMEOUT_S", 120, minimum=1)
 VALIDATION_MEMORY_MB = env_int("VALIDATION_MEMORY_MB", 4096, minimum=256)
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from demo.training.common import DEMO_CANDIDATES, DEMO_MODEL_NAMES, ROUTER_SEPARATOR, ROUTER_SKILLS, DemoModel
+from demo.training.mixed import build_churn_lightgbm, build_churn_mixed
 from demo.training.neural import build_demand_mlp
 from demo.training.tabular import build_churn_logreg, build_churn_logreg_candidate, build_fraud_forest
 from demo.training.text import build_router_scorer, build_sentiment_text, router_row
@@ -25,6 +26,8 @@ BUILDERS: Sequence[Callable[[pathlib.Path, int], DemoModel]] = (
     build_sentiment_text,
     build_demand_mlp,
     build_router_scorer,
+    build_churn_mixed,
+    build_churn_lightgbm,
 )
 
 

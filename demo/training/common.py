@@ -11,8 +11,9 @@ import numpy as np
 import skops.io as sio
 from sklearn.metrics import accuracy_score, f1_score
 
-DEMO_MODEL_NAMES = ("churn-logreg", "fraud-forest", "sentiment-text", "demand-mlp", "router-scorer")
-# Later versions registered after the five, under aliases of their own: (model, alias).
+DEMO_MODEL_NAMES = ("churn-logreg", "fraud-forest", "sentiment-text", "demand-mlp", "router-scorer", "churn-mixed",
+                    "churn-lightgbm")
+# Later versions registered after the first ones, under aliases of their own: (model, alias).
 DEMO_CANDIDATES = (("churn-logreg", "staging"),)
 SENTIMENT_CLASSES = ("negative", "neutral", "positive")
 DEMAND_CLASSES = ("low", "medium", "high")
@@ -43,7 +44,7 @@ class DemoModel:
     name: str
     description: str
     task: str  # "classification" | "regression" | "scoring"
-    flavor: str  # "sklearn" | "torch"
+    flavor: str  # "sklearn" | "torch" | "lightgbm"
     path: pathlib.Path
     # Only what the artifact cannot tell about itself (input kind, class names of a torch net, ...).
     signature: dict[str, Any] | None
@@ -51,6 +52,7 @@ class DemoModel:
     params: dict[str, Any]
     tags: dict[str, str]
     alias: str = "production"  # moved to the version once it validates
+    input_example: list[dict[str, Any]] | None = None  # a few real rows (records), uploaded with the version
 
 
 def demo_tags(family: str, **extra: str) -> dict[str, str]:

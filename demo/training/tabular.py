@@ -6,7 +6,6 @@ import dataclasses
 import pathlib
 from typing import Any
 
-import numpy as np
 from sklearn.datasets import make_classification
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
@@ -53,17 +52,16 @@ def _churn_logreg(out_dir: pathlib.Path, seed: int, *, C: float, filename: str, 
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=TEST_SIZE, random_state=seed)
     model = LogisticRegression(C=params["C"], max_iter=params["max_iter"]).fit(X_train, y_train)
     metrics = classification_metrics(y_test, model.predict(X_test))
-    # pandas is not a dependency, so the model is fitted on an array and named afterwards: an object
-    # array of str round-trips through skops without adding an untrusted type. sklearn will warn
-    # ("X does not have valid feature names") when later fed a plain array; predictions are unaffected.
-    model.feature_names_in_ = np.asarray([f"f{i}" for i in range(params["n_features"])], dtype=object)
+    # Fitted on an array, so it keeps the numeric fast path (rows of floats, no DataFrame per batch); its
+    # feature names come with the upload's signature, so clients may still send objects keyed by name.
+    names = [f"f{i}" for i in range(params["n_features"])]
     return DemoModel(
         name="churn-logreg",
         description=description,
         task="classification",
         flavor="sklearn",
         path=dump_skops(model, out_dir / f"{filename}{SKOPS_SUFFIX}"),
-        signature=None,
+        signature={"feature_names": names},
         metrics=metrics,
         params=params,
         tags=demo_tags("linear", input_kind="tabular"),

@@ -41,13 +41,17 @@ def invalidate_routing() -> None:
 def _input_shape(signature: dict) -> tuple:
     signature = signature or {}
     kind = signature.get("input_kind") or "tabular"
-    return kind, None if kind == "text" else signature.get("n_features"), signature.get("feature_names") or None
+    types = tuple(c["dtype"] for c in signature.get("columns") or []) or None
+    return kind, None if kind == "text" else signature.get("n_features"), signature.get("feature_names") or None, types
 
 
 def _describe(shape: tuple) -> str:
-    kind, width, names = shape
+    kind, width, names, types = shape
     if kind == "text":
         return "text"
+    if names and types:
+        shown = [f"{name}: {dtype}" for name, dtype in zip(names[:5], types)]
+        return f"{width} columns ({', '.join(shown)}{', ...' if len(names) > 5 else ''})"
     return f"{width} features" + (f" ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})" if names else "")
 
 
@@ -56,6 +60,8 @@ def _compatible(first: tuple, other: tuple) -> bool:
         return False
     if first[1] and other[1] and first[1] != other[1]:
         return False
+    if first[3] and other[3] and first[3] != other[3]:
+        return False  # one typed row cannot be strings for one variant and numbers for another
     return not (first[2] and other[2] and list(first[2]) != list(other[2]))
 
 

@@ -1,5 +1,8 @@
 """Batch files: CSV with a header row of feature names, or JSON Lines. No Django here.
 
+Models with typed columns (a signature's `columns`) take their strings as written, numbers in numeric columns,
+and an empty CSV cell (or a JSON null) as a missing value where the column is nullable.
+
 A file is checked whole when it is uploaded (`check_file`), so a structural problem (not text, wrong
 columns, a non-numeric cell, too many rows) is a 400 before any job exists; the job then reads it again
 chunk by chunk (`read_rows`) with the same code and cannot meet a problem the check let through. What only
@@ -19,6 +22,8 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
+
+from inference.runtime.contract.columns import cell_problem, cell_value, plain_numeric
 
 CSV = "csv"
 JSONL = "jsonl"
@@ -46,15 +51,20 @@ class InputSpec:
     kind: str = "tabular"
     feature_names: tuple[str, ...] | None = None
     n_features: int | None = None
+    # (dtype, nullable) per feature when the model has typed columns that are not all plain floats.
+    types: tuple[tuple[str, bool], ...] | None = None
 
     @classmethod
     def from_signature(cls, signature: dict | None) -> InputSpec:
         signature = signature or {}
-        names = signature.get("feature_names") or None
+        columns = signature.get("columns") or None
+        names = [c["name"] for c in columns] if columns else signature.get("feature_names") or None
         width = signature.get("n_features") or (len(names) if names else None)
+        types = tuple((c["dtype"], bool(c["nullable"])) for c in columns) \
+            if columns and not plain_numeric(columns) else None
         return cls(kind=signature.get("input_kind") or "tabular",
                    feature_names=tuple(str(name) for name in names) if names else None,
-                   n_features=int(width) if width else None)
+                   n_features=int(width) if width else None, types=types)
 
 
 @dataclass
@@ -164,7 +174,11 @@ def _csv_rows(text: Iterator[str], spec: InputSpec, summary: Summary, problems: 
         if spec.kind == "text":
             yield Row(line, cells, cells[order[0]])
             continue
-        values = [_csv_number(cells[index], columns[index], line, problems) for index in order]
+        if spec.types:
+            values = [_csv_typed(cells[index], columns[index], spec.types[k], line, problems)
+                      for k, index in enumerate(order)]
+        else:
+            values = [_csv_number(cells[index], columns[index], line, problems) for index in order]
         yield Row(line, cells, values)
 
 
@@ -200,6 +214,20 @@ def _csv_number(cell: str, column: str, line: int, problems: list[str]) -> float
     shown = cell if len(cell) <= 40 else cell[:40] + "..."
     problems.append(f"line {line}, column '{column[:40]}': {shown!r} is not a number")
     return math.nan
+
+
+def _csv_typed(cell: str, column: str, dtype_nullable: tuple[str, bool], line: int, problems: list[str]) -> Any:
+    dtype, nullable = dtype_nullable
+    value: Any = None if cell == "" else cell
+    if value is not None and dtype == "bool":
+        value = {"true": True, "false": False, "1": True, "0": False}.get(cell.strip().lower(), cell)
+    elif value is not None and dtype != "string" and _NUMBER.match(cell):
+        value = int(cell) if dtype == "int64" and cell.strip().lstrip("+-").isdigit() else float(cell)
+    problem = cell_problem(value, dtype, nullable)
+    if problem:
+        problems.append(f"line {line}, column '{column[:40]}': {problem}")
+        return None
+    return cell_value(value, dtype)
 
 
 # --- JSON Lines -----------------------------------------------------------------------------------------
@@ -254,11 +282,23 @@ def _json_input(record: Any, spec: InputSpec, line: int, problems: list[str]) ->
     else:
         problems.append(f"line {line}: expected an object or a list of numbers")
         return None
+    if spec.types:
+        return _json_typed(values, spec, line, problems)
     bad = next((value for value in values if isinstance(value, bool) or not isinstance(value, (int, float))), None)
     if bad is not None or any(isinstance(value, float) and math.isinf(value) for value in values):
         problems.append(f"line {line}: {json.dumps(bad)[:40] if bad is not None else 'Infinity'} is not a number")
         return None
     return [float(value) for value in values]
+
+
+def _json_typed(values: list[Any], spec: InputSpec, line: int, problems: list[str]) -> list[Any] | None:
+    assert spec.types is not None and spec.feature_names is not None
+    for (dtype, nullable), name, value in zip(spec.types, spec.feature_names, values):
+        problem = cell_problem(value, dtype, nullable)
+        if problem:
+            problems.append(f"line {line}, column '{name[:40]}': {problem}")
+            return None
+    return [cell_value(value, dtype) for (dtype, _), value in zip(spec.types, values)]
 
 
 def _names(names: list[str] | tuple[str, ...]) -> str:

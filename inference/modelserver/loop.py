@@ -214,7 +214,7 @@ class ModelServer:
             device=deployment.device, threads=deployment.torch_threads, compile=deployment.torch_compile,
             quantize=deployment.quantize, max_batch_size=deployment.max_batch_size,
             batch_timeout_ms=deployment.batch_timeout_ms, max_queue=deployment.max_queue,
-            warmup_requests=deployment.warmup_requests,
+            warmup_requests=deployment.warmup_requests, input_example=version.input_example,
         )
 
     def _members(self, deployment: Deployment) -> list[MemberSpec]:

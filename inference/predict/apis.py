@@ -4,7 +4,7 @@ batch, explain and pairwise scoring."""
 
 import time
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -57,8 +57,20 @@ def _predict_request(endpoint: str, data: dict, request, *, suffix: str = "", **
                            **accepts)
 
 
+# A typed model's inputs (a version's signature.columns): records or columns, strings for string columns and
+# null for a missing value in a nullable one.
+PREDICT_EXAMPLES = [
+    OpenApiExample("Records (a DataFrame's rows)", request_only=True,
+                   value={"inputs": [{"country": "fr", "age": 31, "income": 42000.0},
+                                     {"country": "de", "age": 55, "income": None}]}),
+    OpenApiExample("Columns (a DataFrame's columns)", request_only=True,
+                   value={"inputs": {"country": ["fr", "de"], "age": [31, 55], "income": [42000.0, None]}}),
+    OpenApiExample("Rows of numbers", request_only=True, value={"inputs": [[0.1, 0.2, 0.3, 0.4]]}),
+]
+
+
 class PredictApi(_PredictApi):
-    @extend_schema(tags=["predict"], operation_id="predict", request=PredictIn,
+    @extend_schema(tags=["predict"], operation_id="predict", request=PredictIn, examples=PREDICT_EXAMPLES,
                    responses={200: PredictOut, **PREDICT_ERRORS})
     def post(self, request, endpoint: str):
         return Response(engine.predict(_predict_request(endpoint, _body(request), request)))

@@ -176,5 +176,6 @@ def _explain_direct(request: PredictRequest) -> dict[str, Any]:
         "importances": body["importances"], "baseline": body["baseline"],
         "baseline_prediction": body["baseline_prediction"], "predictions": body["predictions"],
         "builtin_importances": body.get("builtin_importances"),
+        **({"skipped": body["skipped"]} if body.get("skipped") else {}),
         "method": "ablation against the baseline row", "latency_ms": round((time.perf_counter() - started) * 1000, 3),
     }

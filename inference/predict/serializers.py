@@ -12,7 +12,9 @@ class PredictParameters(serializers.Serializer):
 
 
 class PredictIn(serializers.Serializer):
-    inputs = serializers.JSONField(help_text="rows of numbers, one row, objects keyed by feature name, or strings")
+    inputs = serializers.JSONField(help_text="rows of numbers, one row, records (objects keyed by column name), "
+                                             "columns (an object of equal-length lists) or strings; string columns "
+                                             "take strings, nullable columns null")
     request_id = serializers.CharField(required=False, max_length=128)
     subject_id = serializers.CharField(required=False, max_length=256)
     parameters = PredictParameters(required=False)
@@ -74,7 +76,10 @@ class ExplainIn(serializers.Serializer):
     request_id = serializers.CharField(required=False, max_length=128)
     subject_id = serializers.CharField(required=False, max_length=256,
                                        help_text="on an experiment's endpoint, the model of this subject's variant")
-    parameters = serializers.DictField(required=False, help_text='{"baseline": row} (default: a row of zeros)')
+    parameters = serializers.DictField(
+        required=False,
+        help_text='{"baseline": row} (default: zeros for numbers, the input example\'s most frequent value for '
+                  "categories)")
 
 
 class ExplainOut(serializers.Serializer):
@@ -83,11 +88,15 @@ class ExplainOut(serializers.Serializer):
     model = serializers.CharField()
     version = serializers.IntegerField()
     feature_names = serializers.ListField(child=serializers.CharField(), allow_null=True)
-    importances = serializers.ListField(child=serializers.ListField(child=serializers.FloatField()))
-    baseline = serializers.ListField(child=serializers.FloatField())
+    importances = serializers.ListField(child=serializers.ListField(child=serializers.FloatField(allow_null=True)),
+                                        help_text="null for a skipped column")
+    baseline = serializers.ListField(child=serializers.JSONField())
     baseline_prediction = serializers.JSONField()
     predictions = serializers.ListField(child=serializers.JSONField())
     builtin_importances = serializers.ListField(child=serializers.FloatField(), allow_null=True)
+    skipped = serializers.DictField(child=serializers.CharField(), required=False,
+                                    help_text="typed columns left out, with why: a categorical column is ablated to "
+                                              "its most frequent value in the version's input example")
     variant = serializers.CharField(required=False,
                                     help_text="the experiment variant whose model explained (experiment endpoints "
                                               "only; explanations are not recorded as outcomes)")

@@ -8,11 +8,10 @@ import torch
 
 from demo.training import DemoModel, build_demo_models
 from demo.training.common import DEMAND_CLASSES, ROUTER_SKILLS, SENTIMENT_CLASSES
+from demo.training.mixed import customer_frame
 from demo.training.text import router_row
 
 pytestmark = [
-    # churn-logreg is named f0..f9 but fed plain arrays here (no pandas), which sklearn warns about.
-    pytest.mark.filterwarnings("ignore:X does not have valid feature names"),
     # TorchScript is the chosen demo format even though torch 2.13 deprecates it.
     pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning"),
 ]
@@ -23,6 +22,7 @@ EXPECTED_UNTRUSTED = {
     "fraud-forest": ["sklearn.tree._tree.Tree"],
     "sentiment-text": [],
     "router-scorer": ["sklearn.tree._tree.Tree"],
+    "churn-mixed": ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"],
 }
 
 # Hand-written rather than generated, so the scorer is judged on prompts it never saw.
@@ -44,6 +44,10 @@ def demos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, DemoModel]:
 def load(model: DemoModel) -> Any:
     if model.flavor == "torch":
         return torch.jit.load(str(model.path))
+    if model.flavor == "lightgbm":
+        import lightgbm
+
+        return lightgbm.Booster(model_file=str(model.path))
     return sio.load(model.path, trusted=sio.get_untrusted_types(file=model.path))
 
 
@@ -61,11 +65,15 @@ def probe_predictions(model: DemoModel) -> np.ndarray:
         return loaded.predict_proba(["the hotel was great", "my order arrived broken", "the food was okay"])
     if model.name == "router-scorer":
         return loaded.predict([router_row(c, "fix the bug in my python function") for c in ROUTER_SKILLS])
+    if model.name == "churn-mixed":
+        return loaded.predict_proba(customer_frame(16, 1)[0])
+    if model.name == "churn-lightgbm":
+        return loaded.predict(customer_frame(16, 1)[0].astype({"country": "category", "plan": "category"}))
     with torch.no_grad():
         return loaded(torch.from_numpy(tabular_probe(8).astype(np.float32))).numpy()
 
 
-def test_it_builds_the_five_models_in_order(tmp_path: pathlib.Path, demos: dict[str, DemoModel]) -> None:
+def test_it_builds_the_seven_models_in_order(tmp_path: pathlib.Path, demos: dict[str, DemoModel]) -> None:
     described = [(m.name, m.task, m.flavor) for m in demos.values()]
     assert described == [
         ("churn-logreg", "classification", "sklearn"),
@@ -73,6 +81,8 @@ def test_it_builds_the_five_models_in_order(tmp_path: pathlib.Path, demos: dict[
         ("sentiment-text", "classification", "sklearn"),
         ("demand-mlp", "classification", "torch"),
         ("router-scorer", "scoring", "sklearn"),
+        ("churn-mixed", "classification", "sklearn"),
+        ("churn-lightgbm", "classification", "lightgbm"),
     ]
     for model in demos.values():
         assert model.path.is_file() and model.path.stat().st_size < 15_000_000
@@ -97,8 +107,10 @@ def test_tabular_classifiers_reload_and_predict_the_right_shapes(demos: dict[str
         assert loaded.predict_proba(X).shape == (16, 2)
 
 
-def test_churn_logreg_keeps_its_feature_names_through_skops(demos: dict[str, DemoModel]) -> None:
-    assert list(load(demos["churn-logreg"]).feature_names_in_) == [f"f{i}" for i in range(10)]
+def test_churn_logreg_is_array_fitted_and_named_by_its_signature(demos: dict[str, DemoModel]) -> None:
+    # Fitted on an array (the numeric fast path); the names travel in the upload's signature.
+    assert not hasattr(load(demos["churn-logreg"]), "feature_names_in_")
+    assert demos["churn-logreg"].signature == {"feature_names": [f"f{i}" for i in range(10)]}
 
 
 def test_sentiment_text_reads_obvious_sentences(demos: dict[str, DemoModel]) -> None:
@@ -124,6 +136,8 @@ def test_sentiment_text_reads_obvious_sentences(demos: dict[str, DemoModel]) -> 
         ("sentiment-text", "accuracy", 0.85),
         ("demand-mlp", "accuracy", 0.8),
         ("router-scorer", "r2", 0.8),
+        ("churn-mixed", "accuracy", 0.8),
+        ("churn-lightgbm", "accuracy", 0.8),
     ],
 )
 def test_held_out_metrics_clear_their_bar(
@@ -203,3 +217,12 @@ def test_the_churn_candidate_is_a_second_churn_model_on_the_same_data(tmp_path: 
     assert candidate.metrics["accuracy"] > 0.8
     probe = tabular_probe(10)
     assert not np.allclose(load(candidate).predict_proba(probe), load(demos["churn-logreg"]).predict_proba(probe))
+
+
+def test_the_typed_models_come_with_an_input_example_of_strings_numbers_and_a_missing_value(
+        demos: dict[str, DemoModel]) -> None:
+    for name in ("churn-mixed", "churn-lightgbm"):
+        example = demos[name].input_example
+        assert example is not None and len(example) == 5
+        assert {type(row["country"]) for row in example} == {str}
+        assert any(row["income"] is None for row in example)

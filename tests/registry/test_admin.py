@@ -295,3 +295,17 @@ def test_an_input_example_is_a_table_of_its_first_rows():
     assert "<tr><td>30</td><td>pro</td></tr>" in html and "<td>35</td>" not in html
     assert "2 more rows" in html
     assert "<th>[0]</th><th>[1]</th>" in str(input_example_table([[1.5, 2], [3, 4]]))
+
+
+class InputExampleAdminTests(AdminTestCase):
+    def test_the_upload_form_takes_an_input_example_and_the_version_page_shows_it_escaped(self):
+        response = self.client.post(UPLOAD, {
+            "model": self.model.pk, "flavor": "sklearn", "artifact": upload("a", skops_artifact()),
+            "input_example": upload("rows.csv", b"a,b,c,d\n<b>1</b>,2,,4\n", filename="rows.csv"),
+            "signature": "", "metrics": "", "tags": "", "description": ""})
+        self.assertEqual(response.status_code, 302, response.content[-2000:])
+        version = ModelVersion.objects.get()
+        self.assertEqual(version.input_example, [{"a": "<b>1</b>", "b": 2, "c": None, "d": 4}])
+        page = self.client.get(f"{VERSIONS}{version.pk}/change/").content.decode()
+        self.assertIn("<th>a</th><th>b</th><th>c</th><th>d</th>", page)
+        self.assertIn("<td>&lt;b&gt;1&lt;/b&gt;</td><td>2</td><td></td><td>4</td>", page)

@@ -1,4 +1,5 @@
 import io
+import json
 import pickle
 import shutil
 import tempfile
@@ -14,7 +15,8 @@ from registry.models import ModelAlias, ModelVersion, RegisteredModel, VersionSt
 from registry.queue import VALIDATION_QUEUE
 from tests.conftest import skops_artifact
 
-DEMO_NAMES = {"churn-logreg", "fraud-forest", "sentiment-text", "demand-mlp", "router-scorer"}
+DEMO_NAMES = {"churn-logreg", "fraud-forest", "sentiment-text", "demand-mlp", "router-scorer", "churn-mixed",
+              "churn-lightgbm"}
 
 
 def run(*args: str) -> tuple[str, str]:
@@ -77,6 +79,40 @@ class RegisterModelCommandTests(TestCase):
             self.register(self.pickle_path, "--wait")
         self.assertFalse(ModelVersion.objects.exists())
 
+    def test_it_takes_an_input_example_a_signature_metrics_and_tags(self):
+        example = self.skops_path.with_name("rows.csv")
+        example.write_text("a,b,c,d\n0.5,-1.0,2.0,0.1\n1.5,,0.5,0.2\n")
+        names = [{"name": name, "dtype": "float64", "nullable": name == "b"} for name in "abcd"]
+        signature = self.skops_path.with_name("signature.json")
+        signature.write_text(json.dumps({"columns": names}))
+        # The LogisticRegression does not take NaN: the smoke prediction on the example says so.
+        with self.assertRaisesMessage(CommandError, "the smoke prediction on the input example failed"):
+            self.register(self.skops_path, "--input-example", str(example), "--signature", f"@{signature}",
+                          "--metrics", '{"accuracy": 0.9}', "--tags", '{"team": "growth"}', "--wait")
+        version = ModelVersion.objects.get()
+        self.assertEqual(version.status, VersionStatus.FAILED)
+        self.assertEqual((version.metrics, version.tags), ({"accuracy": 0.9}, {"team": "growth"}))
+        self.assertEqual(version.input_example, [{"a": 0.5, "b": -1.0, "c": 2.0, "d": 0.1},
+                                                 {"a": 1.5, "b": None, "c": 0.5, "d": 0.2}])
+        self.assertEqual(version.signature["columns"], names)  # as given (a failed validation keeps it)
+        example.write_text("a,b,c,d\n0.5,-1.0,2.0,0.1\n")
+        stdout, _ = self.register(self.skops_path, "--input-example", str(example), "--wait")
+        self.assertEqual(last_line(stdout), "2")
+        ready = ModelVersion.objects.get(version=2)
+        self.assertEqual((ready.status, ready.validation["smoke"]["from"]), (VersionStatus.READY, "input_example"))
+
+    def test_bad_json_options_and_contradicting_examples_are_refused_naming_them(self):
+        with self.assertRaisesMessage(CommandError, "--tags: Tag 'team' must map to a string"):
+            self.register(self.skops_path, "--tags", '{"team": 1}')
+        with self.assertRaisesMessage(CommandError, "--signature: columns"):
+            self.register(self.skops_path, "--signature", '{"columns": [{"name": "a", "dtype": "complex"}]}')
+        example = self.skops_path.with_name("rows.json")
+        example.write_text('[{"a": "x"}]')
+        with self.assertRaisesMessage(CommandError, "input_example[0].a: expected a number, got string"):
+            self.register(self.skops_path, "--input-example", str(example),
+                          "--signature", '{"columns": [{"name": "a", "dtype": "float64"}]}')
+        self.assertFalse(ModelVersion.objects.exists())
+
     def test_it_refuses_a_missing_path(self):
         missing = self.skops_path.with_name("nope.skops")
         with self.assertRaisesMessage(CommandError, "is not a file"):
@@ -93,11 +129,10 @@ class RegisterModelCommandTests(TestCase):
 
 
 @pytest.mark.slow
-# churn-logreg is named f0..f9 but validated on plain arrays; TorchScript is deprecated in torch 2.13.
-@pytest.mark.filterwarnings("ignore:X does not have valid feature names")
+# TorchScript is deprecated in torch 2.13.
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
 class SeedDemoCommandTests(TestCase):
-    """Trains and validates the five demo models once for the class; every test reads that result."""
+    """Trains and validates the seven demo models once for the class; every test reads that result."""
 
     @classmethod
     def setUpTestData(cls):
@@ -111,9 +146,9 @@ class SeedDemoCommandTests(TestCase):
     def production(self, name: str) -> ModelVersion:
         return ModelAlias.objects.select_related("version").get(model__name=name, name="production").version
 
-    def test_it_registers_the_five_demo_models(self):
+    def test_it_registers_the_seven_demo_models(self):
         self.assertEqual(set(RegisteredModel.objects.values_list("name", flat=True)), DEMO_NAMES)
-        self.assertEqual(last_line(self.first_stdout), "seeded 5 demo models")
+        self.assertEqual(last_line(self.first_stdout), "seeded 7 demo models")
 
     def test_it_points_production_at_a_ready_version_of_each(self):
         for name in DEMO_NAMES:
@@ -133,6 +168,12 @@ class SeedDemoCommandTests(TestCase):
         self.assertEqual(demand.signature["classes"], ["low", "medium", "high"])
         self.assertEqual(demand.flavor, "torch")
         self.assertEqual(self.production("router-scorer").model.task, "scoring")
+        for name in ("churn-mixed", "churn-lightgbm"):
+            version = self.production(name)
+            columns = {c["name"]: c for c in version.signature["columns"]}
+            self.assertEqual((columns["plan"]["dtype"], columns["income"]["nullable"]), ("string", True), name)
+            self.assertEqual(version.validation["smoke"]["from"], "input_example", name)
+        self.assertEqual(self.production("churn-lightgbm").format, "lightgbm_text")
 
     def test_it_keeps_the_training_metrics_and_tags(self):
         churn = self.production("churn-logreg")
@@ -148,9 +189,9 @@ class SeedDemoCommandTests(TestCase):
         self.assertEqual(self.production("churn-logreg").version, 1)
 
     def test_a_second_run_creates_no_new_versions(self):
-        self.assertEqual(len(self.versions_after_first), 6)  # the five, and churn-logreg's candidate
+        self.assertEqual(len(self.versions_after_first), 8)  # the seven, and churn-logreg's candidate
         self.assertEqual(sorted(ModelVersion.objects.values_list("pk", flat=True)), self.versions_after_first)
-        self.assertEqual(self.second_stderr.count("already seeded"), 5)
+        self.assertEqual(self.second_stderr.count("already seeded"), 7)
         self.assertNotIn("registered v", self.second_stderr)
-        self.assertEqual(last_line(self.second_stdout), "seeded 5 demo models")
+        self.assertEqual(last_line(self.second_stdout), "seeded 7 demo models")
 

@@ -59,6 +59,7 @@ class Command(BaseCommand):
                 version = services.model_version_create(
                     model=model, artifact=handle, flavor=demo.flavor, signature=demo.signature,
                     metrics=demo.metrics, params=demo.params, tags=demo.tags, description=demo.description,
+                    input_example=demo.input_example,
                 )
             # Validation loads the artifact in a sandboxed child process, as the background job would.
             version = services.model_version_validate(version_id=version.pk) or version

@@ -11,9 +11,11 @@ import numpy as np
 
 from inference.runtime.contract.errors import (
     ArtifactLoadError,
+    ModelRuntimeError,
     PredictionError,
     UnsupportedOperation,
 )
+from inference.runtime.contract.frames import ColumnBatch
 from inference.runtime.contract.signature import Signature, generate_inputs
 
 # Load-time optimizations a deployment may ask for through `RuntimeOptions.extra`.
@@ -49,7 +51,8 @@ class ModelRuntime(abc.ABC):
     def load(self, path: str, *, task: str, options: RuntimeOptions) -> None: ...
 
     @abc.abstractmethod
-    def predict(self, inputs: Any) -> Prediction: ...
+    def predict(self, inputs: Any) -> Prediction:
+        """`inputs`: rows of numbers or strings, or a ColumnBatch (contract/frames.py) for typed columns."""
 
     @abc.abstractmethod
     def unload(self) -> None: ...
@@ -77,6 +80,13 @@ class ModelRuntime(abc.ABC):
         return generate_inputs(signature or self.signature(), rows)
 
 
+def loaded_signature(signature: Signature | None) -> Signature:
+    """A runtime's signature once `load` has set it."""
+    if signature is None:
+        raise ModelRuntimeError("the model is not loaded")
+    return signature
+
+
 def json_safe(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return json_safe(value.tolist()) if value.dtype == object else value.tolist()
@@ -88,6 +98,8 @@ def json_safe(value: Any) -> Any:
 
 
 def tabular_batch(inputs: Any, *, n_features: int | None, dtype: type[np.floating[Any]]) -> np.ndarray:
+    if isinstance(inputs, ColumnBatch):
+        inputs = inputs.matrix(dtype)
     try:
         batch = np.asarray(inputs, dtype=dtype)
     except (TypeError, ValueError):

@@ -16,6 +16,10 @@ RUNTIMES: dict[str, str] = {
     "pickle": "inference.runtime.flavors.sklearn:PickleRuntime",
     "torchscript": "inference.runtime.flavors.torch:TorchScriptRuntime",
     "torch_export": "inference.runtime.flavors.torch:TorchExportRuntime",
+    "xgboost_json": "inference.runtime.flavors.xgboost:XGBoostJsonRuntime",
+    "xgboost_ubj": "inference.runtime.flavors.xgboost:XGBoostUbjRuntime",
+    "lightgbm_text": "inference.runtime.flavors.lightgbm:LightGBMTextRuntime",
+    "onnx": "inference.runtime.flavors.onnx:OnnxRuntime",
 }
 
 

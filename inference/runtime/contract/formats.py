@@ -1,22 +1,36 @@
 # Serialization formats, told apart by file content alone (a client controls the file name).
 # Nothing here unpickles or loads an artifact: zips are inspected through their central directory
-# (member names only) and pickles through their first two bytes, so detection is safe to run on
-# untrusted uploads before any decision about loading them.
+# (member names only), pickles through their first two bytes, XGBoost and LightGBM files through their
+# first bytes and ONNX files by walking their top-level protobuf fields (native_formats.py), so detection is
+# safe to run on untrusted uploads before any decision about loading them.
 
 from __future__ import annotations
 
 import os
 import zipfile
 
+from inference.runtime.contract.native_formats import native_format
+
 SKOPS = "skops"
 PICKLE = "pickle"
 TORCHSCRIPT = "torchscript"
 TORCH_EXPORT = "torch_export"
+XGBOOST_JSON = "xgboost_json"
+XGBOOST_UBJ = "xgboost_ubj"
+LIGHTGBM_TEXT = "lightgbm_text"
+ONNX = "onnx"
 
+# No flavor but sklearn's takes a pickle, whatever ALLOW_PICKLE_ARTIFACTS says: a pickle uploaded as xgboost,
+# lightgbm or onnx is refused at upload and never loaded.
 FLAVOR_FORMATS: dict[str, tuple[str, ...]] = {
     "sklearn": (SKOPS, PICKLE),
     "torch": (TORCHSCRIPT, TORCH_EXPORT),
+    "xgboost": (XGBOOST_JSON, XGBOOST_UBJ),
+    "lightgbm": (LIGHTGBM_TEXT,),
+    "onnx": (ONNX,),
 }
+# Formats whose loading never needs torch: their processes refuse to import it (flavors/torchless.py).
+TORCHLESS_FORMATS = frozenset({SKOPS, XGBOOST_JSON, XGBOOST_UBJ, LIGHTGBM_TEXT, ONNX})
 
 _PICKLE_PROTO = 0x80
 _PICKLE_PROTOCOLS = range(2, 6)
@@ -38,8 +52,12 @@ def detect_format(path: str | os.PathLike[str]) -> str:
         return PICKLE
     if head == _ZIP_LOCAL_HEADER:
         return _zip_format(_zip_names(path))
+    native = native_format(path)
+    if native is not None:
+        return native
     raise UnknownFormat(
-        "unrecognised artifact format: expected a skops, pickle, TorchScript or torch.export file"
+        "unrecognised artifact format: expected a skops, pickle, TorchScript, torch.export, XGBoost (JSON or UBJSON "
+        "save_model), LightGBM (text save_model) or ONNX file"
     )
 
 

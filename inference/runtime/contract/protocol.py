@@ -11,6 +11,7 @@ Request  {"id": str, "op": str, "deadline": float (time.time() seconds), "inputs
   ops: "predict"   inputs = validated rows (lists of numbers, or strings for text models)
                    params: {"uncertainty": {"samples": N}} for Monte Carlo dropout (torch with dropout)
        "explain"   inputs = rows; params: {"baseline": row | None}; answers per-feature importances
+                   (typed rows: strings, numbers, booleans and nulls in the signature's column order)
        "ping"      liveness; answers {"ok": true}
        "stats"     answers {"ok": true, "stats": WorkerStats}
        "configure" params: {"max_batch_size", "batch_timeout_ms", "max_queue", "threads"} (any subset)
@@ -19,7 +20,8 @@ Response {"id": str, "ok": true, ...op-specific fields} or {"id": str, "ok": fal
               "std": [...] | null (uncertainty only), "batch_size": int (rows in the forward pass it rode),
               "queue_ms": float, "compute_ms": float
   explain  -> "importances": [[float per feature] per row], "baseline": row, "baseline_prediction": value,
-              "predictions": [...], "builtin_importances": [float] | null
+              "predictions": [...], "builtin_importances": [float] | null,
+              "skipped": {column: reason} (typed columns with no baseline value)
 """
 
 from __future__ import annotations
@@ -128,6 +130,8 @@ class WorkerSpec:
     batch_timeout_ms: float = 5.0
     max_queue: int = 256
     warmup_requests: int = 1
+    # The version's input example (records): real rows for warm-up, categorical baselines for explain.
+    input_example: list[Any] | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

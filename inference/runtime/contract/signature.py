@@ -1,11 +1,14 @@
 # The signature dict shared across the platform:
 # {"inputs": [{"name", "dtype", "shape"}], "outputs": [...], "feature_names": list[str] | None,
-#  "n_features": int | None, "input_kind": "tabular" | "text", "classes": list | None}
+#  "n_features": int | None, "input_kind": "tabular" | "text", "classes": list | None,
+#  "columns": [{"name", "dtype", "nullable"}] | None}   (typed tabular columns: columns.py, examples.py)
 from __future__ import annotations
 
 from typing import Any
 
+from inference.runtime.contract.columns import Column, generated_rows
 from inference.runtime.contract.errors import ModelRuntimeError, SignatureMismatch
+from inference.runtime.contract.examples import merge_columns
 
 Signature = dict[str, Any]
 
@@ -21,7 +24,9 @@ def build_signature(
     classes: list[Any] | None = None,
     output_width: int | None = None,
     probabilities: bool = True,
+    columns: list[Column] | None = None,
 ) -> Signature:
+    """`columns` may leave a column's dtype or nullable None where the model cannot tell (examples.py)."""
     return {
         "inputs": [_input_spec(input_kind, input_dtype, n_features)],
         "outputs": _output_specs(classes, output_width, probabilities),
@@ -29,6 +34,7 @@ def build_signature(
         "n_features": n_features,
         "input_kind": input_kind,
         "classes": classes,
+        "columns": columns,
     }
 
 
@@ -42,8 +48,12 @@ def label_dtype(classes: list[Any]) -> str:
     return "string"
 
 
-def merge_signatures(inferred: Signature, given: Signature | None) -> Signature:
-    """Fill what the model cannot tell from the signature given at upload; refuse contradictions."""
+def merge_signatures(inferred: Signature, given: Signature | None, example: list[Any] | None = None) -> Signature:
+    """Fill what the model cannot tell from the signature given at upload and the input example; refuse
+    contradictions (SignatureMismatch naming the field or the column)."""
+    given = given or {}
+    if inferred.get("input_kind") != "text":
+        inferred = _with_columns(inferred, given, example)
     if not given:
         return inferred
     n_features = _merge_value("n_features", inferred.get("n_features"), _given_n_features(given))
@@ -60,7 +70,24 @@ def merge_signatures(inferred: Signature, given: Signature | None) -> Signature:
     return merged
 
 
+def _with_columns(inferred: Signature, given: Signature, example: list[Any] | None) -> Signature:
+    """The inferred signature with its columns settled; the names and width follow them."""
+    columns = merge_columns(inferred.get("columns"), given.get("columns"), example)
+    if columns is None:
+        return inferred
+    names = [column["name"] for column in columns]
+    for key, value in (("feature_names", inferred.get("feature_names")), ("n_features", inferred.get("n_features"))):
+        if value is not None and value != (names if key == "feature_names" else len(names)):
+            raise SignatureMismatch(f"the columns ({', '.join(n[:40] for n in names[:8])}) contradict the "
+                                    f"model's {key.replace('_', ' ')} ({value})")
+    merged = dict(inferred, columns=columns, feature_names=names, n_features=len(names))
+    merged["inputs"] = [_input_spec("tabular", inferred["inputs"][0]["dtype"], len(names))]
+    return merged
+
+
 def generate_inputs(signature: Signature, rows: int) -> Any:
+    if signature.get("columns"):
+        return generated_rows(signature["columns"], rows)
     if signature.get("input_kind") == "text":
         return [" ".join(_WORDS[(row + k) % len(_WORDS)] for k in range(3)) for row in range(rows)]
     width = signature.get("n_features")

@@ -21,12 +21,16 @@ from inference.runtime.contract.base import (
     Prediction,
     RuntimeOptions,
     json_safe,
+    loaded_signature,
     scrub_paths,
     tabular_batch,
     text_batch,
 )
-from inference.runtime.contract.errors import ArtifactLoadError, ModelRuntimeError, PredictionError, UntrustedArtifact
+from inference.runtime.contract.columns import generated_rows
+from inference.runtime.contract.errors import ArtifactLoadError, PredictionError, UntrustedArtifact
+from inference.runtime.contract.frames import ColumnBatch
 from inference.runtime.contract.signature import Signature, build_signature
+from inference.runtime.flavors.sklearn_columns import frame_columns
 
 
 def _qualified(module: str, *names: str) -> set[str]:
@@ -107,6 +111,8 @@ class _SklearnRuntime(ModelRuntime):
         self._signature: Signature | None = None
         self._has_proba = False
         self._predict_proba: Callable[[Any], Any] | None = None
+        self._frame = False  # fitted on a DataFrame: called with one
+        self._categories: dict[str, list[Any]] = {}
 
     def load(self, path: str, *, task: str, options: RuntimeOptions) -> None:
         model = self._read(path)
@@ -116,22 +122,23 @@ class _SklearnRuntime(ModelRuntime):
         self._has_proba = has_probabilities(model)
         self._predict_proba = forest_predict_proba(model) or getattr(model, "predict_proba", None)
         self._signature = infer_sklearn_signature(model)
+        self._frame = bool(self._signature.get("columns"))
+        self._categories = frame_columns(model)[1] if self._frame else {}
 
     def _read(self, path: str) -> Any:
         raise NotImplementedError
 
     def signature(self) -> Signature:
-        if self._signature is None:
-            raise ModelRuntimeError("the model is not loaded")
-        return self._signature
+        return loaded_signature(self._signature)
 
     def predict(self, inputs: Any) -> Prediction:
         signature = self.signature()
         batch = self._batch(inputs, signature)
+        # Rows were checked finite and well-formed before dispatch (runtime/inputs.py): sklearn's own finiteness
+        # scan and parameter validation would repeat that work on every batch. Nullable columns carry NaN.
+        finite = not isinstance(inputs, ColumnBatch) or not any(c["nullable"] for c in inputs.columns)
         try:
-            # Rows were checked finite and well-formed before dispatch (runtime/inputs.py): sklearn's own
-            # finiteness scan and parameter validation would repeat that work on every batch.
-            with warnings.catch_warnings(), config_context(assume_finite=True, skip_parameter_validation=True):
+            with warnings.catch_warnings(), config_context(assume_finite=finite, skip_parameter_validation=True):
                 # Rows arrive ordered by the signature's feature names; sklearn cannot tell from a plain array.
                 warnings.filterwarnings("ignore", message="X does not have valid feature names")
                 labels, proba = self._labels_and_proba(batch)
@@ -152,7 +159,17 @@ class _SklearnRuntime(ModelRuntime):
     def _batch(self, inputs: Any, signature: Signature) -> Any:
         if signature["input_kind"] == "text":
             return text_batch(inputs)
+        if isinstance(inputs, ColumnBatch) and self._frame:
+            return inputs.frame()
+        if self._frame:
+            raise PredictionError("this model was fitted on a DataFrame: it takes rows of its named columns")
         return tabular_batch(inputs, n_features=signature["n_features"], dtype=np.float64)
+
+    def smoke_inputs(self, rows: int, signature: Signature | None = None) -> Any:
+        columns = (signature or self.signature()).get("columns")
+        if columns:
+            return generated_rows(columns, rows, self._categories)
+        return super().smoke_inputs(rows, signature)
 
     def builtin_importances(self) -> list[float] | None:
         n_features = self.signature()["n_features"]
@@ -281,15 +298,17 @@ def infer_sklearn_signature(model: Any) -> Signature:
             classes=classes,
             probabilities=has_probabilities(model),
         )
-    names = getattr(model, "feature_names_in_", None)
+    columns = frame_columns(model)[0]
+    names = [str(c["name"]) for c in columns] if columns else None
     return build_signature(
         input_kind="tabular",
         input_dtype="float64",
-        n_features=_int_or_none(getattr(model, "n_features_in_", None)),
-        feature_names=None if names is None else [str(n) for n in names],
+        n_features=len(names) if names else _int_or_none(getattr(model, "n_features_in_", None)),
+        feature_names=names,
         classes=classes,
         output_width=_output_width(model),
         probabilities=has_probabilities(model),
+        columns=columns,
     )
 
 

@@ -16,6 +16,7 @@ from inference.runtime.contract.errors import (
     PredictionError,
     UnsupportedOperation,
 )
+from inference.runtime.contract.scores import classify, probabilities
 from inference.runtime.contract.signature import Signature, build_signature
 
 _NUMPY_DTYPES: dict[str, type[np.floating[Any]]] = {"float32": np.float32, "float64": np.float64}
@@ -281,23 +282,6 @@ def _script_code(module: Any) -> str:
         return str(module.code)
     except (AttributeError, RuntimeError):
         return ""
-
-
-def probabilities(scores: np.ndarray) -> np.ndarray:
-    """Scores are logits: one column means a sigmoid head, several a softmax head."""
-    if scores.shape[1] == 1:
-        positive = 1.0 / (1.0 + np.exp(-scores[:, 0]))
-        return np.stack([1.0 - positive, positive], axis=1)
-    shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
-    normalized: np.ndarray = shifted / shifted.sum(axis=1, keepdims=True)
-    return normalized
-
-
-def classify(scores: np.ndarray, labels: list[Any] | None) -> Prediction:
-    proba = probabilities(scores)
-    if labels is None or len(labels) != proba.shape[1]:
-        raise PredictionError(f"the model scores {proba.shape[1]} classes; the class labels do not match")
-    return Prediction([labels[i] for i in proba.argmax(axis=1)], proba.tolist(), list(labels))
 
 
 def _as_scores(result: Any) -> Any:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 SMOKE_ROWS = 3
+SMOKE_EXAMPLE_ROWS = 100
 TEST_HOOKS_ENV = "SERVINGPLATFORM_TEST_HOOKS"
 _MAX_ERROR_CHARS = 1000
 
@@ -58,6 +59,7 @@ class _Request:
     allow_pickle: bool
     signature: dict[str, Any] | None
     classes: list[Any] | None
+    input_example: list[Any] | None
 
 
 def _validate(raw: Any) -> dict[str, Any]:
@@ -81,43 +83,74 @@ def _parse(raw: Any) -> _Request:
         allow_pickle=_field(raw, "allow_pickle", bool),
         signature=signature or None,
         classes=classes or (signature or {}).get("classes"),
+        input_example=_field(raw, "input_example", (list, type(None))) if "input_example" in raw else None,
     )
 
 
 def _load_and_smoke(request: _Request) -> dict[str, Any]:
     from inference.runtime.contract.base import RuntimeOptions
     from inference.runtime.contract.flavor_table import create_runtime
+    from inference.runtime.contract.formats import TORCHLESS_FORMATS
     from inference.runtime.contract.signature import merge_signatures
     from inference.runtime.flavors.torchless import refuse_torch
 
-    if request.format == "skops":
-        refuse_torch("while validating a skops artifact")
+    if request.format in TORCHLESS_FORMATS:
+        refuse_torch(f"while validating a {request.format} artifact")
     runtime = create_runtime(request.format)
     options = RuntimeOptions(threads=1, classes=request.classes)
     started = time.perf_counter()
     runtime.load(request.path, task=request.task, options=options)
     load_ms = (time.perf_counter() - started) * 1000.0
-    signature = merge_signatures(runtime.signature(), request.signature)
+    signature = merge_signatures(runtime.signature(), request.signature, request.input_example)
     return {
         "ok": True,
         "signature": signature,
-        "smoke": _smoke(runtime, signature),
+        "smoke": _smoke(runtime, signature, request.input_example),
         "load_ms": load_ms,
         "memory_mb": _peak_rss_mb(),
     }
 
 
-def _smoke(runtime: Any, signature: dict[str, Any]) -> dict[str, Any]:
-    result = runtime.predict(runtime.smoke_inputs(SMOKE_ROWS, signature))
-    if len(result.predictions) != SMOKE_ROWS:
-        raise ValidationFailed(
-            f"the model returned {len(result.predictions)} predictions for {SMOKE_ROWS} rows"
-        )
-    if result.probabilities is not None and len(result.probabilities) != SMOKE_ROWS:
-        raise ValidationFailed(
-            f"the model returned {len(result.probabilities)} probability rows for {SMOKE_ROWS}"
-        )
-    return {"rows": SMOKE_ROWS, "predictions": result.predictions}
+def _smoke(runtime: Any, signature: dict[str, Any], example: list[Any] | None) -> dict[str, Any]:
+    """One prediction on the input example's rows (real values) when there is one, else on generated rows."""
+    from inference.runtime.contract.errors import ModelRuntimeError
+    from inference.runtime.contract.frames import as_batch
+
+    rows = _example_rows(example, signature) if example else runtime.smoke_inputs(SMOKE_ROWS, signature)
+    try:
+        result = runtime.predict(as_batch(rows, signature.get("columns")))
+    except ModelRuntimeError as exc:
+        if example:
+            raise ValidationFailed(f"the smoke prediction on the input example failed: {exc}") from exc
+        raise ValidationFailed(f"the smoke prediction on generated rows ({_described(signature)}) failed: {exc}. "
+                               "Upload an input_example, or declare each column's dtype in signature.columns") \
+            from exc
+    count = len(rows)
+    if len(result.predictions) != count:
+        raise ValidationFailed(f"the model returned {len(result.predictions)} predictions for {count} rows")
+    if result.probabilities is not None and len(result.probabilities) != count:
+        raise ValidationFailed(f"the model returned {len(result.probabilities)} probability rows for {count}")
+    return {"rows": count, "predictions": result.predictions, "from": "input_example" if example else "generated"}
+
+
+def _example_rows(example: list[Any], signature: dict[str, Any]) -> list[Any]:
+    from inference.runtime.contract.columns import ColumnError, typed_rows
+
+    rows = example[:SMOKE_EXAMPLE_ROWS]
+    columns = signature.get("columns")
+    if not columns:
+        return rows
+    try:
+        return typed_rows(rows, columns, max_rows=len(rows), field="input_example")
+    except ColumnError as exc:
+        raise ValidationFailed(exc.message) from None
+
+
+def _described(signature: dict[str, Any]) -> str:
+    columns = signature.get("columns")
+    if not columns:
+        return f"{signature.get('n_features') or '?'} numbers per row"
+    return ", ".join(f"{c['name'][:40]}: {c['dtype']}" for c in columns[:8]) + (", ..." if len(columns) > 8 else "")
 
 
 def _check_sha256(path: str, expected: str) -> None:

@@ -30,6 +30,10 @@ def input_metadata(signature: dict[str, Any] | None) -> list[dict[str, Any]]:
     name = input_name(signature)
     if signature.get("input_kind") == "text":
         return [{"name": name, "datatype": "BYTES", "shape": [-1]}]
+    if signature.get("columns"):
+        # One [n] tensor per column, named after it (BYTES for strings), as pandas-style V2 clients send them.
+        return [{"name": column["name"], "datatype": datatype_of(column["dtype"]), "shape": [-1]}
+                for column in signature["columns"]]
     dtype = ((signature.get("inputs") or [{}])[0].get("dtype")) or "float64"
     return [{"name": name, "datatype": datatype_of(dtype), "shape": [-1, signature.get("n_features") or -1]}]
 

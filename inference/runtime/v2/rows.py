@@ -12,13 +12,14 @@ def rows_from_inputs(inputs: list[Tensor], signature: dict[str, Any] | None) -> 
 
     One tensor carries the whole batch ([n] or [n, 1] BYTES; [n, k] numbers). Tabular models with
     feature names also take one [n] (or [n, 1]) tensor per feature, named after it, as pandas-style
-    V2 clients send them.
+    V2 clients send them; typed columns keep their values (BYTES strings for string columns).
     """
     signature = signature or {}
     text = signature.get("input_kind") == "text" or (not signature and inputs[0].datatype == "BYTES")
     if text:
         return _text_rows(_single(inputs, signature))
-    if len(inputs) > 1:
+    one_column = bool(signature.get("columns")) and inputs[0].name in (signature.get("feature_names") or [])
+    if len(inputs) > 1 or one_column:
         return _column_rows(inputs, signature)
     return _tabular_rows(inputs[0], signature)
 
@@ -56,8 +57,9 @@ def _tabular_rows(tensor: Tensor, signature: dict[str, Any]) -> list[list[float]
     return [values[start:start + columns] for start in range(0, len(values), columns)]
 
 
-def _column_rows(inputs: list[Tensor], signature: dict[str, Any]) -> list[list[float]]:
+def _column_rows(inputs: list[Tensor], signature: dict[str, Any]) -> list[list[Any]]:
     names = signature.get("feature_names") or []
+    dtypes = {column["name"]: column["dtype"] for column in signature.get("columns") or []}
     by_name = {tensor.name: tensor for tensor in inputs}
     if not names or set(by_name) != set(names):
         raise CodecError("Several input tensors must be one per feature, named after the model's features"
@@ -68,11 +70,28 @@ def _column_rows(inputs: list[Tensor], signature: dict[str, Any]) -> list[list[f
         tensor = by_name[name]
         if len(tensor.shape) not in (1, 2) or (len(tensor.shape) == 2 and tensor.shape[1] != 1):
             raise CodecError(f"input '{name[:64]}': a feature column has shape [n] or [n, 1], got {tensor.shape}.")
-        columns.append(_numeric(tensor))
+        columns.append(_column_values(tensor, dtypes.get(name)))
     lengths = {len(column) for column in columns}
     if len(lengths) != 1:
         raise CodecError("The feature columns have different lengths.")
     return [list(row) for row in zip(*columns)]
+
+
+def _column_values(tensor: Tensor, dtype: str | None) -> list[Any]:
+    """A typed column's values as sent (the prediction path checks them against the column's dtype and names
+    the column): BYTES for string columns, BOOL for bool ones, numbers for the others."""
+    if dtype == "string":
+        if tensor.datatype != "BYTES":
+            raise CodecError(f"input '{tensor.name[:64]}': a string column takes BYTES, not {tensor.datatype}.")
+        return tensor.data
+    if dtype == "bool" and tensor.datatype == "BOOL":
+        return tensor.data
+    if dtype == "int64" and tensor.datatype.startswith(("INT", "UINT")):
+        return tensor.data
+    if tensor.datatype == "BYTES" and dtype is not None:
+        raise CodecError(f"input '{tensor.name[:64]}': the column takes numbers ({dtype}); BYTES is for string "
+                         "columns.")
+    return _numeric(tensor)
 
 
 def input_name(signature: dict[str, Any]) -> str:

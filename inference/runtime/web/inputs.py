@@ -10,6 +10,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from inference.runtime.contract.columns import ColumnError, key_problems, kind_of, plain_numeric, typed_rows
 from inference.runtime.contract.errors import ModelRuntimeError
 
 FLOAT32_MAX = 3.4028234663852886e38
@@ -21,7 +22,6 @@ _STR_TYPES = frozenset({str})
 _FLOAT_TYPES = frozenset({float})
 _NON_FINITE_WORDS = frozenset(sign + word for sign in ("", "+", "-") for word in ("nan", "inf", "infinity"))
 _KEY_FORMAT = 1  # bump when the canonical form changes, so old cache entries can never match new keys
-_MAX_NAMES_SHOWN = 5
 # Built once: json.dumps with options constructs a new encoder on every call.
 _KEY_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=True)
 
@@ -44,11 +44,18 @@ class InputError(ModelRuntimeError):
 def normalize_inputs(
     raw: Any, signature: Mapping[str, Any] | None, *, max_rows: int, field: str = "inputs"
 ) -> list[Any]:
-    """Validated rows for the model worker: `list[list[float]]` for tabular models, `list[str]` for text."""
+    """Validated rows for the model worker: `list[list[float]]` for tabular models, `list[str]` for text, typed
+    rows (strings, numbers, booleans, None in column order) for models whose columns are not all plain floats."""
     signature = signature or {}
     kind = signature.get("input_kind") or _guess_kind(raw)
     if kind == "text":
         return _text_rows(raw, max_rows, field)
+    columns = signature.get("columns")
+    if columns and not plain_numeric(columns):
+        try:
+            return typed_rows(raw, columns, max_rows=max_rows, field=field)
+        except ColumnError as exc:
+            raise InputError(exc.message, field=field, row=exc.row, status=exc.status) from None
     return _tabular_rows(raw, signature, max_rows, field)
 
 
@@ -73,13 +80,13 @@ def _text_rows(raw: Any, max_rows: int, field: str) -> list[str]:
     if type(raw) is str:
         return [raw]
     if not isinstance(raw, list):
-        raise InputError(f"{field}: expected a string or a list of strings, got {_kind(raw)}", field=field)
+        raise InputError(f"{field}: expected a string or a list of strings, got {kind_of(raw)}", field=field)
     _check_count(len(raw), max_rows, field)
     if _STR_TYPES.issuperset(map(type, raw)):
         return list(raw)
     for index, item in enumerate(raw):
         if not isinstance(item, str):
-            raise InputError(f"{field}[{index}]: expected a string, got {_kind(item)}", field=field, row=index)
+            raise InputError(f"{field}[{index}]: expected a string, got {kind_of(item)}", field=field, row=index)
     return list(raw)
 
 
@@ -91,9 +98,12 @@ def _tabular_rows(raw: Any, signature: Mapping[str, Any], max_rows: int, field: 
     width = _expected_width(signature, names)
     limit = _dtype_limit(signature)
     if isinstance(raw, dict):
-        return [_object_row(raw, names, limit, field, None)]
+        if raw and names and type(next(iter(raw.values()))) is list:
+            raw = _columns_as_records(raw, names, field)
+        else:
+            return [_object_row(raw, names, limit, field, None)]
     if not isinstance(raw, list):
-        raise InputError(f"{field}: expected a list of rows, a row or an object, got {_kind(raw)}", field=field)
+        raise InputError(f"{field}: expected a list of rows, a row or an object, got {kind_of(raw)}", field=field)
     _check_count(len(raw), max_rows, field)
     if not isinstance(raw[0], (list, tuple, dict)):
         return [_positional_row(raw, width, limit, field, None)]
@@ -104,11 +114,21 @@ def _tabular_rows(raw: Any, signature: Mapping[str, Any], max_rows: int, field: 
         elif isinstance(row, dict):
             rows.append(_object_row(row, names, limit, field, index))
         else:
-            message = f"{field}[{index}]: expected a list of numbers or an object, got {_kind(row)}"
+            message = f"{field}[{index}]: expected a list of numbers or an object, got {kind_of(row)}"
             raise InputError(message, field=field, row=index)
         # Without a declared width the first row sets it, so ragged rows are still refused.
         width = width or len(rows[0])
     return rows
+
+
+def _columns_as_records(raw: dict[str, Any], names: list[str], field: str) -> list[dict[str, Any]]:
+    """A columnar payload ({"f0": [..], "f1": [..]}) as records; the row checks then name row and feature."""
+    lengths = {len(values) if type(values) is list else -1 for values in raw.values()}
+    if len(lengths) != 1 or -1 in lengths:
+        raise InputError(f"{field}: columns must all be lists of the same length", field=field)
+    if set(raw) != set(names):
+        raise InputError(f"{field}: {key_problems(raw, names, 'features')}", field=field)
+    return [dict(zip(raw, values)) for values in zip(*raw.values())]
 
 
 def _expected_width(signature: Mapping[str, Any], names: list[str] | None) -> int | None:
@@ -155,7 +175,7 @@ def _object_row(
         values = None
     # All names present and the same count means no unknown keys: dict keys are unique.
     if values is None or len(row) != len(names):
-        raise InputError(f"{_row_name(field, index)}: {_key_problems(row, names)}", field=field, row=index)
+        raise InputError(f"{_row_name(field, index)}: {key_problems(row, names, 'features')}", field=field, row=index)
     return _fast_numbers(values, limit) or _checked_numbers(values, limit, field, index, names)
 
 
@@ -196,7 +216,7 @@ def _number_problem(value: Any, limit: float | None) -> str | None:
     if isinstance(value, str) and value.strip().lower() in _NON_FINITE_WORDS:
         return "NaN and Infinity are not allowed"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return f"expected a number, got {_kind(value)}"
+        return f"expected a number, got {kind_of(value)}"
     try:
         number = float(value)
     except OverflowError:
@@ -206,22 +226,6 @@ def _number_problem(value: Any, limit: float | None) -> str | None:
     if limit is not None and abs(number) > limit:
         return f"{number:g} overflows the model's {_LIMIT_DTYPES[limit]} input (largest magnitude {limit:g})"
     return None
-
-
-def _key_problems(row: dict[str, Any], names: list[str]) -> str:
-    expected = set(names)
-    missing = [name for name in names if name not in row]
-    unknown = [str(key) for key in row if key not in expected]
-    parts = [f"missing features: {_name_list(missing)}"] if missing else []
-    parts += [f"unknown features: {_name_list(unknown)}"] if unknown else []
-    return "; ".join(parts)
-
-
-def _name_list(names: list[str]) -> str:
-    # Echo a few short names only: they are the client's own data, but a hostile payload can be huge.
-    shown = ", ".join(name[:40] for name in names[:_MAX_NAMES_SHOWN])
-    more = len(names) - _MAX_NAMES_SHOWN
-    return f"{shown} and {more} more" if more > 0 else shown
 
 
 def _row_name(field: str, index: int | None) -> str:
@@ -234,22 +238,6 @@ def _cell_name(field: str, index: int | None, col: int, names: list[str] | None)
     if names is None:
         return f"{where}[{col}]"
     return f"{where}.{names[col]}" if names[col].isidentifier() else f"{where}[{json.dumps(names[col])}]"
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, (list, tuple)):
-        return "list"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
 
 
 # --- canonical form -----------------------------------------------------------------------------------

@@ -13,15 +13,16 @@ from typing import Any
 import numpy as np
 
 from inference.runtime.contract.base import ModelRuntime, Prediction, RuntimeOptions
+from inference.runtime.contract.columns import ColumnError, typed_rows
 from inference.runtime.contract.errors import ModelRuntimeError, PredictionError, UnsupportedOperation
 from inference.runtime.contract.flavor_table import create_runtime
+from inference.runtime.contract.frames import as_batch
 from inference.runtime.contract.protocol import MemberSpec, WorkerSpec
 from inference.runtime.contract.signature import Signature, merge_signatures
+from inference.runtime.worker.ablation import MAX_EXPLAIN_ROWS, explain_columns, importances
 
 TEST_HOOKS_ENV = "SERVINGPLATFORM_TEST_HOOKS"
 MAX_UNCERTAINTY_SAMPLES = 100
-# Ablation predicts rows x features perturbed rows in one call; more than this is a batch job.
-MAX_EXPLAIN_ROWS = 100_000
 
 
 class LoadFailed(Exception):
@@ -48,7 +49,7 @@ def load_model(spec: WorkerSpec) -> ServedModel:
         for number, member in enumerate(spec.members, start=1):
             weight = _weight(member, number)
             members.append(Member(load_member(member, number, task=spec.task, options=options), weight))
-        return ServedModel(members, task=spec.task, given=spec.signature or None)
+        return ServedModel(members, task=spec.task, given=spec.signature or None, example=spec.input_example)
     except BaseException:
         for loaded in members:
             loaded.runtime.unload()
@@ -102,9 +103,13 @@ def _weight(member: MemberSpec, number: int) -> float:
 class ServedModel:
     """One model, or an ensemble whose outputs are weighted averages of its members' outputs."""
 
-    def __init__(self, members: list[Member], *, task: str, given: Signature | None) -> None:
+    def __init__(self, members: list[Member], *, task: str, given: Signature | None,
+                 example: list[Any] | None = None) -> None:
         self.members = members
-        self.signature = merge_signatures(members[0].runtime.signature(), given)
+        self.signature = merge_signatures(members[0].runtime.signature(), given, example)
+        self.example = example or None
+        # Typed columns: each forward pass turns the batch's rows into one ColumnBatch (a DataFrame, ...).
+        self._columns = self.signature.get("columns") or None
         total = sum(member.weight for member in members)
         self._weights = np.array([member.weight / total for member in members])
         self._averages = ""  # "probabilities" or "values" for ensembles
@@ -113,17 +118,26 @@ class ServedModel:
             self._check_ensemble(task)
 
     def smoke_inputs(self, rows: int) -> Any:
+        """The input example's first rows when there is one (real values), else generated ones."""
+        if self.example and self._columns and isinstance(self.example[0], dict):
+            try:
+                return typed_rows(self.example[:rows], self._columns, max_rows=rows, field="input_example")
+            except ColumnError as exc:
+                raise PredictionError(exc.message) from None
+        if self.example and not self._columns:
+            return self.example[:rows]
         return self.members[0].runtime.smoke_inputs(rows, self.signature)
 
     def predict(self, rows: Any) -> Prediction:
+        batch = as_batch(rows, self._columns)
         if len(self.members) == 1:
-            return self.members[0].runtime.predict(rows)
-        return self._combine([member.runtime.predict(rows) for member in self.members])
+            return self.members[0].runtime.predict(batch)
+        return self._combine([member.runtime.predict(batch) for member in self.members])
 
     def predict_with_dropout(self, rows: Any, samples: int) -> tuple[Prediction, list[Any]]:
         if len(self.members) > 1:
             raise UnsupportedOperation("uncertainty estimates are available for single-model deployments only")
-        return self.members[0].runtime.predict_with_dropout(rows, samples)
+        return self.members[0].runtime.predict_with_dropout(as_batch(rows, self._columns), samples)
 
     def builtin_importances(self) -> list[float] | None:
         found = [member.runtime.builtin_importances() for member in self.members]
@@ -136,6 +150,8 @@ class ServedModel:
         score of the row's own prediction (its class probability, or its value) drops."""
         if self.signature.get("input_kind") == "text":
             raise UnsupportedOperation("explanations are available for tabular models only")
+        if self._columns:
+            return explain_columns(self, rows, baseline, self._columns, self.example)
         x = _numeric_rows(rows)
         count, width = x.shape
         base = np.zeros(width) if baseline is None else _numeric_rows([baseline])[0]
@@ -148,7 +164,7 @@ class ServedModel:
         perturbed[index, index % width] = base[index % width]
         result = self.predict(np.concatenate([x, base[None, :], perturbed]))
         return {
-            "importances": _importances(result, count, width).tolist(),
+            "importances": importances(result, count, width).tolist(),
             "baseline": base.tolist(),
             "baseline_prediction": result.predictions[count],
             "predictions": result.predictions[:count],
@@ -162,7 +178,7 @@ class ServedModel:
     def _check_ensemble(self, task: str) -> None:
         self._check_inputs_agree()
         # Probe every member once: outputs (classes, probabilities) are only certain once seen.
-        smoke = self.smoke_inputs(2)
+        smoke = as_batch(self.smoke_inputs(2), self._columns)
         results = [member.runtime.predict(smoke) for member in self.members]
         with_proba = [result.probabilities is not None for result in results]
         if task == "classification" or any(with_proba):
@@ -217,27 +233,3 @@ def _numeric_rows(rows: Any) -> np.ndarray:
     if not np.isfinite(x).all():
         raise PredictionError("inputs must be finite numbers")
     return x
-
-
-def _importances(result: Prediction, count: int, width: int) -> np.ndarray:
-    first = count + 1  # the perturbed rows follow the originals and the baseline
-    if result.probabilities is not None:
-        proba = np.asarray(result.probabilities, dtype=np.float64)
-        target = proba[:count].argmax(axis=1)
-        scores = proba[first:].reshape(count, width, -1)
-        dropped = np.take_along_axis(scores, target[:, None, None], axis=2)[:, :, 0]
-        importances: np.ndarray = proba[np.arange(count), target][:, None] - dropped
-        return importances
-    if result.classes is not None:
-        # Labels only (no probabilities): a feature matters when removing it flips the label.
-        labels = result.predictions
-        return np.array(
-            [[float(labels[first + i * width + j] != labels[i]) for j in range(width)] for i in range(count)]
-        )
-    try:
-        values = np.asarray(result.predictions, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise UnsupportedOperation("explanations need numeric predictions or class probabilities") from None
-    if values.ndim != 1:
-        raise UnsupportedOperation("explanations are available for models with one output per row")
-    return values[:count, None] - values[first:].reshape(count, width)

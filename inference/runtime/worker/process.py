@@ -16,6 +16,7 @@ import time
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import IO, TYPE_CHECKING, Any
 
+from inference.runtime.contract.formats import TORCHLESS_FORMATS
 from inference.runtime.contract.protocol import FAILED_EVENT, READY_EVENT, WorkerSpec
 from inference.runtime.flavors.torchless import refuse_torch
 
@@ -76,9 +77,9 @@ def read_spec(line: str) -> WorkerSpec:
 
 
 def keep_torch_out(spec: WorkerSpec) -> None:
-    """Refuses `import torch` in a worker that serves only skops artifacts (see runtime/torchless.py)."""
-    if spec.members and all(member.format == "skops" for member in spec.members):
-        refuse_torch("in workers that serve only skops artifacts")
+    """Refuses `import torch` in a worker whose artifacts never need it (see runtime/torchless.py)."""
+    if spec.members and all(member.format in TORCHLESS_FORMATS for member in spec.members):
+        refuse_torch("in workers that serve only skops, XGBoost, LightGBM or ONNX artifacts")
 
 
 def prepare_model(spec: WorkerSpec) -> ServedModel:

@@ -165,8 +165,12 @@ def test_flavors_accept_only_their_formats():
         check_flavor("torch", "pickle")
     with pytest.raises(FormatMismatch, match="sklearn"):
         check_flavor("sklearn", "torchscript")
+    check_flavor("xgboost", "xgboost_ubj")
+    for flavor in ("xgboost", "lightgbm", "onnx"):
+        with pytest.raises(FormatMismatch, match=flavor):
+            check_flavor(flavor, "pickle")  # never, whatever ALLOW_PICKLE_ARTIFACTS says
     with pytest.raises(FormatMismatch, match="unknown flavor"):
-        check_flavor("xgboost", "skops")
+        check_flavor("keras", "skops")
 
 
 def test_only_pickle_is_a_pickle_format():
@@ -184,7 +188,7 @@ def test_every_flavor_format_has_a_runtime_with_that_format():
 
 def test_unknown_runtime_format_is_refused():
     with pytest.raises(UnknownFormat):
-        get_runtime_class("onnx")
+        get_runtime_class("keras_h5")
 
 
 def test_importing_the_contract_loads_no_ml_framework_or_django():
