@@ -204,7 +204,43 @@ def rows_csv(path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-FILES = {"model.skops": model_skops, "rows.csv": rows_csv}
+def churn_skops(path: Path) -> None:
+    """A scikit-learn Pipeline fitted on a DataFrame with a string column and missing values, as the typed-columns
+    section's churn-df."""
+    import numpy as np
+    import pandas as pd
+    import skops.io as sio
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    frame = churn_frame(200)
+    encode = ColumnTransformer([("country", OneHotEncoder(handle_unknown="ignore"), ["country"])],
+                               remainder="passthrough")
+    model = Pipeline([("encode", encode), ("trees", HistGradientBoostingClassifier(max_iter=20))])
+    sio.dump(model.fit(frame, (frame["age"] > 40).astype(int)), path)
+    assert np.isnan(frame["income"]).any() and isinstance(frame, pd.DataFrame)
+
+
+def churn_rows_csv(path: Path) -> None:
+    """churn-df's input example: a header, strings, and an empty (missing) income."""
+    churn_frame(5).to_csv(path, index=False)
+
+
+def churn_frame(rows: int):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(1)
+    income = rng.normal(40_000, 9_000, size=rows)
+    income[::4] = np.nan
+    return pd.DataFrame({"country": rng.choice(["fr", "de", "es"], size=rows),
+                         "age": rng.integers(18, 80, size=rows).astype(float), "income": income})
+
+
+FILES = {"model.skops": model_skops, "rows.csv": rows_csv, "churn.skops": churn_skops,
+         "churn-rows.csv": churn_rows_csv}
 
 
 # --- running them -------------------------------------------------------------------------------

@@ -105,7 +105,8 @@ class InvalidChoiceMessageTests(TestCase):
         response = self.client.post("/api/v1/models/churn/versions/",
                                     {"artifact": upload("a", skops_artifact()), "flavor": "scikit-learn"},
                                     format="multipart")
-        self.assert_refused(response, "flavor", '"scikit-learn" is not a valid choice; expected one of sklearn, torch.')
+        self.assert_refused(response, "flavor", '"scikit-learn" is not a valid choice; expected one of sklearn, '
+                                                'torch, xgboost, lightgbm, onnx.')
 
     def test_a_model_with_an_unknown_task_lists_the_tasks(self):
         response = self.client.post("/api/v1/models/", {"name": "churn", "task": "classify"}, format="json")

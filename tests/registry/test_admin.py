@@ -308,4 +308,4 @@ class InputExampleAdminTests(AdminTestCase):
         self.assertEqual(version.input_example, [{"a": "<b>1</b>", "b": 2, "c": None, "d": 4}])
         page = self.client.get(f"{VERSIONS}{version.pk}/change/").content.decode()
         self.assertIn("<th>a</th><th>b</th><th>c</th><th>d</th>", page)
-        self.assertIn("<td>&lt;b&gt;1&lt;/b&gt;</td><td>2</td><td></td><td>4</td>", page)
+        self.assertIn("<td>&lt;b&gt;1&lt;/b&gt;</td><td>2</td><td>\u2013</td><td>4</td>", page)  # – : missing
