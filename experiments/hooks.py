@@ -157,7 +157,7 @@ class ExperimentRouter(ExperimentHooks):
     def _run_shadow(self, compiled: CompiledExperiment, arm: Arm, request: PredictRequest) -> None:
         started = time.perf_counter()
         try:
-            outcome = predict_direct(replace(request, endpoint=arm.endpoint))
+            outcome = predict_direct(replace(request, endpoint=arm.endpoint, variant=arm.name))
         except ApplicationError as exc:
             outcome = exc
         except Exception as exc:  # a shadow's failure is a figure in its results, never a client's error

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tests.paths import REPO_ROOT
 
-PACKAGES = ("core", "registry", "inference", "experiments", "demo", "servingplatform", "scripts", "tests")
+PACKAGES = ("core", "registry", "inference", "experiments", "monitoring", "demo", "servingplatform", "scripts", "tests")
 MAX_LINES = 400
 
 

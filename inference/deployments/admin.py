@@ -1,6 +1,8 @@
+from collections.abc import Callable
+
 from django import forms
 from django.contrib import admin, messages
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from core.admin_actions import one_object_form_action
 from core.errors import ApplicationError
@@ -11,20 +13,24 @@ from registry.admin import ModelVersionAdmin
 
 STATUS_COLOURS = {"ready": "#2e7d32", "loading": "#f9a825", "pending": "#757575", "failed": "#c62828",
                   "stopped": "#9e9e9e"}
+# Pages other apps keep about a deployment, as (label, url) pairs: the monitoring app adds its log, quality,
+# drift and alerts pages (monitoring/admin.py). Serving's admin links to them without knowing them.
+PAGE_LINKS: list[Callable[[Deployment], list[tuple[str, str]]]] = []
 
 
 @admin.register(Deployment)
 class DeploymentAdmin(admin.ModelAdmin):
     list_display = ("endpoint", "model", "version", "status_badge", "replicas", "loaded", "memory_mb", "load_ms",
-                    "requests", "p50_ms", "p99_ms", "error_rate", "updated_at")
+                    "requests", "p50_ms", "p99_ms", "error_rate", "pages", "updated_at")
     list_filter = ("status", "device", "model")
     search_fields = ("endpoint", "model__name")
     readonly_fields = ("status", "status_reason", "generation", "runtime", "created_by", "created_at", "updated_at",
-                       "stopped_at", "live_figures")
+                       "stopped_at", "live_figures", "pages")
     fieldsets = (
         (None, {"fields": ("endpoint", "model", "model_version", "alias", "follow_alias", "ensemble", "weight")}),
         ("Serving", {"fields": ("replicas", "max_batch_size", "batch_timeout_ms", "max_queue", "timeout_ms",
                                 "max_rows", "cache_enabled", "scale_to_zero", "idle_ttl_s")}),
+        ("Monitoring", {"fields": ("log_predictions", "guardrails", "pages")}),
         ("Torch", {"fields": ("device", "torch_threads", "torch_compile", "quantize", "warmup_requests")}),
         ("State", {"fields": ("status", "status_reason", "generation", "live_figures", "runtime", "created_by",
                               "created_at", "updated_at", "stopped_at")}),
@@ -84,6 +90,11 @@ class DeploymentAdmin(admin.ModelAdmin):
             figures["latency_ms"]["p99"], figures["mean_batch_size"], figures["cache_hit_rate"],
             runtime.get("throughput_rps"), runtime.get("queue_depth"),
         )
+
+    @admin.display(description="pages")
+    def pages(self, obj):
+        links = [link for make in PAGE_LINKS for link in make(obj)] if obj.pk else []
+        return format_html_join(" · ", '<a href="{}">{}</a>', ((url, label) for label, url in links)) or "-"
 
     def save_model(self, request, obj, form, change):
         try:
