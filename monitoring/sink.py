@@ -104,6 +104,7 @@ class MonitoringSink(PredictionSink):
         while True:
             time.sleep(settings.PREDICTION_LOG_FLUSH_S)
             try:
+                close_old_connections()  # this thread's own connection, past DB_CONN_MAX_AGE or broken
                 self.flush()
             except Exception:  # the thread must outlive any one failure
                 logger.exception("monitoring flush failed")
@@ -115,7 +116,6 @@ class MonitoringSink(PredictionSink):
             if events:
                 self._write(minutes.add, per_minute(events), len(events), "per-minute figures (Redis)")
             if logged and self.write_logged is not None:
-                close_old_connections()
                 self._write(self.write_logged, logged, len(logged), "logged predictions (database)")
 
     def discard(self) -> None:
