@@ -1,11 +1,11 @@
 """Rollout guardrails, judged with the alert rules every ALERT_EVAL_S.
 
-An experiment's guardrails hold each treatment (every answering variant but the control) to a highest error
-rate and p99 once it has answered `min_requests`; a breach pauses the experiment (the control answers everyone),
-with the reason in its stop_reason. A follow_alias deployment's guardrails watch each roll to a new version for
-GUARDRAIL_WATCH_S: a breach by the new version rolls the deployment back to the previous one and stops it
-following its alias. Either raises a guardrail alert, resolved once the experiment runs again or stops, or the
-deployment follows its alias again.
+An experiment's guardrails hold each treatment (every answering variant but the control: its deployment's
+per-minute figures) to a highest error rate and p99 once it has answered `min_requests`; a breach pauses the
+experiment (the control answers everyone), with the reason in its stop_reason. A follow_alias deployment's
+guardrails watch each roll to a new version for GUARDRAIL_WATCH_S: a breach by the new version rolls the
+deployment back to the previous one and stops it following its alias. Either raises a guardrail alert, resolved
+once the experiment runs again or stops, or the deployment follows its alias again.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from django.utils import timezone
 from experiments import services as experiments
 from experiments.errors import InvalidTransition
 from experiments.models import Experiment, ExperimentStatus
-from experiments.results import experiment_results
+from experiments.selectors import variants_of
 from inference.deployments.services import deployment_roll_back
 from inference.models import LIVE, Deployment
+from monitoring.minutes import MINUTE_S, minute_of
 from monitoring.models import OPEN, Alert, AlertKind, AlertState, Rollout, RolloutState
 from monitoring.selectors.history import window_figures
 from monitoring.services.alerts import transition
@@ -57,23 +58,32 @@ def guardrails_evaluate(*, now: datetime | None = None) -> dict[str, int]:
 
 
 def _judge_experiment(experiment: Experiment, now: datetime) -> bool:
-    results = experiment_results(experiment)
-    for row in results["variants"][1:]:
-        if row["shadow"]:
-            continue
-        why = breach(experiment.guardrails, requests=row["requests"], error_rate=row["error_rate"],
-                     p99_ms=row["latency_ms"]["p99"])
+    since = _judging_since(experiment)
+    arms, _ = variants_of(experiment)
+    for variant in arms[1:]:
+        # The treatment deployment's own per-minute figures, since the experiment started or since the minute
+        # after its last guardrail pause: a resumed experiment is judged on what happened after the resume.
+        figures = window_figures(variant.deployment, 0, since=since, now=now.timestamp())
+        why = breach(experiment.guardrails, requests=figures.requests, error_rate=figures.error_rate,
+                     p99_ms=figures.quantile_ms(0.99))
         if not why:
             continue
-        reason = f"guardrail: variant '{row['name']}' {why}"
+        reason = f"guardrail: variant '{variant.name}' {why}"
         try:
             experiments.experiment_pause(experiment=experiment, reason=reason)
         except InvalidTransition:
             return False  # paused or stopped meanwhile
         raise_alert(f"guardrail: experiment '{experiment.name}'", experiment.endpoint, reason, now,
-                    value=row["error_rate"], context={"experiment": experiment.pk})
+                    value=figures.error_rate, context={"experiment": experiment.pk, "variant": variant.name})
         return True
     return False
+
+
+def _judging_since(experiment: Experiment) -> float:
+    start = (experiment.started_at or timezone.now()).timestamp()
+    last = Alert.objects.filter(kind=AlertKind.GUARDRAIL, context__experiment=experiment.pk).order_by("-fired_at") \
+        .values_list("fired_at", flat=True).first()
+    return max(start, minute_of(last.timestamp()) + MINUTE_S) if last else start
 
 
 def _judge_rollout(deployment: Deployment, now: datetime) -> bool:

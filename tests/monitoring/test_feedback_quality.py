@@ -6,8 +6,7 @@ from inference.models import Deployment
 from inference.predict.contract import PredictRequest
 from monitoring.models import Feedback
 from registry.models import Task
-from tests.experiments.helpers import arms, deployment
-from tests.experiments.test_feedback_promote import ExperimentApiTestCase
+from tests.experiments.helpers import ExperimentApiTestCase, arms, deployment
 from tests.factories import key_client, make_model
 from tests.monitoring.support import route_of, serve
 
