@@ -142,3 +142,27 @@ def stack(test, **env: str) -> None:
     test.addCleanup(worker.stop)
     scheduler = Scheduler(**env)
     test.addCleanup(scheduler.stop)
+
+
+class Http:
+    """JSON over HTTP to a live web server, with an API key."""
+
+    def __init__(self, base: str, key: str) -> None:
+        import httpx
+
+        self.client = httpx.Client(base_url=base, headers={"X-API-Key": key}, timeout=30.0)
+
+    def call(self, method: str, path: str, body: Any = None, **params: Any) -> tuple[int, Any]:
+        response = self.client.request(method, path, json=body, params=params or None)
+        try:
+            return response.status_code, response.json()
+        except ValueError:
+            return response.status_code, response.text
+
+    def ok(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
+        status, answer = self.call(method, path, body, **params)
+        assert 200 <= status < 300, (method, path, status, answer)
+        return answer
+
+    def close(self) -> None:
+        self.client.close()
