@@ -7,6 +7,7 @@ import uuid
 from datetime import timedelta
 
 import numpy as np
+import pytest
 from django.test import TransactionTestCase
 from django.utils import timezone
 
@@ -17,6 +18,8 @@ from tests.inference.jobs.support import deploy_toy
 from tests.inference.live import toy_version, wait_for
 from tests.monitoring.support import WebhookReceiver, stack, valid_signature
 from tests.monitoring.test_live_log import LiveMonitoringTestCase
+
+pytestmark = pytest.mark.slow
 
 FAST = {"ALERT_EVAL_S": "1", "DRIFT_EVAL_S": "2", "MONITORING_RETENTION_S": "3600",
         "ALERT_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1", "ALERT_WEBHOOK_BACKOFF_S": "1"}

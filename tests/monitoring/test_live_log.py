@@ -5,6 +5,7 @@ import time
 from datetime import UTC, datetime
 
 import numpy as np
+import pytest
 
 from core.services import api_key_create
 from inference.predict.dispatch import routes
@@ -13,6 +14,7 @@ from tests.inference.jobs.support import deploy_toy
 from tests.inference.live import LiveServerTestCase, LiveWebServer, wait_for
 from tests.monitoring.support import Http, stack
 
+pytestmark = pytest.mark.slow
 
 class LiveMonitoringTestCase(LiveServerTestCase):
     def web(self, **env: str) -> Http:
