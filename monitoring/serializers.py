@@ -98,7 +98,7 @@ class QualityOut(serializers.Serializer):
     since = serializers.DateTimeField()
     until = serializers.DateTimeField()
     task = serializers.CharField()
-    metric = serializers.ChoiceField(choices=["accuracy", "rmse"])
+    metric = serializers.CharField(help_text="the headline figure: accuracy (classifiers) or rmse (regressors)")
     versions = QualityVersionOut(many=True)
 
 

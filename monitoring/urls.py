@@ -4,10 +4,10 @@ from monitoring.apis import alerts, deployments
 
 urlpatterns = [
     path("deployments/<str:endpoint>/predictions", deployments.PredictionListApi.as_view(), name="prediction-list"),
-    path("deployments/<str:endpoint>/predictions.csv", deployments.PredictionExportApi.as_view(),
-         {"kind": "csv"}, name="prediction-export-csv"),
-    path("deployments/<str:endpoint>/predictions.jsonl", deployments.PredictionExportApi.as_view(),
-         {"kind": "jsonl"}, name="prediction-export-jsonl"),
+    path("deployments/<str:endpoint>/predictions.csv", deployments.PredictionCsvExportApi.as_view(),
+         name="prediction-export-csv"),
+    path("deployments/<str:endpoint>/predictions.jsonl", deployments.PredictionJsonlExportApi.as_view(),
+         name="prediction-export-jsonl"),
     path("deployments/<str:endpoint>/quality", deployments.QualityApi.as_view(), name="deployment-quality"),
     path("deployments/<str:endpoint>/timeseries", deployments.TimeseriesApi.as_view(), name="deployment-timeseries"),
     path("deployments/<str:endpoint>/drift", deployments.DriftApi.as_view(), name="deployment-drift"),

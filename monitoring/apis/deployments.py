@@ -61,21 +61,44 @@ class PredictionListApi(APIView):
         return paginator.get_paginated_response([as_record(row, inputs=inputs) for row in page])
 
 
-class PredictionExportApi(APIView):
-    @extend_schema(tags=TAGS, operation_id="predictions_export",
-                   parameters=[*FILTERS, OpenApiParameter("limit", int, description="at most this many rows")],
-                   responses={200: OpenApiResponse(OpenApiTypes.STR, description="CSV (inputs and outputs as JSON "
-                                                   "cells) or JSON Lines, newest first"), **errors(400, 404)})
-    def get(self, request, endpoint: str, kind: str):
+class _PredictionExportApi(APIView):
+    kind = "jsonl"
+
+    def get(self, request, endpoint: str):
         query = parse(ExportQueryIn, request.query_params.dict())
         rows = logs.prediction_log_list(endpoint, **_filters(query))
         if "limit" in query:
             rows = rows[: query["limit"]]
-        lines = export_lines(rows, kind=kind, inputs=may_read_inputs(request))
-        response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8" if kind == "csv"
+        lines = export_lines(rows, kind=self.kind, inputs=may_read_inputs(request))
+        response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8" if self.kind == "csv"
                                          else "application/x-ndjson")
-        response["Content-Disposition"] = f'attachment; filename="{endpoint}-predictions.{kind}"'
+        response["Content-Disposition"] = f'attachment; filename="{endpoint}-predictions.{self.kind}"'
         return response
+
+
+_EXPORT_PARAMETERS = [*FILTERS, OpenApiParameter("limit", int, description="at most this many rows")]
+
+
+class PredictionCsvExportApi(_PredictionExportApi):
+    kind = "csv"
+
+    @extend_schema(tags=TAGS, operation_id="predictions_export_csv", parameters=_EXPORT_PARAMETERS,
+                   responses={200: OpenApiResponse(OpenApiTypes.STR, description="CSV, newest first: one row per "
+                                                   "logged request, inputs and outputs as JSON cells"),
+                              **errors(400, 404)})
+    def get(self, request, endpoint: str):
+        return super().get(request, endpoint)
+
+
+class PredictionJsonlExportApi(_PredictionExportApi):
+    kind = "jsonl"
+
+    @extend_schema(tags=TAGS, operation_id="predictions_export_jsonl", parameters=_EXPORT_PARAMETERS,
+                   responses={200: OpenApiResponse(OpenApiTypes.STR, description="JSON Lines, newest first: one "
+                                                   "object per logged request, as the list's items"),
+                              **errors(400, 404)})
+    def get(self, request, endpoint: str):
+        return super().get(request, endpoint)
 
 
 class QualityApi(APIView):
