@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 
 from core.errors import ApplicationError
-from monitoring.models import DriftReport
+from monitoring.selectors.drift import drift_report_latest
 from monitoring.selectors.history import WINDOWS as HISTORY_WINDOWS
 from monitoring.selectors.history import timeseries
 from monitoring.selectors.logs import endpoint_check
@@ -24,7 +24,8 @@ def _context(admin_site, request: HttpRequest, endpoint: str, title: str) -> dic
 
 
 def quality_page(admin_site, request: HttpRequest, endpoint: str) -> HttpResponse:
-    window = request.GET.get("window") if request.GET.get("window") in QUALITY_WINDOWS else "24h"
+    asked = request.GET.get("window", "")
+    window = asked if asked in QUALITY_WINDOWS else "24h"
     history = window if window in HISTORY_WINDOWS else "7d"
     try:
         endpoint_check(endpoint)
@@ -39,13 +40,17 @@ def quality_page(admin_site, request: HttpRequest, endpoint: str) -> HttpRespons
 
 def drift_page(admin_site, request: HttpRequest, endpoint: str) -> HttpResponse:
     if request.method == "POST":
-        try:
-            report = drift_compute(endpoint=endpoint)
-            messages.success(request, f"Drift computed: {report.drifted_features} feature(s) drifted.")
-        except ApplicationError as exc:
-            messages.error(request, exc.message)
+        _compute(request, endpoint)
         return HttpResponseRedirect(request.path)
-    report = DriftReport.objects.filter(endpoint=endpoint).select_related("model_version").first()
+    report = drift_report_latest(endpoint)
     context = {**_context(admin_site, request, endpoint, "Drift"), "report": report,
                "page": {"features": report.features, "prediction": report.prediction} if report else None}
     return TemplateResponse(request, "admin/monitoring/drift.html", context)
+
+
+def _compute(request: HttpRequest, endpoint: str) -> None:
+    try:
+        computed = drift_compute(endpoint=endpoint)
+        messages.success(request, f"Drift computed: {computed.drifted_features} feature(s) drifted.")
+    except ApplicationError as exc:
+        messages.error(request, exc.message)

@@ -64,15 +64,20 @@ class Figures:
     @classmethod
     def from_fields(cls, raw: dict[Any, Any]) -> Figures:
         decoded = {(k.decode() if isinstance(k, bytes) else k): float(v) for k, v in raw.items()}
-        figures = cls(**{name: int(decoded.get(name, 0)) for name in COUNTERS},
-                      **{name: decoded.get(name, 0.0) for name in SUMS})
+        figures = cls()
+        for name in COUNTERS:
+            setattr(figures, name, int(decoded.get(name, 0)))
+        for name in SUMS:
+            setattr(figures, name, decoded.get(name, 0.0))
         figures.latency_buckets = [int(decoded.get(f"b{i}", 0)) for i in range(BUCKETS)]
         return figures
 
     @classmethod
     def from_row(cls, row: Any) -> Figures:
         """From a MetricMinute row (the same fields)."""
-        figures = cls(**{name: getattr(row, name) for name in (*COUNTERS, *SUMS)})
+        figures = cls()
+        for name in (*COUNTERS, *SUMS):
+            setattr(figures, name, getattr(row, name))
         figures.latency_buckets = list(row.latency_buckets) or figures.latency_buckets
         return figures
 

@@ -69,7 +69,7 @@ def add(figures: dict[Slot, Figures]) -> None:
 
 def read(endpoint: str, start: int, end: int) -> dict[Slot, Figures]:
     """The open minutes of `endpoint` in [start, end] (epoch seconds)."""
-    names = [name.decode() for name in client().zrangebyscore(INDEX, start, end)]
+    names = [_text(name) for name in client().zrangebyscore(INDEX, start, end)]
     names = [name for name in names if slot_of(name)[0] == endpoint]
     if not names:
         return {}
@@ -80,7 +80,11 @@ def read(endpoint: str, start: int, end: int) -> dict[Slot, Figures]:
 
 
 def closed_before(minute: int) -> list[Slot]:
-    return [slot_of(name.decode()) for name in client().zrangebyscore(INDEX, "-inf", f"({minute}")]
+    return [slot_of(_text(name)) for name in client().zrangebyscore(INDEX, "-inf", f"({minute}")]
+
+
+def _text(name: object) -> str:
+    return name.decode() if isinstance(name, bytes) else str(name)
 
 
 def claim(slots: Iterable[Slot]) -> dict[Slot, Figures]:

@@ -58,7 +58,7 @@ class TimeseriesIn(serializers.Serializer):
 class PointOut(serializers.Serializer):
     t = serializers.IntegerField(help_text="start of the step, epoch seconds")
     requests = serializers.IntegerField()
-    errors = serializers.IntegerField()
+    errors = serializers.IntegerField()  # type: ignore[assignment]  # a field named like Serializer.errors
     server_errors = serializers.IntegerField()
     error_rate = serializers.FloatField(allow_null=True)
     cache_hits = serializers.IntegerField()
@@ -143,7 +143,7 @@ class ReferenceIn(serializers.Serializer):
 class ReferenceOut(serializers.Serializer):
     model = serializers.CharField(source="model_version.model.name")
     version = serializers.IntegerField(source="model_version.version")
-    source = serializers.CharField()
+    source = serializers.CharField()  # type: ignore[assignment]  # a field named like Field.source
     size = serializers.SerializerMethodField()
     created_at = serializers.DateTimeField()
 
@@ -153,7 +153,8 @@ class ReferenceOut(serializers.Serializer):
 
 class FeedbackIn(serializers.Serializer):
     request_id = serializers.CharField(max_length=128, help_text="the request_id of the prediction response")
-    label = serializers.JSONField(required=False, help_text="the true class (a list: one per row), or a number")
+    label = serializers.JSONField(  # type: ignore[assignment]  # a field named like Field.label
+        required=False, help_text="the true class (a list: one per row), or a number")
     value = serializers.JSONField(required=False, help_text="a number (regression truth, conversion 0/1, reward)")
 
 
@@ -162,7 +163,7 @@ class FeedbackOut(serializers.Serializer):
     logged = serializers.BooleanField(required=False, help_text="true: the prediction log holds the request")
     endpoint = serializers.CharField(required=False)
     version = serializers.IntegerField(required=False)
-    label = serializers.JSONField(required=False)
+    label = serializers.JSONField(required=False)  # type: ignore[assignment]  # a field named like Field.label
     value = serializers.FloatField(required=False)
     experiment = serializers.IntegerField(required=False, help_text="set when an experiment routed the request")
     variant = serializers.CharField(required=False)

@@ -58,7 +58,7 @@ class PredictionListApi(APIView):
         paginator = LogPagination()
         page = paginator.paginate_queryset(rows, request, view=self)
         inputs = may_read_inputs(request)
-        return paginator.get_paginated_response([as_record(row, inputs=inputs) for row in page])
+        return paginator.get_paginated_response([as_record(row, inputs=inputs) for row in page or []])
 
 
 class _PredictionExportApi(APIView):

@@ -21,6 +21,11 @@ def drift_report_get(endpoint: str, *, version: int | None = None) -> DriftRepor
     return report
 
 
+def drift_report_latest(endpoint: str) -> DriftReport | None:
+    """The newest report of the endpoint, whatever version it was computed for (the admin's page)."""
+    return DriftReport.objects.filter(endpoint=endpoint).select_related("model_version").first()
+
+
 def reference_get(model_version: ModelVersion) -> ReferenceSample:
     sample = ReferenceSample.objects.filter(model_version=model_version).select_related("model_version__model").first()
     if sample is None:

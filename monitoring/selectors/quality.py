@@ -38,7 +38,7 @@ def quality(endpoint: str, window: str) -> dict[str, Any]:
     logged = PredictionLog.objects.filter(endpoint=endpoint, created_at__gte=since)
     answered = logged.filter(request_id__in=Feedback.objects.values("request_id"))
     truths = {fb.request_id: fb for fb in Feedback.objects.filter(request_id__in=answered.values("request_id"))}
-    requests_per_version = defaultdict(int)
+    requests_per_version: defaultdict[int, int] = defaultdict(int)
     for version in logged.values_list("version", flat=True).iterator():
         requests_per_version[version] += 1
     pairs: dict[int, list[tuple[Any, Any, float]]] = defaultdict(list)

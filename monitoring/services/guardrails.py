@@ -88,7 +88,8 @@ def _judging_since(experiment: Experiment) -> float:
 
 def _judge_rollout(deployment: Deployment, now: datetime) -> bool:
     rollout = _rollout(deployment, now)
-    if rollout is None or rollout.state != RolloutState.WATCHING:
+    previous = rollout.from_version
+    if rollout.state != RolloutState.WATCHING or previous is None:
         return False
     version = rollout.to_version.version
     figures = window_figures(deployment.endpoint, 0, version=version, since=rollout.started_at.timestamp(),
@@ -100,9 +101,9 @@ def _judge_rollout(deployment: Deployment, now: datetime) -> bool:
             Rollout.objects.filter(pk=rollout.pk, state=RolloutState.WATCHING).update(
                 state=RolloutState.PASSED, judged_at=now)
         return False
-    reason = (f"guardrail: version {version} {why}; rolled back to version {rollout.from_version.version} "
+    reason = (f"guardrail: version {version} {why}; rolled back to version {previous.version} "
               f"and stopped following alias '{deployment.alias}'")
-    if not deployment_roll_back(deployment=deployment, to_version=rollout.from_version, reason=reason):
+    if not deployment_roll_back(deployment=deployment, to_version=previous, reason=reason):
         return False
     Rollout.objects.filter(pk=rollout.pk).update(state=RolloutState.ROLLED_BACK, reason=reason, judged_at=now)
     raise_alert(f"guardrail: rollout of '{deployment.endpoint}'", deployment.endpoint, reason, now,
@@ -110,7 +111,7 @@ def _judge_rollout(deployment: Deployment, now: datetime) -> bool:
     return True
 
 
-def _rollout(deployment: Deployment, now: datetime) -> Rollout | None:
+def _rollout(deployment: Deployment, now: datetime) -> Rollout:
     """The deployment's current rollout, a new one when its version moved since the last look (the first look
     only records where it stands)."""
     last = Rollout.objects.filter(deployment=deployment).select_related("to_version", "from_version").first()
@@ -140,5 +141,5 @@ def _settled(context: dict[str, Any]) -> bool:
     if "experiment" in context:
         status = Experiment.objects.filter(pk=context["experiment"]).values_list("status", flat=True).first()
         return status != ExperimentStatus.PAUSED
-    rollout = Rollout.objects.filter(pk=context.get("rollout")).select_related("deployment").first()
+    rollout = Rollout.objects.filter(pk=int(context.get("rollout") or 0)).select_related("deployment").first()
     return rollout is None or rollout.deployment.follow_alias or not rollout.deployment.is_live

@@ -19,6 +19,7 @@ import json
 import socket
 import ssl
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -65,7 +66,7 @@ def webhook_target(url: str) -> Target:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError:
         raise WebhookRefused(f"host '{host}' could not be resolved") from None
-    addresses = [info[4][0] for info in infos]
+    addresses = [str(info[4][0]) for info in infos]
     if host not in settings.ALERT_WEBHOOK_ALLOWED_HOSTS:
         for address in addresses:
             if inside(address):
@@ -123,7 +124,7 @@ def notifications_create(*, alert: Alert, event: str) -> list[Notification]:
     rows = [Notification.objects.create(alert=alert, event=event, channel=channel, target=target)
             for channel, target in (("webhook", rule.webhook_url), ("email", rule.email)) if target]
     for row in rows:
-        transaction.on_commit(lambda pk=row.pk: _enqueue(pk), robust=True)
+        transaction.on_commit(partial(_enqueue, row.pk), robust=True)
     return rows
 
 
