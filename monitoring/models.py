@@ -35,7 +35,6 @@ class PredictionLog(models.Model):
             models.Index(fields=["request_id"], name="predlog_request_idx"),
             # Drift windows: the newest rows of one version.
             models.Index(fields=["model_version", "-id"], name="predlog_version_idx"),
-            models.Index(fields=["created_at"], name="predlog_time_idx"),
         ]
 
     def __str__(self) -> str:

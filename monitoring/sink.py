@@ -17,8 +17,7 @@ import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import close_old_connections
@@ -33,21 +32,26 @@ CAPACITY = 200_000
 OUTPUT_FIELDS = ("predictions", "probabilities", "classes", "uncertainty")
 
 
-@dataclass(frozen=True, slots=True)
-class Logged:
-    """One sampled request, as the flusher writes it."""
+class Logged(NamedTuple):
+    """One sampled request, as the flusher writes it (a tuple: built on the hot path, ~0.3 us)."""
 
     endpoint: str
     model_version_id: int
     version: int
-    request_id: str
-    subject_id: str
-    variant: str
-    at: float
+    request: PredictRequest
+    response: dict[str, Any]
     rows: list[Any]
-    outputs: dict[str, Any]
+    at: float
     seconds: float
     cached: bool
+
+    @property
+    def request_id(self) -> str:
+        return str(self.response["request_id"])
+
+    @property
+    def outputs(self) -> dict[str, Any]:
+        return {name: self.response[name] for name in OUTPUT_FIELDS if name in self.response}
 
 
 # (endpoint, version, time, seconds, error status or 0, cached, cache_used, batch_size)
@@ -76,10 +80,9 @@ class MonitoringSink(PredictionSink):
         self._events.append((route.endpoint, route.version, now, seconds, 0, cached, cache_used, batch_size))
         rate = route.log_predictions
         if rate > 0 and (rate >= 1.0 or random.random() < rate):
-            outputs = {name: response[name] for name in OUTPUT_FIELDS if name in response}
-            self._logged.append(Logged(route.endpoint, route.model_version_id, route.version,
-                                       response["request_id"], request.subject_id or "", request.variant or "",
-                                       now, rows, outputs, seconds, cached))
+            # References only: the response and rows are never changed once answered; the flusher reads them.
+            self._logged.append(Logged(route.endpoint, route.model_version_id, route.version, request, response,
+                                       rows, now, seconds, cached))
         if self._pid != os.getpid():
             self._start()
 
