@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 
@@ -21,7 +22,7 @@ FIELDS = ("request_id", "endpoint", "model_version", "version", "variant", "subj
           "outputs", "latency_ms", "cached")
 
 
-def prediction_log_write(records: Iterable[Logged]) -> int:
+def prediction_log_write(records: Sequence[Logged]) -> int:
     """One executemany of plain tuples, values adapted by the backend's own adapters (JSON as text on SQLite,
     jsonb on PostgreSQL). It runs in every web process, on the CPU that serves predictions: building model
     instances for bulk_create cost ~40 us a row, this ~10 (bench/bench_monitoring.py measures the whole)."""
@@ -33,10 +34,32 @@ def prediction_log_write(records: Iterable[Logged]) -> int:
         ops.adapt_json_value(record.rows, None), ops.adapt_json_value(record.outputs, None),
         round(record.seconds * 1000, 3), record.cached,
     ) for record in records]
-    if rows:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.executemany(_insert_sql(), rows)
+    if not rows:
+        return 0
+    try:
+        _insert(rows)
+    except (DatabaseError, ValueError):
+        # A value JSON cannot carry (NaN in a row: PostgreSQL's jsonb refuses it) fails the whole batch; only
+        # then is every value checked, with non-finite numbers stored as null.
+        ops = connection.ops
+        _insert([(*row[:7], ops.adapt_json_value(_finite(record.rows), None),
+                  ops.adapt_json_value(_finite(record.outputs), None), *row[9:]) for row, record in zip(rows, records)])
     return len(rows)
+
+
+def _insert(rows: list[tuple[Any, ...]]) -> None:
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.executemany(_insert_sql(), rows)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    return value
 
 
 def _insert_sql() -> str:

@@ -40,3 +40,27 @@ class DefaultRuleTests(TestCase):
                 op, threshold = re.search(r"(>|<|>=|<=)\s*([0-9.]+)\s*$", alert["expr"].strip()).groups()
                 self.assertEqual(op, rule["op"])
                 self.assertAlmostEqual(float(threshold) * SCALE[rule["metric"]], rule["threshold"])
+
+
+class ScheduleTests(TestCase):
+    def test_the_scheduler_queues_monitorings_jobs_as_json_at_their_intervals(self):
+        import django_rq
+
+        from inference.jobs import tasks
+
+        scheduler = tasks.sweep_scheduler()
+        by_name = {cron.name: cron for cron in scheduler._cron_jobs}
+        self.assertEqual({name: cron.interval for name, cron in by_name.items() if name.startswith("monitoring_")},
+                         {"monitoring_evaluate_alerts": 30, "monitoring_compute_drift": 300,
+                          "monitoring_enforce_retention": 3600})
+        scheduler.enqueue_jobs()
+        high = django_rq.get_queue("high")
+        queued = {high.fetch_job(job_id).func_name for job_id in high.job_ids}
+        self.assertTrue({"monitoring.tasks.evaluate_alerts", "monitoring.tasks.compute_drift",
+                         "monitoring.tasks.enforce_retention"} <= queued, queued)
+        for job_id in high.job_ids:  # JSON-serialized: what the workers read
+            job = high.fetch_job(job_id)
+            if job.func_name.startswith("monitoring."):
+                self.assertEqual(job.args, [])
+                high.remove(job)
+                self.assertIsInstance(job.perform(), dict)

@@ -126,3 +126,14 @@ class LogApiTests(TestCase):
                                         "latency_ms", "cached", "inputs", "outputs"})
         self.assertEqual(json.loads(rows[0]["outputs"]), {"predictions": [1]})
         self.assertEqual(json.loads(rows[-1]["inputs"]), [[0, 0.5, 0.5, 0.5]])
+
+
+class NonFiniteTests(TestCase):
+    def test_a_row_json_cannot_carry_is_still_logged(self):
+        route = route_of("churn", log_predictions=1.0)
+        serve(route, [[1.0, float("nan"), 2.0, 3.0]], [1], request_id="nan-1")
+        serve(route, [[1.0, 0.0, 2.0, 3.0]], [0], request_id="fine-1")
+        sink.flush()
+        # Neither PostgreSQL's jsonb nor SQLite's JSON check takes NaN: the batch is written again, null in its place.
+        self.assertEqual(PredictionLog.objects.get(request_id="nan-1").inputs, [[1.0, None, 2.0, 3.0]])
+        self.assertEqual(PredictionLog.objects.get(request_id="fine-1").inputs, [[1.0, 0.0, 2.0, 3.0]])
