@@ -71,7 +71,8 @@ class AlertListApi(APIView):
                                OpenApiParameter("kind", str, enum=["rule", "guardrail"]),
                                OpenApiParameter("page", int), OpenApiParameter("page_size", int)],
                    responses={200: AlertOut(many=True), **errors(400)},
-                   description="Alerts newest first, each with its history of states and its notifications.")
+                   description="Firing and resolved alerts (pending ones with `state=pending`), newest first, each "
+                               "with its history of states and its notifications.")
     def get(self, request):
         query = parse(AlertQueryIn, request.query_params.dict())
         alerts = selectors.alert_list(**{k: v for k, v in query.items() if k not in ("page", "page_size")})

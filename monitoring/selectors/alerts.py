@@ -8,7 +8,7 @@ from django.db.models import QuerySet
 
 from inference.models import LIVE, Deployment, DeploymentStatus
 from monitoring.errors import AlertRuleNotFound
-from monitoring.models import Alert, AlertRule, DriftReport, Metric
+from monitoring.models import Alert, AlertRule, AlertState, DriftReport, Metric
 from monitoring.selectors.history import window_figures
 from monitoring.selectors.quality import quality_value
 
@@ -54,9 +54,10 @@ def alert_rule_get(pk: int) -> AlertRule:
 
 def alert_list(*, state: str | None = None, endpoint: str | None = None, rule: int | None = None,
                kind: str | None = None) -> QuerySet[Alert]:
+    """Firing and resolved alerts, newest first; pending ones (a condition not yet held for its for_s) only when
+    asked for by state."""
     alerts = Alert.objects.select_related("rule").prefetch_related("notifications")
-    if state:
-        alerts = alerts.filter(state=state)
+    alerts = alerts.filter(state=state) if state else alerts.exclude(state=AlertState.PENDING)
     if endpoint:
         alerts = alerts.filter(endpoint=endpoint)
     if rule is not None:

@@ -107,6 +107,9 @@ class AlertLifeTests(TestCase):
         self.assertEqual(self.evaluate(0)["fired"], 0)
         alert = Alert.objects.get()
         self.assertEqual((alert.state, alert.value), ("pending", 0.4))
+        manage = key_client("manage")
+        self.assertEqual(manage.get("/api/v1/alerts/").json()["count"], 0)  # not an alert until it fires
+        self.assertEqual(manage.get("/api/v1/alerts/", {"state": "pending"}).json()["count"], 1)
         self.assertEqual(self.evaluate(30)["fired"], 0)
         self.assertEqual(self.evaluate(61)["fired"], 1)
         self.assertEqual(self.evaluate(90)["fired"], 0)

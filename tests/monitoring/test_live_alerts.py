@@ -29,8 +29,8 @@ class LiveAlertTestCase(LiveMonitoringTestCase):
     def web(self, **env: str):
         return super().web(ALERT_WEBHOOK_ALLOWED_HOSTS="127.0.0.1", **env)
 
-    def receiver(self) -> WebhookReceiver:
-        receiver = WebhookReceiver()
+    def receiver(self, statuses: list[int] | None = None) -> WebhookReceiver:
+        receiver = WebhookReceiver(statuses)
         self.addCleanup(receiver.close)
         return receiver
 
@@ -46,7 +46,7 @@ class DriftAlertTests(LiveAlertTestCase):
     def test_shifting_one_input_drifts_exactly_that_feature_and_fires_a_signed_webhook(self):
         env = {**FAST, "DRIFT_REFERENCE_ROWS": "200", "DRIFT_MIN_ROWS": "100", "DRIFT_WINDOW_ROWS": "200"}
         deploy_toy(self, "scorer", log_predictions=1.0)
-        web, receiver = self.web(), self.receiver()
+        web, receiver = self.web(), self.receiver(statuses=[500])  # the first delivery fails: RQ retries it
         rule = self.rule(web, deployment="scorer", metric="drift_features", op=">", threshold=0,
                          webhook_url=receiver.url)
         rng = np.random.default_rng(9)
@@ -55,7 +55,8 @@ class DriftAlertTests(LiveAlertTestCase):
         shifted[:, 1] += 3.0
         self.send(web, shifted)
         stack(self, **env)
-        call = receiver.wait(1, timeout=120)[0]
+        failed, call = receiver.wait(2, timeout=120)[:2]
+        self.assertEqual((failed["answered"], call["answered"], failed["body"]), (500, 200, call["body"]))
         body = json.loads(call["body"])
         self.assertEqual((body["rule"], body["deployment"], body["metric"], body["state"], body["value"]),
                          (rule["name"], "scorer", "drift_features", "firing", 1.0))
@@ -66,7 +67,8 @@ class DriftAlertTests(LiveAlertTestCase):
         self.assertEqual(report["reference"], {"source": "logged", "size": 200})
         self.assertEqual(report["window"]["rows"], 200)
         alerts = web.ok("GET", "/api/v1/alerts/", state="firing")["results"]
-        self.assertEqual([(a["name"], a["notifications"][0]["status"]) for a in alerts], [(rule["name"], "sent")])
+        self.assertEqual([(a["name"], a["notifications"][0]["status"], a["notifications"][0]["attempts"])
+                          for a in alerts], [(rule["name"], "sent", 2)])
 
 
 class ErrorRateAlertTests(LiveAlertTestCase):
