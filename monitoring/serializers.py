@@ -13,7 +13,8 @@ class _Page(serializers.Serializer):
     page_size = serializers.IntegerField(min_value=1, max_value=MAX_LIMIT, required=False)
 
 
-class PredictionQueryIn(_Page):
+class PredictionQueryIn(serializers.Serializer):
+    page = serializers.IntegerField(min_value=1, required=False)
     since = serializers.DateTimeField(required=False, help_text="ISO 8601; rows logged at or after")
     until = serializers.DateTimeField(required=False, help_text="ISO 8601; rows logged before")
     version = serializers.IntegerField(min_value=1, required=False)
