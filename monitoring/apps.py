@@ -13,13 +13,13 @@ class MonitoringConfig(AppConfig):
         from inference.jobs import tasks as scheduled
         from inference.predict.contract import sinks
         from monitoring import tasks
-        from monitoring.services.logs import prediction_log_write
         from monitoring.sink import sink
 
-        sink.write_logged = prediction_log_write
         sinks.register(sink)
         if not any(periodic.name.startswith("monitoring_") for periodic in scheduled.PERIODIC):
             scheduled.PERIODIC.extend([
+                scheduled.Periodic("monitoring_write_log", tasks.write_log, lambda: settings.PREDICTION_LOG_WRITE_S,
+                                   timeout_s=300),
                 scheduled.Periodic("monitoring_evaluate_alerts", tasks.evaluate_alerts, lambda: settings.ALERT_EVAL_S,
                                    timeout_s=300),
                 scheduled.Periodic("monitoring_compute_drift", tasks.compute_drift, lambda: settings.DRIFT_EVAL_S,

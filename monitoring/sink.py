@@ -3,8 +3,9 @@
 A request costs an append to an in-process buffer (two when it is sampled into the log): no database write, no
 Redis call, no lock. A daemon thread started lazily in each process (so a forked web worker never inherits a
 dead one) drains the buffers every PREDICTION_LOG_FLUSH_S: the per-minute figures go to Redis in one pipelined
-round trip (minutes.py), the sampled requests to the database in one bulk insert (services/logs.py). When the
-database or Redis is away the oldest entries give way (bounded buffers) and a warning says how many.
+round trip (minutes.py), the sampled requests to a Redis list as one JSON batch (logwriter.py), from which the
+scheduler and the log's readers write them to the database. When Redis is away the oldest entries give way
+(bounded buffers) and a warning says how many.
 """
 
 from __future__ import annotations
@@ -16,14 +17,12 @@ import random
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from django.conf import settings
-from django.db import close_old_connections
 
 from inference.predict.contract import PredictionSink, PredictRequest, Route
-from monitoring import minutes
+from monitoring import logwriter, minutes
 from monitoring.figures import Figures
 
 logger = logging.getLogger(__name__)
@@ -59,11 +58,6 @@ Event = tuple[str, int, float, float, int, bool, bool, int | None]
 
 
 class MonitoringSink(PredictionSink):
-    """`write_logged` stores sampled requests (services/logs.py's writer, set by monitoring/apps.py: the sink
-    knows no services); until it is set they are only counted."""
-
-    write_logged: Callable[[list[Logged]], object] | None = None
-
     def __init__(self, capacity: int = CAPACITY) -> None:
         self._events: deque[Event] = deque(maxlen=capacity)
         self._logged: deque[Logged] = deque(maxlen=capacity)
@@ -107,7 +101,6 @@ class MonitoringSink(PredictionSink):
         while True:
             time.sleep(settings.PREDICTION_LOG_FLUSH_S)
             try:
-                close_old_connections()  # this thread's own connection, past DB_CONN_MAX_AGE or broken
                 self.flush()
             except Exception:  # the thread must outlive any one failure
                 logger.exception("monitoring flush failed")
@@ -118,8 +111,8 @@ class MonitoringSink(PredictionSink):
             events, logged = _drain(self._events), _drain(self._logged)
             if events:
                 self._write(minutes.add, per_minute(events), len(events), "per-minute figures (Redis)")
-            if logged and self.write_logged is not None:
-                self._write(self.write_logged, logged, len(logged), "logged predictions (database)")
+            if logged:
+                self._write(logwriter.push, logged, len(logged), "logged predictions (Redis)")
 
     def discard(self) -> None:
         self._events.clear()
@@ -152,3 +145,10 @@ def per_minute(events: list[Event]) -> dict[minutes.Slot, Figures]:
 
 
 sink = MonitoringSink()
+
+
+def caught_up() -> None:
+    """Before reading the log or the figures: this process's buffers written, and every process's pushed rows
+    moved into the database."""
+    sink.flush()
+    logwriter.drain()

@@ -3,12 +3,17 @@ them to inference.jobs.tasks.PERIODIC) and notification deliveries. Interfaces o
 
 from __future__ import annotations
 
+from monitoring import logwriter
 from monitoring.services.alerts import alerts_evaluate
 from monitoring.services.drift import drift_compute_all
 from monitoring.services.guardrails import guardrails_evaluate
 from monitoring.services.history import history_trim, metric_minutes_roll_up
 from monitoring.services.logs import prediction_log_trim
 from monitoring.services.notify import notification_deliver
+
+
+def write_log() -> int:
+    return logwriter.drain()
 
 
 def evaluate_alerts() -> dict:

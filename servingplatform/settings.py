@@ -356,6 +356,10 @@ PREDICTION_LOG_MAX_ROWS = env_int("PREDICTION_LOG_MAX_ROWS", 1_000_000, minimum=
 # How often each web process writes what it buffered (logged predictions, per-minute figures); 0: only when
 # asked (the test process, which writes inside each test's transaction).
 PREDICTION_LOG_FLUSH_S = env_int("PREDICTION_LOG_FLUSH_MS", 1000, minimum=0, maximum=60_000) / 1000
+# Logged rows wait in Redis (at most this many flushes' batches: the oldest give way) until the scheduler writes
+# them to the database every PREDICTION_LOG_WRITE_S, or a reader of the log does.
+PREDICTION_LOG_BUFFER_BATCHES = env_int("PREDICTION_LOG_BUFFER_BATCHES", 3600, minimum=1)
+PREDICTION_LOG_WRITE_S = env_int("PREDICTION_LOG_WRITE_S", 5, minimum=1)
 # Per-minute figures per deployment and version (requests, errors, latency quantiles...) are kept this long.
 METRICS_HISTORY_DAYS = env_int("METRICS_HISTORY_DAYS", 14, minimum=1)
 MONITORING_RETENTION_S = env_int("MONITORING_RETENTION_S", 3600, minimum=1)

@@ -15,7 +15,7 @@ from core.models import ApiKey, Scope
 from inference.errors import EndpointNotFound
 from inference.models import Deployment
 from monitoring.models import PredictionLog
-from monitoring.sink import sink
+from monitoring.sink import caught_up
 
 EXPORT_FIELDS = ("request_id", "created_at", "endpoint", "version", "variant", "subject_id", "latency_ms", "cached",
                  "inputs", "outputs")
@@ -30,7 +30,7 @@ def endpoint_check(endpoint: str) -> None:
 def prediction_log_list(endpoint: str, *, since: datetime | None = None, until: datetime | None = None,
                         version: int | None = None, variant: str | None = None) -> QuerySet[PredictionLog]:
     endpoint_check(endpoint)
-    sink.flush()  # this process's buffered rows are part of the answer
+    caught_up()  # what every web process logged so far is part of the answer
     rows = PredictionLog.objects.filter(endpoint=endpoint)
     if since is not None:
         rows = rows.filter(created_at__gte=since)

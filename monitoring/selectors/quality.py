@@ -17,7 +17,7 @@ from django.utils import timezone
 from inference.models import Deployment
 from monitoring.models import Feedback, PredictionLog
 from monitoring.selectors.logs import endpoint_check
-from monitoring.sink import sink
+from monitoring.sink import caught_up
 
 WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 POINTS = 12
@@ -31,7 +31,7 @@ def deployment_task(endpoint: str) -> str:
 
 def quality(endpoint: str, window: str) -> dict[str, Any]:
     endpoint_check(endpoint)
-    sink.flush()
+    caught_up()
     span, now = WINDOWS[window], timezone.now()
     since = now - span
     task = deployment_task(endpoint)

@@ -19,6 +19,7 @@ from inference.errors import EndpointNotFound
 from inference.models import LIVE, Deployment
 from inference.predict.dispatch import call_worker, route_for
 from inference.runtime.web.inputs import InputError, normalize_inputs
+from monitoring import logwriter
 from monitoring.drift_stats import column_drift
 from monitoring.errors import NotEnoughData
 from monitoring.models import DriftReport, PredictionLog, ReferenceSample, ReferenceSource
@@ -122,6 +123,7 @@ def _reference_predictions(endpoint: str, reference: ReferenceSample) -> list[An
 # --- computing ------------------------------------------------------------------------------------------------
 
 def drift_compute(*, endpoint: str) -> DriftReport:
+    logwriter.drain()  # the rows the web processes pushed are part of the window
     deployment = Deployment.objects.filter(LIVE, endpoint=endpoint).select_related("model", "model_version").first()
     if deployment is None:
         raise EndpointNotFound(f"No live deployment at endpoint '{endpoint}'.")

@@ -22,7 +22,7 @@ from experiments import services as experiments
 from experiments.errors import FeedbackExists, InvalidFeedback, RequestNotRecorded
 from experiments.services.feedback import MISSING
 from monitoring.models import Feedback, PredictionLog
-from monitoring.sink import sink
+from monitoring.sink import caught_up
 
 POLL_S = 0.05
 
@@ -53,7 +53,7 @@ def feedback_record(*, request_id: str, label: Any = MISSING, value: Any = MISSI
 
 
 def _logged(request_id: str) -> list[PredictionLog]:
-    sink.flush()
+    caught_up()
     rows = _rows(request_id)
     if rows or _experiment_knows(request_id):
         # One an experiment routed is answered at once: waiting on the log would hold up every experiment
@@ -62,6 +62,7 @@ def _logged(request_id: str) -> list[PredictionLog]:
     deadline = time.monotonic() + feedback_wait_s()
     while not rows and time.monotonic() < deadline:
         time.sleep(POLL_S)
+        caught_up()  # another web process may have pushed it meanwhile
         rows = _rows(request_id)
     return rows
 

@@ -8,7 +8,7 @@ from django.utils import timezone
 from inference.models import Deployment
 from monitoring.models import Alert, AlertRule, DriftReport, Feedback
 from monitoring.services.drift import drift_compute
-from monitoring.sink import sink
+from monitoring.sink import caught_up
 from tests.experiments.helpers import deployment
 from tests.monitoring.support import route_of, serve
 
@@ -24,7 +24,7 @@ def seed(endpoint: str = "churn") -> Deployment:
             inputs[:, 2] += 2.5
         serve(route, inputs.round(3).tolist(), [int(x[0] > 0) for x in inputs], request_id=f"{endpoint}-{n}",
               seconds=float(rng.lognormal(-5, 0.4)), probabilities=[[0.5, 0.5], [0.5, 0.5]])
-    sink.flush()
+    caught_up()
     Feedback.objects.bulk_create([Feedback(request_id=f"{endpoint}-{n}", label=[1, 0]) for n in range(0, 200, 3)])
     with override_settings(DRIFT_REFERENCE_ROWS=200, DRIFT_MIN_ROWS=100, DRIFT_WINDOW_ROWS=200):
         drift_compute(endpoint=endpoint)

@@ -13,7 +13,7 @@ from inference.models import Deployment, DeploymentStatus
 from monitoring.models import Alert, AlertRule, Notification
 from monitoring.services.alerts import alerts_evaluate
 from monitoring.services.notify import notification_deliver, webhook_target
-from monitoring.sink import sink
+from monitoring.sink import caught_up
 from tests.factories import key_client
 from tests.monitoring.support import WebhookReceiver, fail, route_of, serve, valid_signature
 
@@ -94,7 +94,7 @@ class AlertLifeTests(TestCase):
             serve(self.route, [[n, 0, 0, 0]], [1], request_id=f"ok-{n}")
         for _ in range(errors):
             fail(self.route)
-        sink.flush()
+        caught_up()
 
     def evaluate(self, after_s: float) -> dict:
         with self.captureOnCommitCallbacks(execute=True):

@@ -51,16 +51,17 @@ class ScheduleTests(TestCase):
         scheduler = tasks.sweep_scheduler()
         by_name = {cron.name: cron for cron in scheduler._cron_jobs}
         self.assertEqual({name: cron.interval for name, cron in by_name.items() if name.startswith("monitoring_")},
-                         {"monitoring_evaluate_alerts": 30, "monitoring_compute_drift": 300,
+                         {"monitoring_write_log": 5, "monitoring_evaluate_alerts": 30, "monitoring_compute_drift": 300,
                           "monitoring_enforce_retention": 3600})
         scheduler.enqueue_jobs()
         high = django_rq.get_queue("high")
         queued = {high.fetch_job(job_id).func_name for job_id in high.job_ids}
-        self.assertTrue({"monitoring.tasks.evaluate_alerts", "monitoring.tasks.compute_drift",
-                         "monitoring.tasks.enforce_retention"} <= queued, queued)
+        jobs = {f"monitoring.tasks.{name}" for name in ("write_log", "evaluate_alerts", "compute_drift",
+                                                        "enforce_retention")}
+        self.assertTrue(jobs <= queued, queued)
         for job_id in high.job_ids:  # JSON-serialized: what the workers read
             job = high.fetch_job(job_id)
             if job.func_name.startswith("monitoring."):
                 self.assertEqual(job.args, [])
                 high.remove(job)
-                self.assertIsInstance(job.perform(), dict)
+                self.assertIsInstance(job.perform(), (dict, int))

@@ -6,7 +6,7 @@ from django.test import TestCase, override_settings
 
 from inference.models import Deployment
 from monitoring.models import DriftReport, ReferenceSample
-from monitoring.sink import sink
+from monitoring.sink import caught_up
 from tests.experiments.helpers import deployment
 from tests.factories import key_client
 from tests.monitoring.support import route_of, serve
@@ -34,7 +34,7 @@ class DriftTests(TestCase):
             chunk = batch[n:n + 2]
             answers = predictions or [int(row[2] > 0) for row in chunk]
             serve(self.route, chunk, answers[: len(chunk)], request_id=f"{prefix}-{n}")
-        sink.flush()
+        caught_up()
 
     def compute(self, expect: int = 200) -> dict:
         response = self.manage.post("/api/v1/deployments/churn/drift/compute")

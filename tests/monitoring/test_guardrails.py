@@ -4,7 +4,7 @@ from experiments.models import Experiment
 from inference.models import Deployment
 from monitoring.models import Alert, Rollout
 from monitoring.services.guardrails import guardrails_evaluate
-from monitoring.sink import sink
+from monitoring.sink import caught_up
 from registry.services import model_alias_set
 from tests.experiments.helpers import ExperimentApiTestCase, deployment, version_of
 from tests.monitoring.support import fail, route_of, serve
@@ -17,7 +17,7 @@ class ExperimentGuardrailTests(ExperimentApiTestCase):
             serve(route, [[n, 0, 0, 0]], [1], request_id=f"{endpoint}-{n}")
         for _ in range(errors):
             fail(route)
-        sink.flush()
+        caught_up()
 
     def test_guardrails_are_checked_when_declared(self):
         for guardrails, field in (({"min_requests": 5}, "max_error_rate"), ({"max_error_rate": 2}, "max_error_rate"),
@@ -67,10 +67,10 @@ class RolloutGuardrailTests(ExperimentApiTestCase):
         route = route_of(Deployment.objects.get(pk=row.pk))
         for n in range(4):
             serve(route, [[n, 0, 0, 0]], [1], request_id=f"v2-{n}")
-        sink.flush()
+        caught_up()
         self.assertEqual(guardrails_evaluate()["rolled_back"], 0)
         fail(route)
-        sink.flush()
+        caught_up()
         self.assertEqual(guardrails_evaluate()["rolled_back"], 1)
         rolled = Deployment.objects.get(pk=row.pk)
         self.assertEqual((rolled.model_version_id, rolled.follow_alias, rolled.alias), (first.pk, False, "production"))

@@ -8,7 +8,7 @@ from django.utils import timezone
 from monitoring.models import Alert, MetricMinute, PredictionLog
 from monitoring.services.history import history_trim
 from monitoring.services.logs import prediction_log_trim
-from monitoring.sink import sink
+from monitoring.sink import caught_up
 from tests.monitoring.support import route_of, serve
 
 
@@ -19,7 +19,7 @@ class RetentionTests(TestCase):
             route = route_of(endpoint, log_predictions=1.0)
             for n in range(count):
                 serve(route, [[n, 0, 0, 0]], [0], request_id=f"{endpoint}-{n}")
-        sink.flush()
+        caught_up()
         PredictionLog.objects.filter(request_id__in=["churn-0", "fraud-0"]).update(
             created_at=timezone.now() - timedelta(days=8))
         self.assertEqual(prediction_log_trim(), {"expired": 2, "capped": 2})
