@@ -17,7 +17,7 @@ import random
 import threading
 import time
 from collections import defaultdict, deque
-from typing import Any, NamedTuple
+from typing import Any
 
 from django.conf import settings
 
@@ -28,29 +28,6 @@ from monitoring.figures import Figures
 logger = logging.getLogger(__name__)
 
 CAPACITY = 200_000
-OUTPUT_FIELDS = ("predictions", "probabilities", "classes", "uncertainty")
-
-
-class Logged(NamedTuple):
-    """One sampled request, as the flusher writes it (a tuple: built on the hot path, ~0.3 us)."""
-
-    endpoint: str
-    model_version_id: int
-    version: int
-    request: PredictRequest
-    response: dict[str, Any]
-    rows: list[Any]
-    at: float
-    seconds: float
-    cached: bool
-
-    @property
-    def request_id(self) -> str:
-        return str(self.response["request_id"])
-
-    @property
-    def outputs(self) -> dict[str, Any]:
-        return {name: self.response[name] for name in OUTPUT_FIELDS if name in self.response}
 
 
 # (endpoint, version, time, seconds, error status or 0, cached, cache_used, batch_size)
@@ -60,7 +37,7 @@ Event = tuple[str, int, float, float, int, bool, bool, int | None]
 class MonitoringSink(PredictionSink):
     def __init__(self, capacity: int = CAPACITY) -> None:
         self._events: deque[Event] = deque(maxlen=capacity)
-        self._logged: deque[Logged] = deque(maxlen=capacity)
+        self._logged: deque[str] = deque(maxlen=capacity)
         self._pid: int | None = None
         self._start_lock = threading.Lock()
         self._flush_lock = threading.Lock()
@@ -74,9 +51,7 @@ class MonitoringSink(PredictionSink):
         self._events.append((route.endpoint, route.version, now, seconds, 0, cached, cache_used, batch_size))
         rate = route.log_predictions
         if rate > 0 and (rate >= 1.0 or random.random() < rate):
-            # References only: the response and rows are never changed once answered; the flusher reads them.
-            self._logged.append(Logged(route.endpoint, route.model_version_id, route.version, request, response,
-                                       rows, now, seconds, cached))
+            self._logged.append(logwriter.encode(route, request, response, rows, now, seconds, cached))
         if self._pid != os.getpid():
             self._start()
 
