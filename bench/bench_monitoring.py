@@ -130,11 +130,59 @@ def benchmark(args: argparse.Namespace, servers: list) -> dict[str, Any]:
                     runs.append(figures)
     finally:
         set_rate(client, 0.0)
-    print_report(info, args, runs)
     return {"machine": info, "args": {k: str(v) for k, v in vars(args).items()}, "runs": runs}
 
 
-def print_report(info: dict[str, Any], args: argparse.Namespace, runs: list[dict[str, Any]]) -> None:
+def in_process_costs(requests: int = 20_000) -> dict[str, float]:
+    """CPU microseconds a request of churn-logreg's shape costs the web process's sink at each rate (the hot path
+    plus its share of the flush to Redis), and a row costs the database write (logwriter.write, into a fresh
+    SQLite table), measured in this process: figures a loaded machine moves far less than wrk's."""
+    import tempfile
+
+    os.environ.update(SECRET_KEY="bench-monitoring-" + "k" * 40, VAR_DIR=tempfile.mkdtemp(prefix="sp-bench-mon-"),
+                      MODEL_SERVER_DIR=tempfile.mkdtemp(prefix="spm-", dir="/tmp"), PREDICTION_LOG_FLUSH_MS="0",
+                      LOG_LEVEL="ERROR", DJANGO_SETTINGS_MODULE="servingplatform.settings")
+    if not os.environ.get("REDIS_URL"):
+        from core.embedded_redis import start_private_redis
+
+        os.environ["REDIS_URL"] = start_private_redis().url
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from inference.predict.contract import PredictRequest, Route
+    from monitoring import logwriter
+    from monitoring.sink import MonitoringSink
+    from registry.models import ModelVersion, RegisteredModel
+
+    call_command("migrate", verbosity=0)
+    model = RegisteredModel.objects.create(name="bench")
+    version = ModelVersion.objects.create(model=model, version=1, flavor="sklearn", format="skops", artifact_path="x",
+                                          sha256="0" * 64, size_bytes=1)
+    costs: dict[str, float] = {}
+    for rate in RATES:
+        route = Route(endpoint="bench", deployment_id=1, model="bench", version=1, model_version_id=version.pk,
+                      sha256="0", generation=1, status="ready", sockets=(), log_predictions=rate)
+        sink = MonitoringSink()
+        sink._pid = os.getpid()  # noqa: SLF001 - no flusher thread: this loop flushes
+        started = time.process_time()
+        for n in range(requests):
+            row = [[n / 7, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.25]]
+            request = PredictRequest(endpoint="bench", inputs=row, params={}, request_id=f"r{n}")
+            response = {"request_id": f"r{n}", "predictions": [1], "probabilities": [[0.25, 0.75]], "classes": [0, 1]}
+            sink.served(route, request, response, row, 0.002, cached=False, cache_used=False, batch_size=1)
+            if n % 2000 == 1999:
+                sink.flush()
+        costs[f"web_us_per_request_at_{rate:g}"] = (time.process_time() - started) / requests * 1e6
+    started = time.process_time()
+    written = logwriter.drain()
+    costs["write_us_per_row"] = (time.process_time() - started) / max(written, 1) * 1e6
+    return costs
+
+
+def print_report(info: dict[str, Any], args: argparse.Namespace, runs: list[dict[str, Any]],
+                 costs: dict[str, float]) -> None:
     print(f"\n# Prediction logging overhead — {ENDPOINT}, {info['nproc']} CPUs ({info['cpu']}), load average before "
           f"{' '.join(info['loadavg'])}, WEB_WORKERS={args.web_workers}, {args.rounds} rounds of wrk "
           f"{args.duration:g} s after {args.warmup:g} s warm-up, prediction cache off")
@@ -158,6 +206,14 @@ def print_report(info: dict[str, Any], args: argparse.Namespace, runs: list[dict
         ratio = medians[(conns, 1.0)] / medians[(conns, 0.0)]
         print(f"\nc={conns}: logging every request keeps {ratio:.3f}x the throughput of logging none "
               f"({(1 - ratio) * 100:+.1f}% lost; target: under 2%)")
+    web = statistics.median(run["cpu_ms_per_request"].get("web", 0.0) for run in runs if run["rate"] == 0.0) * 1000
+    extra = costs["web_us_per_request_at_1"] - costs["web_us_per_request_at_0"]
+    at_0, at_1 = costs["web_us_per_request_at_0"], costs["web_us_per_request_at_1"]
+    print(f"\nIn process (CPU time, 20,000 requests of churn-logreg's shape a rate): the sink costs a web process "
+          f"{at_0:.1f} us a request at rate 0 and {at_1:.1f} us at rate 1.0 (+{extra:.1f} us, "
+          f"{100 * extra / web:.1f}% of the web tier's {web:.0f} us a request measured above); writing a row to the "
+          f"database costs {costs['write_us_per_row']:.1f} us in the scheduler's worker (a fresh SQLite table; more "
+          "as the request-id index outgrows SQLite's page cache)")
     noisy = [run for run in runs if run["other_load_cores"] > 0.2]
     if noisy:
         print(f"\nWARNING: {len(noisy)} runs shared the machine with other load (up to "
@@ -178,6 +234,8 @@ def main() -> None:
     finally:
         for server in reversed(servers):
             server.stop()
+    report["in_process"] = in_process_costs()
+    print_report(report["machine"], args, report["runs"], report["in_process"])
     path = serving.OUT / f"monitoring-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(report, indent=2, default=str))
     serving.log(f"done in {time.monotonic() - started:.0f} s; figures in {path.relative_to(serving.ROOT)}")

@@ -37,7 +37,7 @@ Event = tuple[str, int, float, float, int, bool, bool, int | None]
 class MonitoringSink(PredictionSink):
     def __init__(self, capacity: int = CAPACITY) -> None:
         self._events: deque[Event] = deque(maxlen=capacity)
-        self._logged: deque[str] = deque(maxlen=capacity)
+        self._logged: deque[bytes] = deque(maxlen=capacity)
         self._pid: int | None = None
         self._start_lock = threading.Lock()
         self._flush_lock = threading.Lock()
