@@ -26,7 +26,6 @@ import signal
 import statistics
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -52,48 +51,6 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-class TreeMeter(serving.CpuMeter):
-    """bench_serving's meter, counting also the CPU of children that have exited (/proc's cutime and cstime):
-    the RQ worker forks a work horse per job, and the horses that write the log to the database are gone by the
-    time the meter looks."""
-
-    def snapshot(self) -> dict[str, Any]:
-        taken = super().snapshot()
-        groups = Counter()
-        table = process_table()
-        for pid in serving_tree(table, self.root):
-            ppid, ticks, cmd = table[pid]
-            groups[self.classify(cmd, pid)] += ticks
-        taken["groups"] = groups
-        return taken
-
-
-def process_table() -> dict[int, tuple[int, int, str]]:
-    """pid -> (ppid, its CPU ticks and its exited children's, command line)."""
-    table = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-            cmd = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        table[int(entry)] = (int(fields[1]), sum(int(value) for value in fields[11:15]), cmd)
-    return table
-
-
-def serving_tree(table: dict[int, tuple[int, int, str]], root: int) -> set[int]:
-    found, frontier = {root}, [root]
-    while frontier:
-        parent = frontier.pop()
-        children = [pid for pid, (ppid, _, _) in table.items() if ppid == parent and pid not in found]
-        found.update(children)
-        frontier.extend(children)
-    return found & set(table)
-
-
 def logged_rows(client: serving.Client) -> int:
     return client.ok("GET", f"/api/v1/deployments/{ENDPOINT}/predictions?limit=1")["count"]
 
@@ -113,7 +70,9 @@ def benchmark(args: argparse.Namespace, servers: list) -> dict[str, Any]:
     serving.wait_for_endpoints(client, platform)
     serving.set_cache(client, False)
     model_pids = serving.model_worker_pid(client, ENDPOINT)
-    meter = TreeMeter(platform.proc.pid, lambda cmd, pid: serving.platform_group(cmd, pid, model_pids))
+    # Exited children counted: the RQ worker forks a work horse per job, and those that wrote the log are gone.
+    meter = serving.CpuMeter(platform.proc.pid, lambda cmd, pid: serving.platform_group(cmd, pid, model_pids),
+                             exited_children=True)
     runner = serving.Runner(args)
     url = f"http://127.0.0.1:{port}{serving.predict_path(ENDPOINT)}"
     runs: list[dict[str, Any]] = []
@@ -139,6 +98,7 @@ def in_process_costs(requests: int = 20_000) -> dict[str, float]:
     SQLite table), measured in this process: figures a loaded machine moves far less than wrk's."""
     import tempfile
 
+    sys.path.insert(0, str(serving.ROOT))  # the project's packages, for Django in this process
     os.environ.update(SECRET_KEY="bench-monitoring-" + "k" * 40, VAR_DIR=tempfile.mkdtemp(prefix="sp-bench-mon-"),
                       MODEL_SERVER_DIR=tempfile.mkdtemp(prefix="spm-", dir="/tmp"), PREDICTION_LOG_FLUSH_MS="0",
                       LOG_LEVEL="ERROR", DJANGO_SETTINGS_MODULE="servingplatform.settings")
@@ -181,8 +141,7 @@ def in_process_costs(requests: int = 20_000) -> dict[str, float]:
     return costs
 
 
-def print_report(info: dict[str, Any], args: argparse.Namespace, runs: list[dict[str, Any]],
-                 costs: dict[str, float]) -> None:
+def print_table(info: dict[str, Any], args: argparse.Namespace, runs: list[dict[str, Any]]) -> None:
     print(f"\n# Prediction logging overhead — {ENDPOINT}, {info['nproc']} CPUs ({info['cpu']}), load average before "
           f"{' '.join(info['loadavg'])}, WEB_WORKERS={args.web_workers}, {args.rounds} rounds of wrk "
           f"{args.duration:g} s after {args.warmup:g} s warm-up, prediction cache off")
@@ -206,6 +165,14 @@ def print_report(info: dict[str, Any], args: argparse.Namespace, runs: list[dict
         ratio = medians[(conns, 1.0)] / medians[(conns, 0.0)]
         print(f"\nc={conns}: logging every request keeps {ratio:.3f}x the throughput of logging none "
               f"({(1 - ratio) * 100:+.1f}% lost; target: under 2%)")
+    noisy = [run for run in runs if run["other_load_cores"] > 0.2]
+    if noisy:
+        print(f"\nWARNING: {len(noisy)} runs shared the machine with other load (up to "
+              f"{max(r['other_load_cores'] for r in noisy):.2f} cores busy outside the benchmark): figures are "
+              "indicative only")
+
+
+def print_in_process(runs: list[dict[str, Any]], costs: dict[str, float]) -> None:
     web = statistics.median(run["cpu_ms_per_request"].get("web", 0.0) for run in runs if run["rate"] == 0.0) * 1000
     extra = costs["web_us_per_request_at_1"] - costs["web_us_per_request_at_0"]
     at_0, at_1 = costs["web_us_per_request_at_0"], costs["web_us_per_request_at_1"]
@@ -214,11 +181,6 @@ def print_report(info: dict[str, Any], args: argparse.Namespace, runs: list[dict
           f"{100 * extra / web:.1f}% of the web tier's {web:.0f} us a request measured above); writing a row to the "
           f"database costs {costs['write_us_per_row']:.1f} us in the scheduler's worker (a fresh SQLite table; more "
           "as the request-id index outgrows SQLite's page cache)")
-    noisy = [run for run in runs if run["other_load_cores"] > 0.2]
-    if noisy:
-        print(f"\nWARNING: {len(noisy)} runs shared the machine with other load (up to "
-              f"{max(r['other_load_cores'] for r in noisy):.2f} cores busy outside the benchmark): figures are "
-              "indicative only")
 
 
 def main() -> None:
@@ -234,8 +196,9 @@ def main() -> None:
     finally:
         for server in reversed(servers):
             server.stop()
+    print_table(report["machine"], args, report["runs"])
     report["in_process"] = in_process_costs()
-    print_report(report["machine"], args, report["runs"], report["in_process"])
+    print_in_process(report["runs"], report["in_process"])
     path = serving.OUT / f"monitoring-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(report, indent=2, default=str))
     serving.log(f"done in {time.monotonic() - started:.0f} s; figures in {path.relative_to(serving.ROOT)}")
