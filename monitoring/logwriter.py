@@ -4,7 +4,7 @@ A web process's flusher pushes what it sampled to one Redis list, a JSON batch p
 hot path encoded, joined, in one round trip); whoever needs the rows in the database moves them there
 (`drain`): the scheduler's job every PREDICTION_LOG_WRITE_S, and every reader of the log first (the list, the
 exports, feedback, quality, drift), so what a client logged a second ago is there when it asks. The database
-insert (15-50 us of CPU a row on the benchmark machine, with SQLite) is never paid in a process that serves
+insert (~20 us of CPU a row on the benchmark machine, SQLite) is never paid in a process that serves
 predictions, nor under its GIL. The list keeps the newest PREDICTION_LOG_BUFFER_BATCHES batches: with no drain
 for that long (the scheduler down) the oldest give way.
 """
