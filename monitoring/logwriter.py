@@ -11,6 +11,7 @@ for that long (the scheduler down) the oldest give way.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -19,9 +20,11 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import redis
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DataError, IntegrityError, InterfaceError, OperationalError, connection, transaction
 
 from monitoring.models import PredictionLog
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from inference.predict.contract import PredictRequest, Route
@@ -63,13 +66,13 @@ def _jsonable(value: Any) -> Any:
 
 
 def drain() -> int:
-    """Moves every pushed row into the database; returns how many. A batch the database refused goes back to the
-    head of the list, for the next drain, and the error is raised."""
+    """Moves every pushed row into the database; returns how many. While the database is unreachable the batches
+    go back to the head of the list, for the next drain, and the error is raised."""
     written = 0
-    while blobs := client().lpop(KEY, POP):
+    while blobs := _pop():
         try:
             written += write([row for blob in blobs for row in orjson.loads(blob)])
-        except Exception:
+        except (OperationalError, InterfaceError):
             client().lpush(KEY, *reversed(blobs))
             raise
         if len(blobs) < POP:
@@ -77,24 +80,44 @@ def drain() -> int:
     return written
 
 
+def _pop() -> list[bytes]:
+    popped = client().lpop(KEY, POP)
+    return [blob for blob in popped if isinstance(blob, bytes)] if isinstance(popped, list) else []
+
+
 def write(rows: list[list[Any]]) -> int:
     """One executemany of plain tuples: the JSON columns as text (what both SQLite's JSON column and PostgreSQL's
-    jsonb take), the time through the backend's adapter (less than half what bulk_create's model instances cost)."""
+    jsonb take), the time through the backend's adapter (less than half what bulk_create's model instances cost).
+    A batch the database refuses (a row whose version was deleted meanwhile) is written row by row, without the
+    rows it refuses, so that one row never holds up the others."""
     adapt = connection.ops.adapt_datetimefield_value
     adapted = [(*row[:6], adapt(datetime.fromtimestamp(row[6], tz=UTC)), orjson.dumps(row[7]).decode(),
                 orjson.dumps(row[8]).decode(), *row[9:]) for row in rows]
-    if adapted:
+    try:
         _insert(adapted)
-    return len(adapted)
+        return len(adapted)
+    except (IntegrityError, DataError):
+        return sum(_insert_alone(row) for row in adapted)
 
 
 def _insert(rows: list[tuple[Any, ...]]) -> None:
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.executemany(_insert_sql(), rows)
+    if rows:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.executemany(_insert_sql(), rows)
+
+
+def _insert_alone(row: tuple[Any, ...]) -> bool:
+    try:
+        _insert([row])
+    except (IntegrityError, DataError):
+        logger.warning("a logged prediction the database refused was dropped (request %s)", row[0], exc_info=True)
+        return False
+    return True
 
 
 def _insert_sql() -> str:
     quote = connection.ops.quote_name
-    columns = ", ".join(quote(PredictionLog._meta.get_field(name).column) for name in FIELDS)
+    column = {field.name: str(field.column) for field in PredictionLog._meta.concrete_fields}
+    columns = ", ".join(quote(column[name]) for name in FIELDS)
     return (f"INSERT INTO {quote(PredictionLog._meta.db_table)} ({columns}) "
             f"VALUES ({', '.join(['%s'] * len(FIELDS))})")

@@ -5,12 +5,13 @@ import csv
 import io
 import json
 import random
+from dataclasses import replace
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.db import connection
-from django.test import TestCase
+from django.test import TestCase, TransactionTestCase
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -141,3 +142,18 @@ class NonFiniteTests(TestCase):
         # Neither PostgreSQL's jsonb nor SQLite's JSON check takes NaN: the batch is written again, null in its place.
         self.assertEqual(PredictionLog.objects.get(request_id="nan-1").inputs, [[1.0, None, 2.0, 3.0]])
         self.assertEqual(PredictionLog.objects.get(request_id="fine-1").inputs, [[1.0, 0.0, 2.0, 3.0]])
+
+
+class RefusedRowTests(TransactionTestCase):
+    """A TransactionTestCase: SQLite checks foreign keys when a transaction commits, which a TestCase never does."""
+
+    def test_a_row_the_database_refuses_is_dropped_and_the_rest_written(self):
+        route = route_of("churn", log_predictions=1.0)
+        serve(route, [[1, 2, 3, 4]], [1], request_id="kept-1")
+        serve(replace(route, model_version_id=999_999), [[1, 2, 3, 4]], [1], request_id="orphan")  # no such version
+        serve(route, [[1, 2, 3, 4]], [0], request_id="kept-2")
+        with self.assertLogs("monitoring.logwriter", "WARNING") as logs:
+            caught_up()
+        self.assertEqual(sorted(PredictionLog.objects.values_list("request_id", flat=True)), ["kept-1", "kept-2"])
+        self.assertIn("request orphan", logs.output[0])
+        self.assertEqual(logwriter.drain(), 0)  # nothing left behind to hold up the next drain
