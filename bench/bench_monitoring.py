@@ -102,10 +102,20 @@ def in_process_costs(requests: int = 20_000) -> dict[str, float]:
     os.environ.update(SECRET_KEY="bench-monitoring-" + "k" * 40, VAR_DIR=tempfile.mkdtemp(prefix="sp-bench-mon-"),
                       MODEL_SERVER_DIR=tempfile.mkdtemp(prefix="spm-", dir="/tmp"), PREDICTION_LOG_FLUSH_MS="0",
                       LOG_LEVEL="ERROR", DJANGO_SETTINGS_MODULE="servingplatform.settings")
+    private = None
     if not os.environ.get("REDIS_URL"):
         from core.embedded_redis import start_private_redis
 
-        os.environ["REDIS_URL"] = start_private_redis().url
+        private = start_private_redis()
+        os.environ["REDIS_URL"] = private.url
+    try:
+        return _measure(requests)
+    finally:
+        if private is not None:
+            private.stop()
+
+
+def _measure(requests: int) -> dict[str, float]:
     import django
 
     django.setup()
