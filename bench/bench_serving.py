@@ -171,8 +171,9 @@ class Client:
 # --- /proc: CPU by process group ---------------------------------------------------------------------
 
 
-def _proc_table() -> dict[int, tuple[int, int, str]]:
-    """pid -> (ppid, utime + stime in ticks, command line)."""
+def _proc_table(exited_children: bool = False) -> dict[int, tuple[int, int, str]]:
+    """pid -> (ppid, utime + stime in ticks, command line); with `exited_children`, plus cutime + cstime: the CPU
+    of the children it has waited for (an RQ worker's work horses, gone by the time anyone looks)."""
     table = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -183,7 +184,7 @@ def _proc_table() -> dict[int, tuple[int, int, str]]:
         except OSError:
             continue
         fields = stat[stat.rindex(")") + 2:].split()
-        table[int(entry)] = (int(fields[1]), int(fields[11]) + int(fields[12]), cmd)
+        table[int(entry)] = (int(fields[1]), sum(int(v) for v in fields[11:15 if exited_children else 13]), cmd)
     return table
 
 
@@ -212,11 +213,11 @@ def platform_group(cmd: str, pid: int, model_pids: set[int]) -> str:
 class CpuMeter:
     """CPU seconds per process group of one server tree, plus the whole machine's busy time."""
 
-    def __init__(self, root: int, classify) -> None:
-        self.root, self.classify = root, classify
+    def __init__(self, root: int, classify, *, exited_children: bool = False) -> None:
+        self.root, self.classify, self.exited_children = root, classify, exited_children
 
     def snapshot(self) -> dict[str, Any]:
-        table = _proc_table()
+        table = _proc_table(self.exited_children)
         groups: Counter[str] = Counter()
         for pid in _descendants(table, self.root):
             _, ticks, cmd = table[pid]

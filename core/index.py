@@ -17,7 +17,7 @@ _SITE = {"api": "api-index", "docs": "swagger-ui", "redoc": "redoc", "schema": "
          "ready": "health-ready", "metrics": "metrics", "admin": "admin:index", "login": "rest_framework:login"}
 _API = {"models": "model-list", "deployments": "deployment-list", "predict": "predict-universal",
         "jobs": "inference-job-list", "batch_jobs": "batch-job-list", "experiments": "experiment-list",
-        "feedback": "feedback", "token": "token-obtain"}
+        "feedback": "feedback", "alert_rules": "alert-rule-list", "alerts": "alert-list", "token": "token-obtain"}
 
 IndexOut = inline_serializer(name="ApiIndex", fields={
     "name": serializers.CharField(), "version": serializers.CharField(),

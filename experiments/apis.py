@@ -6,8 +6,6 @@ from rest_framework.views import APIView
 from core.apis import filter_queryset, parse, request_user
 from core.openapi import errors
 from core.pagination import Pagination
-from core.parsers import SafeJSONParser
-from core.permissions import PredictScope
 from experiments import selectors, services
 from experiments.results import experiment_results
 from experiments.serializers import (
@@ -15,8 +13,6 @@ from experiments.serializers import (
     ExperimentFilter,
     ExperimentOut,
     ExperimentUpdateIn,
-    FeedbackIn,
-    FeedbackOut,
     PromoteIn,
     ResultsOut,
     StopIn,
@@ -114,16 +110,3 @@ class ExperimentResultsApi(APIView):
     @extend_schema(tags=TAGS, operation_id="experiments_results", responses={200: ResultsOut, **errors(404, 503)})
     def get(self, request, pk: int):
         return Response(experiment_results(selectors.experiment_get(pk)))
-
-
-class FeedbackApi(APIView):
-    permission_classes = [PredictScope]
-    parser_classes = [SafeJSONParser]
-
-    @extend_schema(tags=TAGS, operation_id="feedback_create", request=FeedbackIn,
-                   responses={201: FeedbackOut, **errors(400, 404, 409, 415, 503)},
-                   description="Attaches the observed outcome to a prediction an experiment routed: `label` (the "
-                               "true class) for accuracy, `value` for conversion (0/1) or means. Once per request.")
-    def post(self, request):
-        data = parse(FeedbackIn, request.data)
-        return Response(services.feedback_record(**data), status=status.HTTP_201_CREATED)

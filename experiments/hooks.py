@@ -159,7 +159,7 @@ class ExperimentRouter(ExperimentHooks):
         started = time.perf_counter()
         outcome: dict[str, Any] | Exception
         try:
-            outcome = predict_direct(replace(request, endpoint=arm.endpoint))
+            outcome = predict_direct(replace(request, endpoint=arm.endpoint, variant=arm.name))
         except ApplicationError as exc:
             outcome = exc
         except Exception as exc:  # a shadow's failure is a figure in its results, never a client's error

@@ -62,6 +62,9 @@ class Experiment(models.Model):
     # Set while promote hands the endpoint over: every request goes to this variant, unrecorded.
     promoting_to = models.CharField(max_length=64, blank=True, default="")
     winner = models.CharField(max_length=64, blank=True, default="")
+    # {"max_error_rate", "max_p99_ms", "min_requests"}: a treatment that breaches one pauses the experiment
+    # (the control answers everyone); judged by the monitoring app's scheduler.
+    guardrails = models.JSONField(default=dict, blank=True)
     # The results at the moment the experiment stopped: survives the statistics' store (Redis).
     final_results = models.JSONField(default=dict, blank=True, editable=False)
     created_by = models.ForeignKey(

@@ -4,6 +4,7 @@ from rest_framework import serializers
 
 from core.choices import ChoiceField, ChoiceFilter, ModelSerializer
 from experiments.models import MAX_DURATION_HOURS, Experiment, ExperimentStatus, Outcome
+from inference.deployments.serializers import GuardrailsSerializer
 from registry.models import slug_validator
 
 
@@ -37,6 +38,7 @@ class _ExperimentFields(serializers.Serializer):
     duration_hours = serializers.FloatField(required=False, allow_null=True, min_value=0.001,
                                             max_value=MAX_DURATION_HOURS, help_text="auto-stop after this long")
     ends_at = serializers.DateTimeField(required=False, allow_null=True, help_text="planned end (auto-stop)")
+    guardrails = GuardrailsSerializer(required=False, help_text="a treatment breaching one pauses the experiment")
 
 
 class ExperimentCreateIn(_ExperimentFields):
@@ -81,7 +83,8 @@ class ExperimentOut(ModelSerializer):
     class Meta:
         model = Experiment
         fields = ["id", "name", "description", "endpoint", "status", "variants", "shadows", "control", "outcome",
-                  "higher_is_better", "duration_hours", "started_at", "ends_at", "stopped_at", "stop_reason",
+                  "higher_is_better", "duration_hours", "guardrails", "started_at", "ends_at", "stopped_at",
+                  "stop_reason",
                   "promoting_to", "winner", "created_by", "created_at", "updated_at"]
 
     @staticmethod
@@ -100,25 +103,6 @@ class ExperimentOut(ModelSerializer):
     def get_control(self, experiment) -> str | None:
         rows = self._rows(experiment, False)
         return rows[0].name if rows else None
-
-
-class FeedbackIn(serializers.Serializer):
-    request_id = serializers.CharField(max_length=128, help_text="the request_id of the prediction response")
-    # Fields named like Field's or Serializer's own attributes (label, errors, source): DRF's metaclass moves
-    # declared fields off the class, so those attributes are untouched; the stubs see a redefinition.
-    label = serializers.JSONField(  # type: ignore[assignment]
-        required=False, help_text="accuracy: the true class (a list: one per row)")
-    value = serializers.JSONField(required=False, help_text="conversion: 0/1; mean: any finite number")
-
-
-class FeedbackOut(serializers.Serializer):
-    request_id = serializers.CharField()
-    experiment = serializers.IntegerField()
-    variant = serializers.CharField()
-    outcome = serializers.CharField()
-    rows = serializers.IntegerField(required=False)
-    correct = serializers.IntegerField(required=False)
-    value = serializers.FloatField(required=False)
 
 
 class _OutcomeOut(serializers.Serializer):

@@ -10,5 +10,4 @@ urlpatterns = [
     path("experiments/<int:pk>/stop/", apis.ExperimentStopApi.as_view(), name="experiment-stop"),
     path("experiments/<int:pk>/promote/", apis.ExperimentPromoteApi.as_view(), name="experiment-promote"),
     path("experiments/<int:pk>/results/", apis.ExperimentResultsApi.as_view(), name="experiment-results"),
-    path("feedback", apis.FeedbackApi.as_view(), name="feedback"),
 ]

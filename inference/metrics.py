@@ -25,6 +25,10 @@ QUEUE_DEPTH = Gauge("sp_queue_depth", "Requests waiting in worker queues", ("end
                     multiprocess_mode="mostrecent")
 MODEL_LOAD = Gauge("sp_model_load_seconds", "Time the serving workers took to load the model", LABELS,
                    multiprocess_mode="mostrecent")
+# 0 while the deployment has failed (its workers cannot load or keep crashing), else 1: what "failed health
+# checks" alert on, as the monitoring app's `health` metric does.
+DEPLOYMENT_HEALTHY = Gauge("sp_deployment_healthy", "0 while the deployment has failed, else 1", ("endpoint",),
+                           multiprocess_mode="mostrecent")
 WORKER_MEMORY = Gauge("sp_worker_memory_bytes", "Resident memory of the serving workers", ("endpoint",),
                       multiprocess_mode="mostrecent")
 

@@ -61,6 +61,11 @@ class Deployment(models.Model):
     scale_to_zero = models.BooleanField(default=False)
     idle_ttl_s = models.PositiveIntegerField(default=300, validators=[MinValueValidator(1)])
     cache_enabled = models.BooleanField(default=True)
+    # The share of answered requests recorded in the prediction log (monitoring/), sampled in the web tier.
+    log_predictions = models.FloatField(default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
+    # Judged after a follow_alias roll to a new version: {"max_error_rate", "max_p99_ms", "min_requests"}; a
+    # breach rolls back to the previous version (monitoring/services/guardrails.py).
+    guardrails = models.JSONField(default=dict, blank=True)
 
     status = models.CharField(max_length=16, choices=DeploymentStatus.choices, default=DeploymentStatus.PENDING)
     status_reason = models.TextField(blank=True, default="")

@@ -93,7 +93,8 @@ def processes(host: str, port: str) -> list[tuple[str, subprocess.Popen]]:
         start("jobs", [PYTHON, "manage.py", "rqworker", "high", "default", "low", "--with-scheduler",
                        "--serializer", "rq.serializers.JSONSerializer",
                        "--worker-class", "inference.jobs.tasks.ServingWorker"]),
-        # RQ's cron scheduler: queues the job sweeper (expiry + reconciliation) every JOB_SWEEP_INTERVAL_S.
+        # RQ's cron scheduler: queues the job sweeper (expiry + reconciliation) every JOB_SWEEP_INTERVAL_S, and
+        # monitoring's jobs (alert rules and guardrails, drift, retention) at their own intervals.
         start("sweeper", [PYTHON, "manage.py", "sweep_jobs", "--schedule"]),
     ]
 
@@ -144,6 +145,7 @@ def main() -> int:
         manage("migrate", "--noinput", "-v", "0")
         manage("collectstatic", "--noinput", "-v", "0")
         manage("seed_demo")
+        manage("seed_alert_rules")  # the seed documents' four alert rules, notifications off
         children = processes(host, port)
         log(f"serving on http://{host}:{port}/ (API docs: /api/docs/, admin: /admin/). Ctrl-C stops everything.")
         return supervise(children)

@@ -10,6 +10,7 @@ from core.env import (
     env_bool,
     env_choice,
     env_database,
+    env_float,
     env_int,
     env_list,
     env_rate,
@@ -74,6 +75,7 @@ INSTALLED_APPS = [
     "registry",
     "inference",
     "experiments",
+    "monitoring",
     "demo",
 ]
 
@@ -350,3 +352,48 @@ EXPERIMENT_FEEDBACK_TTL_S = env_int("EXPERIMENT_FEEDBACK_TTL_S", 7 * 86_400, min
 EXPERIMENT_PROMOTE_WAIT_S = env_int("EXPERIMENT_PROMOTE_WAIT_S", 120, minimum=1)
 # Threads per web process sending shadow copies; twice as many copies may wait, more are dropped.
 EXPERIMENT_SHADOW_THREADS = env_int("EXPERIMENT_SHADOW_THREADS", 4, minimum=1, maximum=64)
+
+# --- Monitoring -----------------------------------------------------------------------------
+# Logged predictions (a deployment's `log_predictions` share) are kept this many days, and at most this many
+# rows per endpoint (the newest); the scheduler deletes the rest every MONITORING_RETENTION_S.
+PREDICTION_LOG_DAYS = env_int("PREDICTION_LOG_DAYS", 30, minimum=1)
+PREDICTION_LOG_MAX_ROWS = env_int("PREDICTION_LOG_MAX_ROWS", 1_000_000, minimum=1)
+# How often each web process writes what it buffered (logged predictions, per-minute figures); 0: only when
+# asked (the test process, which writes inside each test's transaction).
+PREDICTION_LOG_FLUSH_S = env_int("PREDICTION_LOG_FLUSH_MS", 1000, minimum=0, maximum=60_000) / 1000
+# Logged rows wait in Redis (at most this many flushes' batches: the oldest give way) until the scheduler writes
+# them to the database every PREDICTION_LOG_WRITE_S, or a reader of the log does.
+PREDICTION_LOG_BUFFER_BATCHES = env_int("PREDICTION_LOG_BUFFER_BATCHES", 3600, minimum=1)
+PREDICTION_LOG_WRITE_S = env_int("PREDICTION_LOG_WRITE_S", 5, minimum=1)
+# Per-minute figures per deployment and version (requests, errors, latency quantiles...) are kept this long.
+METRICS_HISTORY_DAYS = env_int("METRICS_HISTORY_DAYS", 14, minimum=1)
+MONITORING_RETENTION_S = env_int("MONITORING_RETENTION_S", 3600, minimum=1)
+# Alert rules (and rollout guardrails) are evaluated this often by the scheduler.
+ALERT_EVAL_S = env_int("ALERT_EVAL_S", 30, minimum=1)
+# Webhook hosts allowed although they are loopback, private, link-local or metadata addresses (names or IPs).
+ALERT_WEBHOOK_ALLOWED_HOSTS = env_list("ALERT_WEBHOOK_ALLOWED_HOSTS")
+ALERT_WEBHOOK_TIMEOUT_S = env_int("ALERT_WEBHOOK_TIMEOUT_S", 5, minimum=1, maximum=60)
+# Deliveries after the first, each ALERT_WEBHOOK_BACKOFF_S x 3^n later (10 s, 30 s, 90 s, 4.5 min, 13.5 min).
+ALERT_WEBHOOK_RETRIES = env_int("ALERT_WEBHOOK_RETRIES", 5, minimum=0, maximum=10)
+ALERT_WEBHOOK_BACKOFF_S = env_int("ALERT_WEBHOOK_BACKOFF_S", 10, minimum=1)
+# A new version reached by a follow_alias roll is watched against its guardrails this long.
+GUARDRAIL_WATCH_S = env_int("GUARDRAIL_WATCH_S", 3600, minimum=1)
+# Drift: computed every DRIFT_EVAL_S over the last DRIFT_WINDOW_ROWS logged rows of each deployment's version,
+# once DRIFT_MIN_ROWS exist, against the version's reference (an uploaded training sample, else the first
+# DRIFT_REFERENCE_ROWS logged rows). A feature drifts when PSI > DRIFT_PSI_THRESHOLD and p < DRIFT_P_VALUE.
+DRIFT_EVAL_S = env_int("DRIFT_EVAL_S", 300, minimum=1)
+DRIFT_WINDOW_ROWS = env_int("DRIFT_WINDOW_ROWS", 1000, minimum=10, maximum=100_000)
+DRIFT_REFERENCE_ROWS = env_int("DRIFT_REFERENCE_ROWS", 500, minimum=10, maximum=100_000)
+DRIFT_MIN_ROWS = env_int("DRIFT_MIN_ROWS", 100, minimum=10, maximum=100_000)
+DRIFT_PSI_THRESHOLD = env_float("DRIFT_PSI_THRESHOLD", 0.2, minimum=0.0)
+DRIFT_P_VALUE = env_float("DRIFT_P_VALUE", 0.01, minimum=0.0, maximum=1.0)
+
+# Alert e-mails go through Django's mail backend (SMTP in production; the console backend prints them).
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1, maximum=65535)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT_S", 10, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "serving-platform@localhost")

@@ -25,3 +25,7 @@ STORAGES = {
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file, not :memory:, so subprocesses (workers, the model server) see the same test database.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
+# Buffered monitoring figures are written when a test (or a reader) asks, inside the test's transaction, never by
+# a background thread writing beside it. Live servers started by tests use the real settings.
+PREDICTION_LOG_FLUSH_S = 0.0
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

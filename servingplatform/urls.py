@@ -15,6 +15,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("inference.deployments.urls")),
     path("", include("inference.jobs.urls")),
     path("", include("experiments.urls")),
+    path("", include("monitoring.urls")),
     path("auth/token/", TokenObtainApi.as_view(), name="token-obtain"),
     path("auth/token/refresh/", TokenRefreshApi.as_view(), name="token-refresh"),
 ]

@@ -7,8 +7,8 @@ from pathlib import Path
 from tests.paths import REPO_ROOT
 
 # Folders checked: packages at the root, and source roots holding packages of their own (the client's `src`).
-PACKAGES = ("core", "registry", "inference", "experiments", "demo", "servingplatform", "scripts", "tests",
-            "client/src")
+PACKAGES = ("core", "registry", "inference", "experiments", "monitoring", "demo", "servingplatform", "scripts",
+            "tests", "client/src")
 MAX_LINES = 400
 
 

@@ -26,7 +26,7 @@ from inference.models import LIVE, Deployment, DeploymentStatus
 
 logger = logging.getLogger(__name__)
 
-EDITABLE = ("name", "description", "higher_is_better", "duration_hours", "ends_at")
+EDITABLE = ("name", "description", "higher_is_better", "duration_hours", "ends_at", "guardrails")
 DRAFT_ONLY = ("endpoint", "outcome")
 
 
@@ -134,11 +134,12 @@ def _replace_variants(experiment: Experiment, arms: list[dict], copies: list[dic
 
 def experiment_create(*, name: str, endpoint: str, variants: list[dict], shadows: list[dict] | None = None,
                       description: str = "", outcome: str = Outcome.ACCURACY, higher_is_better: bool = True,
-                      duration_hours: float | None = None, ends_at=None, created_by=None) -> Experiment:
+                      duration_hours: float | None = None, ends_at=None, guardrails: dict | None = None,
+                      created_by=None) -> Experiment:
     arms, copies = experiment_check_arms(variants=variants, shadows=shadows)
     experiment = Experiment(name=name, endpoint=endpoint, description=description, outcome=outcome,
                             higher_is_better=higher_is_better, duration_hours=duration_hours, ends_at=ends_at,
-                            created_by=created_by)
+                            guardrails=guardrails or {}, created_by=created_by)
     full_clean(experiment, validate_constraints=False)
     with transaction.atomic():
         experiment.save()
@@ -231,9 +232,11 @@ def _endpoint_busy(experiment: Experiment) -> EndpointBusy:
                         details={"field": "endpoint", "experiment": other.pk if other else None})
 
 
-def experiment_pause(*, experiment: Experiment) -> Experiment:
+def experiment_pause(*, experiment: Experiment, reason: str = "") -> Experiment:
+    """`reason` (a guardrail's breach) is kept in stop_reason; a pause by hand leaves it as it was."""
+    fields = {"stop_reason": reason[:200]} if reason else {}
     paused = Experiment.objects.filter(pk=experiment.pk, status=ExperimentStatus.RUNNING, promoting_to="").update(
-        status=ExperimentStatus.PAUSED, updated_at=timezone.now())
+        status=ExperimentStatus.PAUSED, updated_at=timezone.now(), **fields)
     if not paused:
         raise InvalidTransition(f"Experiment '{experiment.name}' is {experiment.status}; only a running experiment "
                                 "can pause.")

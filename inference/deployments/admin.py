@@ -1,8 +1,10 @@
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
+from django.utils.html import format_html_join
 
 from core import figures
 from core.admin_actions import one_object_form_action
@@ -15,6 +17,9 @@ from inference.models import Deployment, DeploymentStatus, PlatformConfig
 from registry.admin import ModelVersionAdmin
 
 ADMIN_CSS = {"all": ("core/admin.css",)}
+# Pages other apps keep about a deployment, as (label, url) pairs: the monitoring app adds its log, quality,
+# drift and alerts pages (monitoring/admin.py). Serving's admin links to them without knowing them.
+PAGE_LINKS: list[Callable[[Deployment], list[tuple[str, str]]]] = []
 
 
 @admin.register(Deployment)
@@ -24,7 +29,7 @@ class DeploymentAdmin(admin.ModelAdmin):
                     "error_rate")
     list_filter = ("status", "device", "model")
     search_fields = ("endpoint", "model__name")
-    readonly_fields = ("status_badge", "status_reason", "generation", "live_figures", "runtime_figures",
+    readonly_fields = ("status_badge", "status_reason", "generation", "live_figures", "runtime_figures", "pages",
                        "created_by", "created_at", "updated_at", "stopped_at")
     actions = ["undeploy", "restart"]
 
@@ -41,6 +46,7 @@ class DeploymentAdmin(admin.ModelAdmin):
             (None, {"fields": ("endpoint", "model", "model_version", "alias", "follow_alias", "ensemble")}),
             ("Serving", {"fields": ("replicas", "max_batch_size", "batch_timeout_ms", "max_queue", "timeout_ms",
                                     "max_rows", "cache_enabled", "scale_to_zero", "idle_ttl_s")}),
+            ("Monitoring", {"fields": ("log_predictions", "guardrails", *(("pages",) if obj is not None else ()))}),
             ("Torch", {"fields": ("device", "torch_threads", "torch_compile", "quantize", "warmup_requests")}),
         ]
         if obj is not None:
@@ -105,6 +111,11 @@ class DeploymentAdmin(admin.ModelAdmin):
         return runtime_table(obj.runtime or {})
 
     # --- saving through the services ------------------------------------------------------------
+
+    @admin.display(description="pages")
+    def pages(self, obj):
+        links = [link for make in PAGE_LINKS for link in make(obj)] if obj.pk else []
+        return format_html_join(" · ", '<a href="{}">{}</a>', ((url, label) for label, url in links)) or "-"
 
     def save_model(self, request, obj, form, change):
         try:

@@ -6,12 +6,36 @@ from registry.models import slug_validator
 
 KNOB_FIELDS = ("replicas", "max_batch_size", "batch_timeout_ms", "max_queue", "timeout_ms", "max_rows", "device",
                "torch_threads", "torch_compile", "quantize", "warmup_requests", "scale_to_zero", "idle_ttl_s",
-               "cache_enabled", "follow_alias")
+               "cache_enabled", "follow_alias", "log_predictions", "guardrails")
 
 
 class EnsembleMemberSerializer(serializers.Serializer):
     version = serializers.IntegerField(min_value=1)
     weight = serializers.FloatField(min_value=0.0, max_value=1e6, default=1.0)
+
+
+DEFAULT_MIN_REQUESTS = 20
+
+
+class GuardrailsSerializer(serializers.Serializer):
+    """What a rollout must keep to (an experiment's treatments, a follow_alias roll's new version), judged once
+    `min_requests` have been answered; an empty object declares none."""
+
+    max_error_rate = serializers.FloatField(min_value=0.0, max_value=1.0, required=False,
+                                            help_text="highest share of failed requests")
+    max_p99_ms = serializers.FloatField(min_value=0.001, max_value=3_600_000, required=False,
+                                        help_text="highest p99 latency in milliseconds")
+    min_requests = serializers.IntegerField(min_value=1, max_value=10_000_000, required=False,
+                                            help_text=f"requests answered before anything is judged (default "
+                                                      f"{DEFAULT_MIN_REQUESTS})")
+
+    def validate(self, attrs):
+        if not attrs:
+            return {}
+        if not attrs.keys() & {"max_error_rate", "max_p99_ms"}:
+            raise serializers.ValidationError(
+                {"max_error_rate": "Give max_error_rate and/or max_p99_ms (or {} for no guardrails)."})
+        return {"min_requests": DEFAULT_MIN_REQUESTS, **attrs}
 
 
 class _Knobs(serializers.Serializer):
@@ -32,6 +56,10 @@ class _Knobs(serializers.Serializer):
     follow_alias = serializers.BooleanField(required=False)
     # DRF hands max_length to the ListSerializer that many=True builds; the stub's __init__ lacks it.
     ensemble = EnsembleMemberSerializer(many=True, required=False, max_length=16)  # type: ignore[call-arg]
+    log_predictions = serializers.FloatField(min_value=0.0, max_value=1.0, required=False,
+                                             help_text="share of answered requests recorded in the prediction log")
+    guardrails = GuardrailsSerializer(required=False, help_text="judged after a follow_alias roll to a new "
+                                      "version: a breach rolls the deployment back to the previous one")
 
 
 class DeploymentCreateIn(_Knobs):

@@ -19,7 +19,8 @@ from registry.models import ModelVersion, RegisteredModel, VersionStatus
 # Knobs the running workers take over the socket ("configure"); nothing restarts.
 LIVE_KNOBS = ("max_batch_size", "batch_timeout_ms", "max_queue", "torch_threads")
 # Changes the web/supervisor pick up from the row itself.
-ROW_KNOBS = ("timeout_ms", "max_rows", "cache_enabled", "scale_to_zero", "idle_ttl_s", "replicas", "follow_alias")
+ROW_KNOBS = ("timeout_ms", "max_rows", "cache_enabled", "scale_to_zero", "idle_ttl_s", "replicas", "follow_alias",
+             "log_predictions", "guardrails")
 # Changes that need freshly loaded worker processes (a new generation; the old one serves until then).
 RELOAD_FIELDS = ("device", "torch_compile", "quantize", "warmup_requests")
 
@@ -165,6 +166,17 @@ def deployment_follow_alias(*, deployment: Deployment) -> bool:
     moved = Deployment.objects.filter(LIVE, pk=deployment.pk, model_version_id=deployment.model_version_id).update(
         model_version=target, generation=F("generation") + 1,
         status_reason=f"following alias '{deployment.alias}' to version {target.version}", updated_at=timezone.now(),
+    )
+    return bool(moved)
+
+
+def deployment_roll_back(*, deployment: Deployment, to_version: ModelVersion, reason: str) -> bool:
+    """Points the deployment back at `to_version` and stops it following its alias (the alias still names the
+    version that was rolled back from, so following it would roll forward again); True when it changed.
+    Conditional on the deployment still serving the version that was judged."""
+    moved = Deployment.objects.filter(LIVE, pk=deployment.pk, model_version_id=deployment.model_version_id).update(
+        model_version=to_version, follow_alias=False, generation=F("generation") + 1,
+        status_reason=reason[:2000], updated_at=timezone.now(),
     )
     return bool(moved)
 

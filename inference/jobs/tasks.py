@@ -8,6 +8,8 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.conf import settings
 from prometheus_client import values as prometheus_values
@@ -21,6 +23,7 @@ from inference.jobs import batch as batch_services
 from inference.jobs import services as job_services
 from inference.jobs import sweep
 from inference.jobs.queue import SWEEP_QUEUE, get_queue
+from inference.predict.contract import sinks
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +69,8 @@ def _run(claim, execute, timeout_message) -> str:
     except Exception:
         _fail_if_last_attempt(job)
         raise  # RQ's Retry runs it again
+    finally:
+        sinks.flush()  # the work horse exits with os._exit after the job: no thread of its own gets to write
     return job.status
 
 
@@ -102,6 +107,20 @@ def sweep_jobs(now: float | None = None) -> dict:
 
 # --- the periodic sweeper -----------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class Periodic:
+    """A job the scheduler queues every `interval_s()` seconds (read when the scheduler starts). Other apps add
+    theirs to PERIODIC from their AppConfig.ready (monitoring/apps.py); the body takes no arguments."""
+
+    name: str
+    func: Callable[[], object]
+    interval_s: Callable[[], int]
+    timeout_s: int = 300
+
+
+PERIODIC: list[Periodic] = []
+
+
 class _JsonCronJob(CronJob):
     """rq.cron in RQ 3.0 enqueues through a plain Queue, i.e. pickled; our workers only read JSON."""
 
@@ -110,7 +129,7 @@ class _JsonCronJob(CronJob):
             raise ValueError("CronJob has no function to enqueue.")
         queue = get_queue(self.queue_name)
         job = queue.enqueue(self.func, args=self.args, kwargs=self.kwargs,
-                            job_id=f"sweep-jobs-{int(time.time())}", **self.job_options)
+                            job_id=f"{self.name.replace('_', '-')}-{int(time.time())}", **self.job_options)
         # The history the django-rq dashboard shows for cron jobs.
         with connection.pipeline() as pipeline:
             pipeline.zadd(self.job_history_key, {job.id: time.time()})
@@ -121,11 +140,17 @@ class _JsonCronJob(CronJob):
 
 
 def sweep_scheduler() -> CronScheduler:
-    """RQ's cron scheduler, enqueuing the sweep every JOB_SWEEP_INTERVAL_S (`manage.py sweep_jobs --schedule`)."""
+    """RQ's cron scheduler, enqueuing the sweep every JOB_SWEEP_INTERVAL_S and every PERIODIC job at its own
+    interval (`manage.py sweep_jobs --schedule`)."""
     queue = get_queue(SWEEP_QUEUE)
     scheduler = CronScheduler(connection=queue.connection, name=f"job-sweeper-{uuid.uuid4().hex[:6]}")
     scheduler._cron_jobs.append(_JsonCronJob(
         queue_name=SWEEP_QUEUE, func=sweep_jobs, interval=settings.JOB_SWEEP_INTERVAL_S,
         job_timeout=max(60, settings.JOB_SWEEP_INTERVAL_S), result_ttl=600, name="sweep_jobs",
     ))
+    for periodic in PERIODIC:
+        scheduler._cron_jobs.append(_JsonCronJob(
+            queue_name=SWEEP_QUEUE, func=periodic.func, interval=periodic.interval_s(),
+            job_timeout=periodic.timeout_s, result_ttl=600, name=periodic.name,
+        ))
     return scheduler

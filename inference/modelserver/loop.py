@@ -300,7 +300,8 @@ class ModelServer:
         generation = tracked.serving_generation or deployment.generation
         info = tracked.route_info.get(generation) or self._route_info(deployment)
         return Route(**info, status=status, reason=reason or "", sockets=tuple(sockets),
-                     timeout_ms=deployment.timeout_ms, max_rows=deployment.max_rows, cache=deployment.cache_enabled)
+                     timeout_ms=deployment.timeout_ms, max_rows=deployment.max_rows, cache=deployment.cache_enabled,
+                     log_predictions=deployment.log_predictions)
 
     # --- control channel (web processes waking scaled-to-zero deployments) -----------------
 
@@ -356,6 +357,7 @@ class ModelServer:
     def _export(self, deployment: Deployment, runtime: dict) -> None:
         labels = (deployment.endpoint, deployment.model.name, str(deployment.model_version.version))
         metrics.QUEUE_DEPTH.labels(deployment.endpoint).set(runtime["queue_depth"])
+        metrics.DEPLOYMENT_HEALTHY.labels(deployment.endpoint).set(int(deployment.status != DeploymentStatus.FAILED))
         metrics.WORKER_MEMORY.labels(deployment.endpoint).set((runtime["memory_mb"] or 0) * 1024 * 1024)
         if runtime["load_ms"]:
             metrics.MODEL_LOAD.labels(*labels).set(runtime["load_ms"] / 1000)

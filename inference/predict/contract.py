@@ -1,8 +1,10 @@
 """What the prediction path and its plug-ins agree on: the request, the route it takes (written by the model
-server, inference.runtime.contract.routes), where an experiment sends it, and the registry of hooks.
+server, inference.runtime.contract.routes), where an experiment sends it, and the registries of hooks and sinks.
 
-Serving knows no experiments: the experiments app registers its hooks at start-up (experiments/apps.py) with
-`hooks.register(...)`, and every caller asks `hooks.active` at call time, so no module keeps a stale copy.
+Serving knows no experiments and no monitoring: the experiments app registers its hooks at start-up
+(experiments/apps.py) with `hooks.register(...)`, the monitoring app its sink with `sinks.register(...)`
+(monitoring/apps.py), and every caller asks `hooks.active` / `sinks.active` at call time, so no module keeps a
+stale copy.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from typing import Any
 
 from inference.runtime.contract.routes import Route
 
-__all__ = ["ExperimentHooks", "HookRegistry", "PredictRequest", "Route", "Routing", "hooks"]
+__all__ = ["ExperimentHooks", "HookRegistry", "PredictRequest", "PredictionSink", "Route", "Routing", "SinkRegistry",
+           "hooks", "sinks"]
 
 
 @dataclass
@@ -24,6 +27,8 @@ class PredictRequest:
     params: dict[str, Any]
     request_id: str | None = None
     subject_id: str | None = None
+    # The experiment's variant this request answers for (set by the prediction path when one routes it).
+    variant: str | None = None
 
 
 @dataclass
@@ -82,3 +87,53 @@ class HookRegistry:
 
 
 hooks = HookRegistry()
+
+
+class PredictionSink:
+    """Told of every prediction a route answered or failed, in the process that answered it.
+
+    Called on the hot path (the fast lane's event loop included): an implementation appends to an in-process
+    buffer and returns; anything slower (a database or Redis write) happens on a thread of its own. `rows` are
+    the checked rows the model received, `response` the body the client gets. `flush` writes what is buffered
+    now (a process about to exit: an RQ work horse after its job).
+    """
+
+    def served(self, route: Route, request: PredictRequest, response: dict[str, Any], rows: list[Any],
+               seconds: float, *, cached: bool, cache_used: bool, batch_size: int | None) -> None:
+        return None
+
+    def failed(self, route: Route, request: PredictRequest, code: str, status: int, seconds: float) -> None:
+        return None
+
+    def flush(self) -> None:
+        return None
+
+
+class SinkRegistry:
+    """The sinks told of predictions; a tuple swapped whole, so the hot path iterates without a lock."""
+
+    def __init__(self) -> None:
+        self.active: tuple[PredictionSink, ...] = ()
+
+    def register(self, sink: PredictionSink) -> None:
+        if sink not in self.active:
+            self.active = (*self.active, sink)
+
+    def unregister(self, sink: PredictionSink) -> None:
+        self.active = tuple(each for each in self.active if each is not sink)
+
+    def flush(self) -> None:
+        for sink in self.active:
+            sink.flush()
+
+    @contextmanager
+    def only(self, *replacement: PredictionSink) -> Iterator[tuple[PredictionSink, ...]]:
+        """For a block only (tests): these sinks instead of the registered ones."""
+        previous, self.active = self.active, replacement
+        try:
+            yield replacement
+        finally:
+            self.active = previous
+
+
+sinks = SinkRegistry()

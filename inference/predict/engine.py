@@ -1,6 +1,6 @@
 """The prediction path in web processes: predict (blocking), predict_async (the fast lane's event loop) and
 explain, each routed by an experiment when one owns the endpoint (contract.hooks), then answered from the
-cache or a worker (dispatch) and observed in the metrics.
+cache or a worker (dispatch) and observed in the metrics and by the registered sinks (contract.sinks).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from core.errors import ApplicationError
 from inference import metrics, platform_config
-from inference.predict.contract import PredictRequest, Route, Routing, hooks
+from inference.predict.contract import PredictRequest, Route, Routing, hooks, sinks
 from inference.predict.dispatch import (
     cache_key,
     call_worker,
@@ -42,7 +42,7 @@ def _predict_routed_by_experiment(routing: Routing, request: PredictRequest) -> 
     if routing.shadows:
         experiment.shadow(routing, request)
     try:
-        response = predict_direct(replace(request, endpoint=routing.endpoint))
+        response = predict_direct(replace(request, endpoint=routing.endpoint, variant=routing.variant))
     except ApplicationError as exc:
         experiment.record(routing, request, exc, time.perf_counter() - started)
         raise
@@ -59,7 +59,7 @@ def predict_direct(request: PredictRequest) -> dict[str, Any]:
     try:
         return _predict_routed(route, request, started)
     except ApplicationError as exc:
-        metrics.observe_error(route, exc.code)
+        failed(route, request, exc, started)
         raise
 
 
@@ -67,12 +67,12 @@ def _predict_routed(route: Route, request: PredictRequest, started: float) -> di
     rows, params, key = prepare(route, request)
     cached = prediction_cache().get(key) if key else None
     if cached is not None:
-        return observed(route, request, started, json.loads(cached), rows=len(rows), key=key, cached=True)
+        return observed(route, request, started, json.loads(cached), rows=rows, key=key, cached=True)
     answer = call_worker(route, "predict", rows, params)
     body = body_of(answer)
     if key:
         prediction_cache().set(key, json.dumps(body).encode())
-    return observed(route, request, started, body, rows=len(rows), key=key, batch_size=answer.get("batch_size"))
+    return observed(route, request, started, body, rows=rows, key=key, batch_size=answer.get("batch_size"))
 
 
 async def predict_async(request: PredictRequest, offload: Offload, offload_db: Offload | None = None) -> dict[str, Any]:
@@ -100,15 +100,15 @@ async def predict_async(request: PredictRequest, offload: Offload, offload_db: O
         rows, params, key = prepare(route, request, config)
         cached = await offload(prediction_cache().get, key) if key else None
         if cached is not None:
-            return observed(route, request, started, json.loads(cached), rows=len(rows), key=key, cached=True)
+            return observed(route, request, started, json.loads(cached), rows=rows, key=key, cached=True)
         answer = await call_worker_async(route, "predict", rows, params)
         body = body_of(answer)
         if key:
             await offload(prediction_cache().set, key, json.dumps(body).encode())
     except ApplicationError as exc:
-        metrics.observe_error(route, exc.code)
+        failed(route, request, exc, started)
         raise
-    return observed(route, request, started, body, rows=len(rows), key=key, batch_size=answer.get("batch_size"))
+    return observed(route, request, started, body, rows=rows, key=key, batch_size=answer.get("batch_size"))
 
 
 def prepare(route: Route, request: PredictRequest,
@@ -125,12 +125,27 @@ def body_of(answer: dict[str, Any]) -> dict[str, Any]:
     return {k: answer[k] for k in ("predictions", "probabilities", "classes", "std") if answer.get(k) is not None}
 
 
-def observed(route: Route, request: PredictRequest, started: float, body: dict[str, Any], *, rows: int,
+def observed(route: Route, request: PredictRequest, started: float, body: dict[str, Any], *, rows: list[Any],
              key: str | None, cached: bool = False, batch_size: int | None = None) -> dict[str, Any]:
-    """The response for `body`, counted in the metrics."""
-    metrics.observe_prediction(route, time.perf_counter() - started, cached=cached, cache_used=key is not None,
-                               rows=rows, batch_size=batch_size)
-    return _response(route, request, body, started, cached=cached)
+    """The response for `body`, counted in the metrics and told to the sinks."""
+    seconds = time.perf_counter() - started
+    metrics.observe_prediction(route, seconds, cached=cached, cache_used=key is not None, rows=len(rows),
+                               batch_size=batch_size)
+    response = _response(route, request, body, started, cached=cached)
+    for sink in sinks.active:
+        sink.served(route, request, response, rows, seconds, cached=cached, cache_used=key is not None,
+                    batch_size=batch_size)
+    return response
+
+
+def failed(route: Route | None, request: PredictRequest, error: ApplicationError, started: float) -> None:
+    """A request that reached a route and failed, counted in the metrics and told to the sinks."""
+    metrics.observe_error(route, error.code)
+    if route is None:
+        return  # never routed: nothing to attribute it to (and a client must not mint deployments)
+    seconds = time.perf_counter() - started
+    for sink in sinks.active:
+        sink.failed(route, request, error.code, error.status_code, seconds)
 
 
 def _response(route: Route, request: PredictRequest, body: dict[str, Any], started: float, *,

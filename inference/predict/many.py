@@ -16,7 +16,6 @@ from functools import partial
 from typing import Any
 
 from core.errors import ApplicationError, client_error
-from inference import metrics
 from inference.predict.contract import PredictRequest, Route, hooks
 from inference.predict.dispatch import (
     call_error,
@@ -28,7 +27,7 @@ from inference.predict.dispatch import (
     worker_message,
     workers,
 )
-from inference.predict.engine import body_of, observed, predict, prepare
+from inference.predict.engine import body_of, failed, observed, predict, prepare
 from inference.runtime.web import client as worker_client
 
 logger = logging.getLogger(__name__)
@@ -74,7 +73,7 @@ def _prepared(index: int, request: PredictRequest, outcomes: list[Any]) -> _Item
         rows, _, key = prepare(route, request)
     except Exception as exc:  # noqa: BLE001 - one bad item never fails the rest
         outcomes[index] = _as_error(exc)
-        metrics.observe_error(route, outcomes[index].code)
+        failed(route, request, outcomes[index], started)
         return None
     return _Item(index, request, route, rows, key, started)
 
@@ -89,7 +88,7 @@ def _from_cache(items: list[_Item], outcomes: list[Any]) -> list[_Item]:
             missing.append(item)
         else:
             outcomes[item.index] = observed(item.route, item.request, item.started, json.loads(cached),
-                                             rows=len(item.rows), key=item.key, cached=True)
+                                             rows=item.rows, key=item.key, cached=True)
     return missing
 
 
@@ -127,13 +126,13 @@ def _predict_group(items: list[_Item]) -> list[tuple[int, Any]]:
         else:
             answer = outcome
         if isinstance(answer, ApplicationError):
-            metrics.observe_error(route, answer.code)
+            failed(route, item.request, answer, item.started)
             done.append((item.index, answer))
             continue
         body = body_of(answer)
         if item.key:
             to_cache.append((item.key, json.dumps(body).encode()))
-        done.append((item.index, observed(route, item.request, item.started, body, rows=len(item.rows),
+        done.append((item.index, observed(route, item.request, item.started, body, rows=item.rows,
                                            key=item.key, batch_size=answer.get("batch_size"))))
     prediction_cache().set_many(to_cache)
     return done

@@ -1,4 +1,4 @@
-"""Experiments: managed with the manage scope; feedback comes from the clients that predict."""
+"""Experiments: managed with the manage scope (their feedback route is monitoring's: auth_routes/monitoring.py)."""
 
 ROUTES = [
     ("GET", "/api/v1/experiments/", "manage"),
@@ -11,11 +11,9 @@ ROUTES = [
     ("POST", "/api/v1/experiments/1/stop/", "manage"),
     ("POST", "/api/v1/experiments/1/promote/", "manage"),
     ("GET", "/api/v1/experiments/1/results/", "manage"),
-    ("POST", "/api/v1/feedback", "predict"),
 ]
 BODIES = {
     ("POST", "/api/v1/experiments/"): {"name": "x", "endpoint": "demo",
                                        "variants": [{"name": "a", "deployment": "demo", "weight": 100}]},
     ("PATCH", "/api/v1/experiments/1/"): {"name": "y"},
-    ("POST", "/api/v1/feedback"): {"request_id": "not-recorded", "label": 1},
 }

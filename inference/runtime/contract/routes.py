@@ -60,6 +60,8 @@ class Route:
     ensemble: bool = False
     # What decided the answers (version, ensemble members and weights, int8): the prediction cache's scope.
     cache_scope: str = ""
+    # The share of answered requests the web tier logs (the deployment's log_predictions, 0..1).
+    log_predictions: float = 0.0
 
     def __post_init__(self) -> None:
         if self.status not in ENDPOINT_STATUSES:

@@ -1,0 +1,1 @@
+"""Reads of the monitoring app (history, the prediction log and quality, drift, alerts)."""
