@@ -31,6 +31,16 @@ def check_query(request: Request, known: Iterable[str]) -> None:
         raise ValidationError(unknown)
 
 
+def parse_query(serializer_class: type[serializers.Serializer[Any]], request: Request, *,
+                also: Iterable[str] = ()) -> dict[str, Any]:
+    """A route's query parameters read through a serializer: unknown ones refused as check_query refuses them
+    (the page's and DRF's `format` aside, which are not the serializer's), then the serializer's checks."""
+    fields = list(serializer_class().fields)
+    check_query(request, [*fields, *also])
+    return parse(serializer_class, {key: value for key, value in request.query_params.dict().items()
+                                    if key in fields})
+
+
 def filter_queryset(filterset_class: type[FilterSet], request: Request, queryset: QuerySet[_M], *,
                     also: Iterable[str] = PAGE_QUERY) -> QuerySet[_M]:
     """Applies an explicit FilterSet; unknown parameters (other than its filters and `also`, by default the

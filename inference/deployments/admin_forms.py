@@ -61,6 +61,9 @@ def alias_choices(model_id: int | None = None) -> tuple[list[tuple[str, str]], l
     return choices, models
 
 
+OPTIONAL_KNOBS = ("torch_threads", "log_predictions", "guardrails")
+
+
 class DeploymentForm(forms.ModelForm):
     """What the add and change pages share: a version among the model's (ready ones selectable), an alias of
     the model, an ensemble checked by the API's serializer."""
@@ -85,6 +88,10 @@ class DeploymentForm(forms.ModelForm):
         alias = cast(forms.ChoiceField, self.fields["alias"])
         alias.choices = choices
         alias.widget = ModelFilteredSelect(choices=choices, option_models=models)
+        # Fields the API defaults when absent (a form posted without them keeps the API's default).
+        for name in OPTIONAL_KNOBS:
+            if name in self.fields:
+                self.fields[name].required = False
         if model_id is not None:
             version = cast(VersionChoiceField, self.fields["model_version"])
             version.queryset = ModelVersion.objects.filter(model_id=model_id).prefetch_related("aliases")
@@ -96,7 +103,7 @@ class DeploymentForm(forms.ModelForm):
             value = self.cleaned_data.get(name)
             if name == "model_version":
                 value = value.version if value else None
-            if value in (None, "") and name in ("model_version", "alias", "torch_threads"):
+            if value in (None, "") and name in ("model_version", "alias", *OPTIONAL_KNOBS):
                 continue
             data[API_NAMES.get(name, name)] = value
         return data

@@ -5,9 +5,9 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.apis import parse
+from core.apis import check_query, parse, parse_query
 from core.openapi import errors
-from core.pagination import Pagination
+from core.pagination import PAGE_QUERY, Pagination
 from core.parsers import SafeJSONParser
 from core.permissions import PredictScope
 from monitoring.selectors import alerts as selectors
@@ -32,6 +32,7 @@ class AlertRuleListCreateApi(APIView):
                    parameters=[OpenApiParameter("page", int), OpenApiParameter("page_size", int)],
                    responses={200: AlertRuleOut(many=True), **errors()})
     def get(self, request):
+        check_query(request, PAGE_QUERY)
         paginator = Pagination()
         page = paginator.paginate_queryset(selectors.alert_rule_list(), request, view=self)
         return paginator.get_paginated_response(AlertRuleOut(page, many=True).data)
@@ -74,7 +75,7 @@ class AlertListApi(APIView):
                    description="Firing and resolved alerts (pending ones with `state=pending`), newest first, each "
                                "with its history of states and its notifications.")
     def get(self, request):
-        query = parse(AlertQueryIn, request.query_params.dict())
+        query = parse_query(AlertQueryIn, request, also=PAGE_QUERY)
         alerts = selectors.alert_list(**{k: v for k, v in query.items() if k not in ("page", "page_size")})
         paginator = Pagination()
         page = paginator.paginate_queryset(alerts, request, view=self)

@@ -7,7 +7,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.apis import parse
+from core.apis import parse, parse_query
 from core.openapi import errors
 from core.pagination import Pagination
 from monitoring.selectors import logs
@@ -53,7 +53,7 @@ class PredictionListApi(APIView):
                    description="Logged predictions of the endpoint, newest first (the deployment's `log_predictions` "
                                "is the share it logs). `inputs` are shown to manage keys and staff only.")
     def get(self, request, endpoint: str):
-        query = parse(PredictionQueryIn, request.query_params.dict())
+        query = parse_query(PredictionQueryIn, request)
         rows = logs.prediction_log_list(endpoint, **_filters(query))
         paginator = LogPagination()
         page = paginator.paginate_queryset(rows, request, view=self)
@@ -65,7 +65,7 @@ class _PredictionExportApi(APIView):
     kind = "jsonl"
 
     def get(self, request, endpoint: str):
-        query = parse(ExportQueryIn, request.query_params.dict())
+        query = parse_query(ExportQueryIn, request)
         rows = logs.prediction_log_list(endpoint, **_filters(query))
         if "limit" in query:
             rows = rows[: query["limit"]]
@@ -107,7 +107,7 @@ class QualityApi(APIView):
                    description="Logged predictions with feedback, per version: accuracy (and precision/recall of "
                                "binary classifiers) or MAE/RMSE for regressors, with counts.")
     def get(self, request, endpoint: str):
-        query = parse(WindowIn, request.query_params.dict())
+        query = parse_query(WindowIn, request)
         return Response(quality(endpoint, query["window"]))
 
 
@@ -119,7 +119,7 @@ class TimeseriesApi(APIView):
                    description="Requests, errors, cache hits, latency quantiles and batch sizes per step (1 min "
                                "over 1h, 5 min over 24h, 1 h over 7d), summed over every web process and instance.")
     def get(self, request, endpoint: str):
-        query = parse(TimeseriesIn, request.query_params.dict())
+        query = parse_query(TimeseriesIn, request)
         endpoint_check(endpoint)
         return Response(timeseries(endpoint, query["window"], version=query.get("version")))
 
@@ -130,7 +130,7 @@ class DriftApi(APIView):
                    description="The latest drift report: per feature PSI with a KS (numeric) or chi-square "
                                "(categorical) test, prediction drift, the thresholds, the window and the reference.")
     def get(self, request, endpoint: str):
-        query = parse(DriftQueryIn, request.query_params.dict())
+        query = parse_query(DriftQueryIn, request)
         report = drift_report_get(endpoint, version=query.get("version"))
         return Response(DriftOut(report).data)
 

@@ -5,7 +5,8 @@ a list added later is held to it too."""
 from django.test import TestCase
 from drf_spectacular.generators import SchemaGenerator
 
-from tests.factories import key_client, make_model
+from tests.experiments.helpers import deployment
+from tests.factories import key_client
 
 
 def list_operations() -> dict[str, tuple[str, list[str]]]:
@@ -23,11 +24,11 @@ def list_operations() -> dict[str, tuple[str, list[str]]]:
 class UnknownQueryParameterTests(TestCase):
     def setUp(self):
         self.client = key_client("manage")
-        make_model("churn")
+        deployment("churn", model="churn")  # a model and an endpoint for the lists under them
         self.operations = list_operations()
 
     def url(self, path: str) -> str:
-        return path.replace("{name}", "churn")
+        return path.replace("{name}", "churn").replace("{endpoint}", "churn")
 
     def test_the_lists_are_found(self):
         self.assertLessEqual({"models_list", "versions_list", "deployments_list", "jobs_list", "batch_jobs_list",

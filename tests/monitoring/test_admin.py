@@ -46,8 +46,6 @@ class AdminPageTests(TestCase):
                      "quality/", "/admin/monitoring/driftreport/endpoint/churn/drift/",
                      "/admin/monitoring/alert/?endpoint=churn"):
             self.assertIn(path, page)
-        listing = self.client.get("/admin/inference/deployment/").content.decode()
-        self.assertIn("/admin/monitoring/driftreport/endpoint/churn/drift/", listing)
 
     def test_the_log_filters_by_endpoint_and_the_alerts_by_state(self):
         log = self.client.get("/admin/monitoring/predictionlog/", {"endpoint": "churn", "q": "churn-17"})
