@@ -20,6 +20,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from contextlib import closing
@@ -42,6 +43,8 @@ STATUS_IN_COMMENT = re.compile(r"(?<![\d.])([45]\d\d)(?![\d.])")
 PLACEHOLDER = re.compile(r"<([a-z_]+)>")
 ELLIPSIS_VALUE = re.compile(r'"(\w+)": "\.\.\."')
 SETTLE_S = 180
+KNOB_SETTLE_S = 1.5  # > the model server's tick (MODEL_SERVER_POLL_S, 0.5 s) plus the web's routes recheck
+CHANGES_DEPLOYMENT = re.compile(r"-X (PATCH|DELETE)\b.*/api/v1/deployments/|/api/v1/deployments/ -d", re.S)
 
 
 @dataclass
@@ -324,4 +327,8 @@ def test_every_curl_example_answers_as_the_readme_says(platform, tmp_path):
             continue
         if not (200 <= status < 300 or status in example.statuses):
             failures.append(f"README.md:{example.line}: {status} {body[:300]}\n    {example.command[:200]}")
+        if CHANGES_DEPLOYMENT.search(example.command):
+            # A reader's pace: a deployment's knobs reach the routing table on the model server's next tick,
+            # and every web process within its recheck (what the README's next example relies on).
+            time.sleep(KNOB_SETTLE_S)
     assert failures == [], "\n".join(failures)
