@@ -1,5 +1,5 @@
 """The alerts the seed documents ask for, as rules `make serve` creates (notifications off until someone adds a
-webhook or an e-mail address). deploy/kubernetes/base/prometheus-rules.yaml holds the same four for teams that
+webhook or an e-mail address). deploy/kubernetes/components/prometheus-rules/prometheus-rules.yaml holds the same four for teams that
 alert from Prometheus; tests/monitoring/test_defaults.py keeps the two in step."""
 
 DEFAULT_RULES = [

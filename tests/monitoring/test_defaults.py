@@ -11,7 +11,7 @@ from monitoring.defaults import DEFAULT_RULES
 from monitoring.models import AlertRule
 from tests.paths import REPO_ROOT
 
-MANIFEST = REPO_ROOT / "deploy" / "kubernetes" / "base" / "prometheus-rules.yaml"
+MANIFEST = REPO_ROOT / "deploy" / "kubernetes" / "components" / "prometheus-rules" / "prometheus-rules.yaml"
 # The Prometheus expression's unit per platform metric: seconds for latency, ratios as they are.
 SCALE = {"error_rate": 1.0, "p95_ms": 1000.0, "cache_miss_rate": 1.0, "health": 1.0}
 
