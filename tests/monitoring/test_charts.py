@@ -127,8 +127,8 @@ class HistorySectionTests(TestCase):
         self.assertEqual(hour["series"][1]["total"]["requests"], 0)
         for canvas in ("traffic", "error_rate", "p50", "p99"):
             self.assertIn(f'data-chart="{canvas}"', page)
-        row = re.search(r'<tr data-endpoint="churn">(.*?)</tr>', page[page.index('id="sp-history"'):], re.S).group(1)
-        cells = re.findall(r'<td class="sp-number">(.*?)</td>', row)
+        row = re.search(r'<tr data-history-endpoint="churn">(.*?)</tr>', page, re.S).group(1)
+        cells = re.findall(r'<td class="sp-number[^"]*">(.*?)</td>', row)
         self.assertEqual(cells, ["400", "0.50 %", "3.00 ms", "3.98 ms"] * 2)
         self.assertIn("experiments/vendor/chart.umd.js", page)  # vendored: no CDN
 

@@ -12,6 +12,10 @@
     return;
   }
   const data = JSON.parse(node.textContent);
+  // The admin's own font and quiet colour for axes and legends (its dark theme included).
+  const style = getComputedStyle(root);
+  Chart.defaults.font.family = style.fontFamily;
+  Chart.defaults.color = style.getPropertyValue("--body-quiet-color").trim() || "#666";
   const overview = root.classList.contains("sp-history-overview");
   const palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
     "#7f7f7f", "#d62728"];
@@ -19,9 +23,11 @@
   const charts = {};
   window.historyCharts = charts;
 
-  const clock = (t) => new Date(t * 1000).toLocaleTimeString([], {hour: "2-digit", minute: "2-digit"});
+  // A 24-hour clock whatever the locale: "17:05" is half as wide on the axis as "05:05 PM".
+  const clock = (t) => new Date(t * 1000).toLocaleTimeString([], {hour: "2-digit", minute: "2-digit",
+    hourCycle: "h23"});
   const stamp = (t) => new Date(t * 1000).toLocaleString([], {month: "short", day: "numeric", hour: "2-digit",
-    minute: "2-digit"});
+    minute: "2-digit", hourCycle: "h23"});
   const rounded = (value) => Math.abs(value) >= 100 ? value.toFixed(0) : Math.abs(value) >= 10 ? value.toFixed(1)
     : value.toFixed(2);
   // A point between two steps without requests has no line to be part of: it is drawn as a dot.
@@ -46,8 +52,10 @@
     const only = series[0];
     if (name === "traffic") {
       const answered = only.requests_per_min.map((n, i) => Math.round((n - only.errors_per_min[i]) * 100) / 100);
-      return [{type: "bar", label: "answered", data: answered, backgroundColor: palette[0], stack: "requests"},
-        {type: "bar", label: "failed", data: only.errors_per_min, backgroundColor: failed, stack: "requests"}];
+      // A day's 288 bars touch, instead of leaving gaps that shimmer.
+      const bars = {type: "bar", stack: "requests", categoryPercentage: answered.length > 100 ? 1 : 0.8};
+      return [{...bars, label: "answered", data: answered, backgroundColor: palette[0]},
+        {...bars, label: "failed", data: only.errors_per_min, backgroundColor: failed}];
     }
     if (name === "error_rate") {
       return [line("error rate", only.error_rate_pct, failed)];
@@ -72,7 +80,7 @@
       },
       scales: {
         x: {stacked, grid: {display: false}, ticks: {maxRotation: 0, autoSkip: true, maxTicksLimit: 7}},
-        y: {stacked, beginAtZero: true, ticks: {maxTicksLimit: 6}},
+        y: {stacked, beginAtZero: true, grace: "5%", ticks: {maxTicksLimit: 6}},  // no line on the top edge
       },
     }};
   }
@@ -100,7 +108,9 @@
     const note = root.querySelector(".sp-history-empty");
     note.textContent = empty ? emptyNote(frame) : "";
     note.hidden = !empty;
-    root.querySelector(".sp-history-charts").hidden = empty;
+    root.querySelectorAll(".sp-plot").forEach((figure) => {
+      figure.hidden = empty;
+    });
     if (!empty) {
       root.querySelectorAll("canvas[data-chart]").forEach((canvas) => {
         charts[canvas.dataset.chart] = new Chart(canvas, config(canvas, frame));
