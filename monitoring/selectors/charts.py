@@ -40,12 +40,13 @@ def _window(by_endpoint: dict[str, dict[int, Figures]], *, label: str, span: int
 def _series(endpoint: str, by_minute: dict[int, Figures], *, start: int, step: int,
             times: list[int]) -> dict[str, Any]:
     buckets: dict[int, Figures] = defaultdict(Figures)
-    total = Figures()
     for minute, figures in by_minute.items():
         if minute >= start:
             buckets[start + (minute - start) // step * step].add(figures)
-            total.add(figures)
     steps = [buckets[t] for t in times]
+    total = Figures()
+    for figures in steps:
+        total.add(figures)
     per_minute = step / minutes.MINUTE_S
     return {
         "endpoint": endpoint,
