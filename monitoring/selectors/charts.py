@@ -21,7 +21,9 @@ CHART_WINDOWS = {"1h": ("Last hour", 3600, 60), "24h": ("Last day", 86_400, 300)
 
 def history_charts(endpoints: Sequence[str], *, now: float | None = None) -> dict[str, Any]:
     """{"windows": {name: {label, step_s, t: [epoch seconds], series: [one per endpoint, in order]}}}."""
-    end = minutes.minute_of(time.time() if now is None else now)
+    # Up to the last whole minute: the open one (and the 5 minutes it ends) would draw a dip at the end of every
+    # chart. Pages show the live figures beside the charts.
+    end = minutes.minute_of(time.time() if now is None else now) - minutes.MINUTE_S
     longest = max(span for _, span, _ in CHART_WINDOWS.values())
     by_endpoint = figures_by_endpoint_minute(endpoints, end - longest + minutes.MINUTE_S, end)
     return {"windows": {name: _window(by_endpoint, label=label, span=span, step=step, end=end)

@@ -19,9 +19,9 @@ from monitoring.selectors.charts import history_charts
 from tests.experiments.helpers import deployment
 from tests.monitoring.test_history import counted
 
-# A fixed "now", 30 s into a minute: the hour's last point is that minute.
+# A fixed "now", 30 s into a minute: the hour's last point is the minute before, the last whole one.
 NOW = 1_780_000_050.0
-END = minutes.minute_of(NOW)
+END = minutes.minute_of(NOW) - 60
 
 
 def closed(endpoint: str, minute: int, figures: Figures, *, version: int = 1) -> MetricMinute:
@@ -31,13 +31,15 @@ def closed(endpoint: str, minute: int, figures: Figures, *, version: int = 1) ->
 
 
 def record(endpoint: str) -> None:
-    """12 requests (2 failed, all in the 2-4 ms bucket) two minutes ago, split over two versions; 50 two hours
-    ago; 6 in the open minute, still in Redis; and one a day and a minute ago, outside both windows."""
-    closed(endpoint, END - 120, counted(ok=6, errors=2))
-    closed(endpoint, END - 120, counted(ok=4), version=2)
+    """12 requests (2 failed, all in the 2-4 ms bucket) a minute before the last, split over two versions; 50 two
+    hours ago; 6 in the last minute, still in Redis (not rolled up yet); 5 in the open minute, and 99 a day and a
+    minute ago: neither in the charts."""
+    closed(endpoint, END - 60, counted(ok=6, errors=2))
+    closed(endpoint, END - 60, counted(ok=4), version=2)
     closed(endpoint, END - 7200, counted(ok=50, seconds=0.05))
     closed(endpoint, END - 86_400, counted(ok=99))
     minutes.add({(endpoint, 1, END): counted(ok=6)})
+    minutes.add({(endpoint, 1, END + 60): counted(ok=5)})
 
 
 def by_time(window: dict, series: dict, key: str) -> dict[int, object]:
@@ -53,16 +55,16 @@ class HistoryChartsTests(TestCase):
         [series] = hour["series"]
         self.assertEqual(series["endpoint"], "churn")
         requests = by_time(hour, series, "requests_per_min")
-        self.assertEqual((requests[END - 120], requests[END], requests[END - 60]), (12, 6, 0))
+        self.assertEqual((requests[END - 60], requests[END], requests[END - 120]), (12, 6, 0))
         self.assertEqual(sum(series["requests_per_min"]), 18)  # two hours ago is outside the hour
-        self.assertEqual(by_time(hour, series, "errors_per_min")[END - 120], 2)
-        self.assertEqual(by_time(hour, series, "error_rate_pct")[END - 120], 16.67)
+        self.assertEqual(by_time(hour, series, "errors_per_min")[END - 60], 2)
+        self.assertEqual(by_time(hour, series, "error_rate_pct")[END - 60], 16.67)
         # 12 requests in the (2, 4] ms bucket: the median is halfway, p99 at 11.88 of 12.
-        self.assertEqual(by_time(hour, series, "p50_ms")[END - 120], 3.0)
-        self.assertEqual(by_time(hour, series, "p99_ms")[END - 120], 3.98)
+        self.assertEqual(by_time(hour, series, "p50_ms")[END - 60], 3.0)
+        self.assertEqual(by_time(hour, series, "p99_ms")[END - 60], 3.98)
         # A minute without requests has no rate and no latency: the line breaks there.
-        self.assertEqual((by_time(hour, series, "error_rate_pct")[END - 60], by_time(hour, series, "p50_ms")[END - 60]),
-                         (None, None))
+        self.assertEqual((by_time(hour, series, "error_rate_pct")[END - 120],
+                          by_time(hour, series, "p50_ms")[END - 120]), (None, None))
         self.assertEqual(series["total"], {"requests": 18, "errors": 2, "error_rate": 0.1111,
                                            "requests_per_min": 0.3, "p50_ms": 3.0, "p99_ms": 3.98})
 
@@ -70,13 +72,13 @@ class HistoryChartsTests(TestCase):
         record("churn")
         day = history_charts(["churn"], now=NOW)["windows"]["24h"]
         self.assertEqual((day["label"], day["step_s"], len(day["t"])), ("Last day", 300, 288))
-        self.assertEqual(day["t"][0], END - 86_340)
+        self.assertEqual((day["t"][0], day["t"][-1]), (END - 86_340, END - 240))
         [series] = day["series"]
         bucket = END - 86_340 + (86_340 - 7200) // 300 * 300  # the 5 minutes two hours ago fall in
         self.assertEqual(by_time(day, series, "requests_per_min")[bucket], 10)  # 50 requests in 5 minutes
         self.assertEqual(by_time(day, series, "p50_ms")[bucket], 48.0)  # the (32, 64] ms bucket's middle
-        self.assertEqual(series["requests_per_min"][-1], 3.6)  # the last 5 minutes: 12 + 6 requests
-        self.assertEqual(series["total"]["requests"], 68)  # the day and a minute ago is not in it
+        self.assertEqual(series["requests_per_min"][-1], 3.6)  # the last 5 whole minutes: 12 + 6 requests
+        self.assertEqual(series["total"]["requests"], 68)  # neither the open minute nor a day and a minute ago
         self.assertEqual(series["total"]["requests_per_min"], round(68 / 1440, 2))
 
     def test_every_deployments_history_comes_from_one_query(self):
@@ -99,7 +101,8 @@ class HistoryChartsTests(TestCase):
         route = route_of("own")
         for n in range(3):
             serve(route, [[n, 0, 0, 0]], [0], request_id=f"own-{n}")
-        series = history_charts(["own"])["windows"]["1h"]["series"][0]
+        # A minute later, when the minute they were served in is the last whole one.
+        series = history_charts(["own"], now=time.time() + 60)["windows"]["1h"]["series"][0]
         self.assertEqual(series["requests_per_min"][-1] + series["requests_per_min"][-2], 3)
 
 
