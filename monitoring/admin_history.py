@@ -4,8 +4,10 @@ static/monitoring/history.js from the embedded data), and the same windows' figu
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import redis
 from django.urls import reverse
 
 from core import figures
@@ -13,7 +15,10 @@ from inference.deployments.admin_display import PageSection
 from inference.models import Deployment
 from monitoring.selectors.charts import history_charts
 
+logger = logging.getLogger(__name__)
 TEMPLATE = "admin/monitoring/history.html"
+# The page still opens without Redis (where the open minutes are): it is where one goes to see what is wrong.
+UNAVAILABLE = "The history is unavailable: Redis, which holds the latest minutes, does not answer."
 TRAFFIC = {"name": "traffic", "title": "Traffic", "unit": "req/min"}
 ERROR_RATE = {"name": "error_rate", "title": "Error rate", "unit": "%"}
 # The overview draws one line per deployment, so each quantile has a chart of its own.
@@ -25,7 +30,9 @@ DEPLOYMENT_CHARTS = [TRAFFIC, ERROR_RATE, {"name": "latency", "title": "Latency 
 def overview_section(deployments: list[Deployment]) -> PageSection | None:
     if not deployments:
         return None  # the page says that nothing is deployed
-    data = history_charts([deployment.endpoint for deployment in deployments])
+    data = _charts([deployment.endpoint for deployment in deployments])
+    if data is None:
+        return PageSection(TEMPLATE, {"mode": "overview", "error": UNAVAILABLE})
     totals = {name: {series["endpoint"]: series["total"] for series in window["series"]}
               for name, window in data["windows"].items()}
     rows = [{"endpoint": deployment.endpoint, "url": reverse("admin:inference_deployment_change", args=[deployment.pk]),
@@ -35,12 +42,22 @@ def overview_section(deployments: list[Deployment]) -> PageSection | None:
 
 
 def deployment_section(deployment: Deployment) -> PageSection:
-    data = history_charts([deployment.endpoint])
+    data = _charts([deployment.endpoint])
+    if data is None:
+        return PageSection(TEMPLATE, {"mode": "deployment", "error": UNAVAILABLE})
     hour, day = (_formatted(data["windows"][name]["series"][0]["total"]) for name in ("1h", "24h"))
     rows = [(label, hour[key], day[key]) for key, label in (
         ("requests", "Requests"), ("traffic", "Traffic (mean)"), ("errors", "Errors"), ("p50", "Latency p50"),
         ("p99", "Latency p99"))]
     return PageSection(TEMPLATE, {"mode": "deployment", "charts": DEPLOYMENT_CHARTS, "data": data, "rows": rows})
+
+
+def _charts(endpoints: list[str]) -> dict[str, Any] | None:
+    try:
+        return history_charts(endpoints)
+    except redis.RedisError:
+        logger.warning("monitoring: the admin's history charts could not read Redis", exc_info=True)
+        return None
 
 
 def _formatted(total: dict[str, Any]) -> dict[str, str]:

@@ -6,6 +6,9 @@ import json
 import re
 import time
 from datetime import UTC, datetime
+from unittest import mock
+
+import redis
 
 from django.contrib.auth import get_user_model
 from django.db import connection
@@ -181,3 +184,16 @@ class HistorySectionTests(TestCase):
         page = self.client.get("/admin/overview/").content.decode()
         self.assertIn("Nothing is deployed", page)
         self.assertNotIn('id="sp-history"', page)
+
+    def test_the_pages_open_without_redis_and_say_the_history_is_unavailable(self):
+        row = deployment("churn")
+        down = mock.patch("monitoring.selectors.history.minutes.read_many",
+                          side_effect=redis.ConnectionError("Connection refused"))
+        with down, self.assertLogs("monitoring.admin_history", "WARNING"):
+            overview = self.client.get("/admin/overview/")
+            page = self.client.get(f"/admin/inference/deployment/{row.pk}/change/")
+        for answer in (overview, page):
+            self.assertContains(answer, "The history is unavailable: Redis, which holds the latest minutes, does "
+                                        "not answer.")
+            self.assertNotContains(answer, "sp-history-data")
+        self.assertContains(page, "Live figures")  # the rest of the page is there
