@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from unittest import mock
 
 import redis
-
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test import TestCase
