@@ -1,6 +1,7 @@
 """The monitoring pages of the admin: the prediction log (with filters), feedback, alert rules, alerts with their
 notifications, and per deployment a quality page and a drift page (admin_pages.py), all linked from each
-deployment (inference.deployments.admin.PAGE_LINKS)."""
+deployment (inference.deployments.admin.PAGE_LINKS); charts of traffic, errors and latency over time on the
+overview and each deployment's page (admin_history.py)."""
 
 from django.contrib import admin, messages
 from django.urls import path, reverse
@@ -8,9 +9,10 @@ from django.utils.html import format_html
 from django.utils.http import urlencode
 
 from core.errors import ApplicationError
-from inference.deployments.admin import PAGE_LINKS
+from inference.deployments.admin import PAGE_LINKS, PAGE_SECTIONS
 from inference.models import Deployment
-from monitoring import admin_pages
+from inference.overview.views import OVERVIEW_SECTIONS
+from monitoring import admin_history, admin_pages
 from monitoring.models import Alert, AlertRule, DriftReport, Feedback, Notification, PredictionLog
 from monitoring.services import alerts as alert_services
 
@@ -124,5 +126,10 @@ def deployment_pages(deployment: Deployment) -> list[tuple[str, str]]:
     ]
 
 
+# Added once however often this module is imported (the admin's autodiscovery, tests reloading it).
 if deployment_pages not in PAGE_LINKS:
     PAGE_LINKS.append(deployment_pages)
+if admin_history.deployment_section not in PAGE_SECTIONS:
+    PAGE_SECTIONS.append(admin_history.deployment_section)
+if admin_history.overview_section not in OVERVIEW_SECTIONS:
+    OVERVIEW_SECTIONS.append(admin_history.overview_section)

@@ -8,6 +8,7 @@ quantile over any set of minutes and processes comes from summed counts, as Prom
 from __future__ import annotations
 
 import bisect
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,8 +36,15 @@ class Figures:
     latency_buckets: list[int] = field(default_factory=lambda: [0] * BUCKETS)
 
     def add(self, other: Figures) -> Figures:
-        for name in (*COUNTERS, *SUMS):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+        # Spelled out rather than a loop over the names: charts add up a day of minutes for every deployment.
+        self.requests += other.requests
+        self.errors += other.errors
+        self.server_errors += other.server_errors
+        self.cache_hits += other.cache_hits
+        self.cache_lookups += other.cache_lookups
+        self.batch_count += other.batch_count
+        self.batch_sum += other.batch_sum
+        self.latency_sum_s += other.latency_sum_s
         self.latency_buckets = [a + b for a, b in zip(self.latency_buckets, other.latency_buckets)]
         return self
 
@@ -71,6 +79,11 @@ class Figures:
             setattr(figures, name, decoded.get(name, 0.0))
         figures.latency_buckets = [int(decoded.get(f"b{i}", 0)) for i in range(BUCKETS)]
         return figures
+
+    @classmethod
+    def from_values(cls, values: dict[str, Any]) -> Figures:
+        """From a MetricMinute row read with .values(*FIELDS)."""
+        return cls(**{**values, "latency_buckets": list(values["latency_buckets"] or [0] * BUCKETS)})
 
     @classmethod
     def from_row(cls, row: Any) -> Figures:
@@ -108,3 +121,6 @@ class Figures:
             "mean_latency_ms": round(self.latency_sum_s / self.requests * 1000, 3) if self.requests else None,
             "mean_batch_size": round(self.batch_sum / self.batch_count, 2) if self.batch_count else None,
         }
+
+
+FIELDS = tuple(item.name for item in dataclasses.fields(Figures))  # a MetricMinute row's columns of figures

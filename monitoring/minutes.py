@@ -8,7 +8,7 @@ up), indexed by minute in the sorted set `sp:mon:m:index`, so readers and the ro
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from functools import lru_cache
 
 import redis
@@ -69,8 +69,14 @@ def add(figures: dict[Slot, Figures]) -> None:
 
 def read(endpoint: str, start: int, end: int) -> dict[Slot, Figures]:
     """The open minutes of `endpoint` in [start, end] (epoch seconds)."""
+    return read_many([endpoint], start, end)
+
+
+def read_many(endpoints: Collection[str], start: int, end: int) -> dict[Slot, Figures]:
+    """The open minutes of every one of `endpoints` in [start, end]: two round trips however many there are."""
+    wanted = set(endpoints)
     names = [_text(name) for name in client().zrangebyscore(INDEX, start, end)]
-    names = [name for name in names if slot_of(name)[0] == endpoint]
+    names = [name for name in names if slot_of(name)[0] in wanted]
     if not names:
         return {}
     pipe = client().pipeline(transaction=False)

@@ -11,7 +11,7 @@ from core.admin_actions import one_object_form_action
 from core.errors import ApplicationError
 from inference import metrics
 from inference.deployments import selectors, services
-from inference.deployments.admin_display import badge, live_table, runtime_table
+from inference.deployments.admin_display import PageSection, badge, live_table, runtime_table
 from inference.deployments.admin_forms import DeploymentAddForm, DeploymentChangeForm, DeployVersionForm
 from inference.models import Deployment, DeploymentStatus, PlatformConfig
 from registry.admin import ModelVersionAdmin
@@ -20,6 +20,9 @@ ADMIN_CSS = {"all": ("core/admin.css",)}
 # Pages other apps keep about a deployment, as (label, url) pairs: the monitoring app adds its log, quality,
 # drift and alerts pages (monitoring/admin.py). Serving's admin links to them without knowing them.
 PAGE_LINKS: list[Callable[[Deployment], list[tuple[str, str]]]] = []
+# Sections other apps add to a deployment's page, below its state: the monitoring app adds its charts of
+# traffic, errors and latency over time (monitoring/admin.py).
+PAGE_SECTIONS: list[Callable[[Deployment], PageSection]] = []
 
 
 @admin.register(Deployment)
@@ -43,7 +46,8 @@ class DeploymentAdmin(admin.ModelAdmin):
 
     def get_fieldsets(self, request, obj=None):
         fieldsets: list[tuple[str | None, dict[str, Any]]] = [
-            (None, {"fields": ("endpoint", "model", "model_version", "alias", "follow_alias", "ensemble")}),
+            ("Model and version", {"fields": ("endpoint", "model", "model_version", "alias", "follow_alias",
+                                              "ensemble")}),
             ("Serving", {"fields": ("replicas", "max_batch_size", "batch_timeout_ms", "max_queue", "timeout_ms",
                                     "max_rows", "cache_enabled", "scale_to_zero", "idle_ttl_s")}),
             ("Monitoring", {"fields": ("log_predictions", "guardrails", *(("pages",) if obj is not None else ()))}),
@@ -55,6 +59,11 @@ class DeploymentAdmin(admin.ModelAdmin):
             fieldsets.append(("History", {"fields": ("created_by", "created_at", "updated_at", "stopped_at"),
                                           "classes": ("collapse",)}))
         return fieldsets
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # templates/admin/inference/deployment/change_form.html shows them after the first fieldset (the state).
+        context["sections"] = [make(obj) for make in PAGE_SECTIONS] if obj is not None and obj.pk else []
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         kwargs["form"] = DeploymentChangeForm if obj is not None else DeploymentAddForm

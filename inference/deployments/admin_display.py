@@ -1,6 +1,7 @@
 """A deployment's figures as tables with units, for the admin (the API answers the raw numbers)."""
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.utils.html import format_html, format_html_join
@@ -33,6 +34,14 @@ REPLICA_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ("restarts", "restarts", figures.number),
     ("last_error", "last error", str),
 )
+
+
+@dataclass(frozen=True)
+class PageSection:
+    """A part of a serving page that another app adds: `template` rendered with `context` as `section`."""
+
+    template: str
+    context: dict[str, Any]
 
 
 def badge(status: str, title: str = "") -> SafeString:

@@ -1,6 +1,7 @@
-"""The overview page (/admin/overview/, linked from the admin's index). Charts of latency and traffic over
-time slot into its `history` block once the platform records a history per minute."""
+"""The overview page (/admin/overview/, linked from the admin's index). Other apps add sections below the
+deployments (OVERVIEW_SECTIONS): the monitoring app's charts of traffic, errors and latency over time."""
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin
@@ -9,9 +10,14 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from core import figures
-from inference.deployments.admin_display import badge
+from inference.deployments.admin_display import PageSection, badge
+from inference.models import Deployment
 from inference.overview import selectors
 from inference.overview.selectors import DeploymentHealth
+
+# Made from the deployments the page lists (None: nothing to add); monitoring/admin.py adds its history. Serving
+# shows them without knowing them, as a deployment's page shows PAGE_LINKS.
+OVERVIEW_SECTIONS: list[Callable[[list[Deployment]], PageSection | None]] = []
 
 
 def overview(request: HttpRequest) -> TemplateResponse:
@@ -19,9 +25,14 @@ def overview(request: HttpRequest) -> TemplateResponse:
     context = {
         **admin.site.each_context(request), "title": "Overview",
         "totals": _totals(health), "rows": [_row(item) for item in health],
-        "failures": selectors.recent_failures(health),
+        "failures": selectors.recent_failures(health), "sections": _sections(health),
     }
     return TemplateResponse(request, "admin/inference/overview.html", context)
+
+
+def _sections(health: list[DeploymentHealth]) -> list[PageSection]:
+    deployments = [item.deployment for item in health]
+    return [section for make in OVERVIEW_SECTIONS if (section := make(deployments)) is not None]
 
 
 def _row(item: DeploymentHealth) -> dict[str, Any]:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
 from monitoring import minutes
-from monitoring.figures import Figures
+from monitoring.figures import FIELDS, Figures
 from monitoring.models import MetricMinute
 from monitoring.sink import sink
 
@@ -17,17 +18,32 @@ WINDOWS = {"1h": (3600, 60), "24h": (86_400, 300), "7d": (7 * 86_400, 3600)}
 
 def figures_by_minute(endpoint: str, start: int, end: int, *, version: int | None = None) -> dict[int, Figures]:
     """{minute: figures} for minutes in [start, end] (epoch seconds), every version unless one is named."""
+    return figures_by_endpoint_minute([endpoint], start, end, version=version)[endpoint]
+
+
+def figures_by_endpoint_minute(endpoints: Collection[str], start: int, end: int, *,
+                               version: int | None = None) -> dict[str, dict[int, Figures]]:
+    """{endpoint: {minute: figures}}: one query and one Redis read however many endpoints (the overview's)."""
     sink.flush()  # this process's own latest requests count too
-    by_minute: dict[int, Figures] = defaultdict(Figures)
-    rows = MetricMinute.objects.filter(endpoint=endpoint, minute__gte=_at(start), minute__lte=_at(end))
+    found: dict[str, dict[int, Figures]] = {endpoint: {} for endpoint in endpoints}
+    rows = MetricMinute.objects.filter(endpoint__in=list(found), minute__gte=_at(start), minute__lte=_at(end))
     if version is not None:
         rows = rows.filter(version=version)
-    for row in rows:
-        by_minute[int(row.minute.timestamp())].add(Figures.from_row(row))
-    for (_, row_version, minute), figures in minutes.read(endpoint, start, end).items():
+    # Plain values, not model instances: a day of many deployments is tens of thousands of rows.
+    for values in rows.values("endpoint", "minute", *FIELDS).iterator(chunk_size=2000):
+        endpoint, minute = values.pop("endpoint"), int(values.pop("minute").timestamp())
+        _merge(found[endpoint], minute, Figures.from_values(values))
+    for (endpoint, row_version, minute), figures in minutes.read_many(list(found), start, end).items():
         if version is None or row_version == version:
-            by_minute[minute].add(figures)
-    return by_minute
+            _merge(found[endpoint], minute, figures)
+    return found
+
+
+def _merge(by_minute: dict[int, Figures], minute: int, figures: Figures) -> None:
+    if minute in by_minute:
+        by_minute[minute].add(figures)
+    else:
+        by_minute[minute] = figures
 
 
 def window_figures(endpoint: str, seconds: int, *, version: int | None = None, now: float | None = None,

@@ -47,3 +47,14 @@ def test_events_are_counted_per_endpoint_version_and_minute():
     assert {slot: f.requests for slot, f in counted.items()} == {
         ("a", 1, 120): 2, ("a", 1, 180): 1, ("a", 2, 120): 1, ("b", 1, 120): 1}
     assert counted[("a", 1, 180)].errors == 1
+
+
+def test_adding_sums_every_field_and_a_rows_values_read_back_whole():
+    from monitoring.figures import BUCKETS, FIELDS
+
+    one = Figures(**{name: 1 for name in FIELDS if name != "latency_buckets"}, latency_buckets=[1] * BUCKETS)
+    total = Figures().add(one).add(one)
+    assert vars(total) == {**{name: 2 for name in FIELDS if name != "latency_buckets"},
+                           "latency_buckets": [2] * BUCKETS}
+    assert Figures.from_values(vars(total)) == total
+    assert Figures.from_values({**vars(Figures()), "latency_buckets": []}) == Figures()  # a row from before buckets
