@@ -2,6 +2,7 @@
 enough to read. (Import layers and cycles: import-linter's contracts in pyproject.toml, run by .ci/run.)"""
 
 import ast
+import subprocess
 from pathlib import Path
 
 from tests.paths import REPO_ROOT
@@ -64,3 +65,33 @@ def test_no_module_is_longer_than_the_limit():
     long = {str(path.relative_to(REPO_ROOT)): lines for path, _ in _modules()
             if (lines := len(path.read_text().splitlines())) > MAX_LINES}
     assert long == {}
+
+
+CONFLICT_MARKER = ("<<<<<<< ", ">>>>>>> ", "=======\n")
+
+
+def conflict_markers(text: str) -> list[int]:
+    """Line numbers of a merge's leftover markers (a committed conflict once broke .ci/run's syntax)."""
+    lines = text.splitlines(keepends=True)
+    return [number for number, line in enumerate(lines, 1)
+            if line.startswith(CONFLICT_MARKER[:2]) or line == CONFLICT_MARKER[2]]
+
+
+def test_conflict_markers_are_recognised():
+    assert conflict_markers("a\n<<<<<<< HEAD\nb\n=======\nc\n>>>>>>> other\n") == [2, 4, 6]
+    assert conflict_markers("title\n=======\n"[:6] + "========\n") == []
+
+
+def test_no_file_holds_a_merge_conflict_marker():
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=REPO_ROOT, capture_output=True, check=True)
+    found = []
+    for name in filter(None, tracked.stdout.decode().split("\0")):
+        path = REPO_ROOT / name
+        if not path.is_file() or path.stat().st_size > 2_000_000:
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue
+        found += [f"{name}:{line}" for line in conflict_markers(text)]
+    assert found == []
