@@ -54,9 +54,11 @@ class DeploymentDetailApi(APIView):
         return Response(DeploymentOut(selectors.deployment_get_live(endpoint)).data)
 
     @extend_schema(tags=["deployments"], operation_id="deployments_update", request=DeploymentUpdateIn,
-                   responses={200: DeploymentOut, **errors(400, 404, 415)},
+                   responses={200: DeploymentOut, **errors(400, 404, 409, 415)},
                    description="Batching, timeouts, threads and cache settings apply to running workers without a "
-                               "restart; a new version, device or torch options roll out a new generation first.")
+                               "restart; a new version, device or torch options roll out a new generation first. "
+                               "The version of a deployment that an active experiment routes to cannot change "
+                               "(409).")
     def patch(self, request, endpoint: str):
         deployment = selectors.deployment_get_live(endpoint)
         data = parse(DeploymentUpdateIn, request.data)
