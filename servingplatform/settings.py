@@ -257,6 +257,8 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
+    # The browsable API answers staff sessions only; everyone else gets JSON (core/negotiation.py).
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "core.negotiation.StaffBrowsableNegotiation",
     "DEFAULT_PAGINATION_CLASS": "core.pagination.Pagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
