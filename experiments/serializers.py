@@ -89,7 +89,7 @@ class ExperimentOut(ModelSerializer):
     variants = serializers.SerializerMethodField()
     shadows = serializers.SerializerMethodField()
     control = serializers.SerializerMethodField()
-    created_by = serializers.CharField(source="created_by.username", default=None)
+    created_by = serializers.CharField(source="created_by.username", default=None, allow_null=True)
 
     class Meta:
         model = Experiment
