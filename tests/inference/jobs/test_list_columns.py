@@ -72,3 +72,25 @@ class JobListColumnsTests(TestCase):
         for _ in range(5):
             self.assertEqual(self.client.get("/api/v1/jobs?limit=100").status_code, 200)
         self.assertLess((time.perf_counter() - started) / 5, 0.05)
+
+
+class JobAdminListColumnsTests(TestCase):
+    def test_the_admin_change_list_selects_no_payload_column_and_the_detail_shows_them(self):
+        from django.contrib.auth import get_user_model
+
+        deployment = toy_deployment("scorer")
+        job = InferenceJob.objects.create(endpoint="scorer", model_version=deployment.model_version, owner="key:x",
+                                          inputs=[[1.0, 2.0, 3.0]] * 1000, result={"predictions": [7] * 1000})
+        admin = get_user_model().objects.create_superuser("root", password="pw-root-12345")
+        self.client.force_login(admin)
+        with CaptureQueriesContext(connection) as queries:
+            response = self.client.get("/admin/inference/inferencejob/")
+        self.assertEqual(response.status_code, 200)
+        listed = [q["sql"] for q in queries.captured_queries
+                  if 'FROM "inference_inferencejob"' in q["sql"] and "COUNT(" not in q["sql"]]
+        self.assertTrue(listed)
+        for sql in listed:
+            self.assertFalse(selected_columns(sql) & (PAYLOAD_COLUMNS - {"tags"}), sql)  # the model's tags are small
+        detail = self.client.get(f"/admin/inference/inferencejob/{job.pk}/change/")
+        self.assertEqual(detail.status_code, 200)
+        self.assertIn("[7, 7, 7", detail.content.decode())
