@@ -2,7 +2,6 @@
 whatever their size, so a list of large jobs costs what a list of small ones does."""
 
 import re
-import time
 
 from django.db import connection
 from django.test import TestCase
@@ -64,14 +63,6 @@ class JobListColumnsTests(TestCase):
         self.assertEqual(len(detail["result"]["predictions"]), BIG_ROWS)
         listed = self.client.get("/api/v1/jobs?limit=1").json()["results"][0]
         self.assertEqual((listed["rows"], listed["model"], listed["version"]), (BIG_ROWS, "scorer", 1))
-
-    def test_a_list_of_large_jobs_stays_fast(self):
-        # A generous bound (measured ~5 ms here); selecting the payloads took 60-240 ms.
-        self.client.get("/api/v1/jobs?limit=1")
-        started = time.perf_counter()
-        for _ in range(5):
-            self.assertEqual(self.client.get("/api/v1/jobs?limit=100").status_code, 200)
-        self.assertLess((time.perf_counter() - started) / 5, 0.05)
 
 
 class JobAdminListColumnsTests(TestCase):
