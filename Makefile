@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint types imports check schema clean-venv browser image image-smoke deploy-check
+.PHONY: serve test lint types imports check schema schema-check clean-venv browser image image-smoke deploy-check
 
 $(STAMP): pyproject.toml client/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -43,6 +43,10 @@ check: $(STAMP)
 
 schema: $(STAMP)
 	SECRET_KEY=schema-check $(PY) manage.py spectacular --validate --fail-on-warn --file /dev/null
+
+# The document against a live server: schemathesis for a few minutes (SCHEMA_CHECK_MAX_TIME_S, default 150).
+schema-check: schema
+	$(PY) scripts/schema_check.py
 
 clean-venv:
 	rm -rf $(VENV)

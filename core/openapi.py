@@ -86,3 +86,79 @@ def add_request_examples(result: dict[str, Any], generator: Any, request: Any, p
                 content["application/json"]["examples"] = {
                     name: {"summary": summary, "value": value} for name, (summary, value) in examples.items()}
     return result
+
+
+# --- postprocessing: what the views' decorators cannot say on their own ---------------------
+
+_PAGE_SIZE_PARAMS = {"page_size"}
+_OPEN_REQUESTS = ("V2", "Token", "Signature", "ColumnSpec", "TensorSpec")
+
+
+def paginate_lists(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook. A list read through core.pagination answers
+    `{count, next, previous, results}`, never the bare array its `Serializer(many=True)` documents, and a
+    page past the last (or `page=0`) is a 404: both are written into every operation taking `page`."""
+    from core.pagination import Pagination
+
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    for _path, operations in result.get("paths", {}).items():
+        for operation in operations.values():
+            params = {p["name"]: p for p in operation.get("parameters", []) if p.get("in") == "query"}
+            content = operation.get("responses", {}).get("200", {}).get("content", {}).get("application/json")
+            if "page" not in params or not content or content["schema"].get("type") != "array":
+                continue
+            content["schema"] = _envelope(content["schema"], schemas)
+            params["page"]["schema"] = {"type": "integer", "minimum": 1}
+            params["page"]["description"] = "page number, from 1 (a page past the last is a 404)"
+            for name in _PAGE_SIZE_PARAMS & params.keys():
+                params[name]["schema"] = {"type": "integer", "minimum": 1, "maximum": Pagination.max_page_size}
+                params[name]["description"] = f"items per page, 1 to {Pagination.max_page_size} (default " \
+                                              f"{Pagination.page_size})"
+            operation["responses"].setdefault("400", _error_response(400))  # a page size out of range
+            operation["responses"].setdefault("404", _error_response(404))
+    return result
+
+
+def _error_response(code: int) -> dict[str, Any]:
+    return {"description": _DESCRIPTIONS[code],
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _envelope(array: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:
+    envelope = {
+        "type": "object",
+        "required": ["count", "next", "previous", "results"],
+        "properties": {
+            "count": {"type": "integer", "minimum": 0},
+            "next": {"type": "string", "format": "uri", "nullable": True},
+            "previous": {"type": "string", "format": "uri", "nullable": True},
+            "results": array,
+        },
+    }
+    ref = array.get("items", {}).get("$ref", "")
+    if not ref:
+        return envelope
+    name = f"Paginated{ref.rsplit('/', 1)[-1]}List"
+    schemas[name] = envelope
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+# Rules between fields that a serializer's validate() enforces and its fields alone cannot describe.
+_REQUEST_RULES: dict[str, dict[str, Any]] = {
+    # A deployment serves a fixed version or follows an alias: exactly one of them at creation (400 otherwise),
+    # at most one in a change.
+    "DeploymentCreateInRequest": {"oneOf": [{"required": ["version"]}, {"required": ["alias"]}]},
+    "PatchedDeploymentUpdateInRequest": {"not": {"required": ["version", "alias"]}},
+}
+
+
+def closed_request_bodies(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: request bodies name every field they take. core.apis.parse (and
+    the prediction bodies' own check) refuse a field they do not know with a 400, so the schema says
+    `additionalProperties: false` for them; the V2 protocol's and the token routes' bodies stay open."""
+    for name, schema in result.get("components", {}).get("schemas", {}).items():
+        if name.endswith("Request") and not name.startswith(_OPEN_REQUESTS) and schema.get("type") == "object" \
+                and "additionalProperties" not in schema:
+            schema["additionalProperties"] = False
+        schema.update(_REQUEST_RULES.get(name, {}))
+    return result

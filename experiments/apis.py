@@ -52,8 +52,9 @@ class ExperimentDetailApi(APIView):
 
     @extend_schema(tags=TAGS, operation_id="experiments_update", request=ExperimentUpdateIn,
                    responses={200: ExperimentOut, **errors(400, 404, 409, 415)},
-                   description="Variants and weights may change while running (e.g. a ramp-up); endpoint and "
-                               "outcome only in a draft. A stopped experiment is final (409).")
+                   description="Weights may change while running (e.g. a ramp-up) and variants be added or "
+                               "removed; a started variant keeps its deployment (409), endpoint and outcome change "
+                               "only in a draft. A stopped experiment is final (409).")
     def patch(self, request, pk: int):
         experiment = selectors.experiment_get(pk)
         data = parse(ExperimentUpdateIn, request.data)

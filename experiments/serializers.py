@@ -8,12 +8,23 @@ from inference.deployments.serializers import GuardrailsSerializer
 from registry.models import slug_validator
 
 
+class WeightField(serializers.FloatField):
+    """A JSON number only: FloatField would take "50" and true (as 1.0), so ["50", "50"] or [true, 99] passed."""
+
+    default_error_messages = {"not_number": "Must be a JSON number, not {kind}."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, (int, float)):
+            self.fail("not_number", kind="a boolean" if isinstance(data, bool) else type(data).__name__)
+        return super().to_internal_value(data)
+
+
 class VariantIn(serializers.Serializer):
     name = serializers.CharField(max_length=64, validators=[slug_validator])
     deployment = serializers.CharField(max_length=64, validators=[slug_validator],
                                        help_text="endpoint name of a ready deployment")
     # Range and finiteness are checked by the service, which names the problem (negative, NaN, sum).
-    weight = serializers.FloatField(help_text="share of the traffic in percent; the weights sum to 100")
+    weight = WeightField(help_text="share of the traffic in percent; the weights sum to 100")
 
 
 class ShadowIn(serializers.Serializer):
@@ -78,7 +89,7 @@ class ExperimentOut(ModelSerializer):
     variants = serializers.SerializerMethodField()
     shadows = serializers.SerializerMethodField()
     control = serializers.SerializerMethodField()
-    created_by = serializers.CharField(source="created_by.username", default=None)
+    created_by = serializers.CharField(source="created_by.username", default=None, allow_null=True)
 
     class Meta:
         model = Experiment

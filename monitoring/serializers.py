@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from core.pagination import Pagination
 from monitoring.models import Alert, AlertRule, Metric, Op
 from monitoring.selectors.history import WINDOWS as HISTORY_WINDOWS
 from monitoring.selectors.quality import WINDOWS as QUALITY_WINDOWS
@@ -10,7 +11,7 @@ MAX_LIMIT = 1000
 
 class _Page(serializers.Serializer):
     page = serializers.IntegerField(min_value=1, required=False)
-    page_size = serializers.IntegerField(min_value=1, max_value=MAX_LIMIT, required=False)
+    page_size = serializers.IntegerField(min_value=1, max_value=Pagination.max_page_size, required=False)
 
 
 class PredictionQueryIn(serializers.Serializer):

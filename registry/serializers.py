@@ -61,7 +61,7 @@ class AliasOut(serializers.Serializer):
 
 class RegisteredModelOut(ModelSerializer):
     aliases = AliasOut(many=True, read_only=True)
-    owner = serializers.CharField(source="owner.username", default=None, read_only=True)
+    owner = serializers.CharField(source="owner.username", default=None, allow_null=True, read_only=True)
     latest_version = serializers.IntegerField(source="last_version", read_only=True)
 
     class Meta:
@@ -86,7 +86,7 @@ class RegisteredModelUpdateIn(serializers.Serializer):
 class ModelVersionOut(ModelSerializer):
     model = serializers.CharField(source="model.name")
     aliases = serializers.SlugRelatedField[ModelAlias](many=True, read_only=True, slug_field="name")
-    created_by = serializers.CharField(source="created_by.username", default=None, read_only=True)
+    created_by = serializers.CharField(source="created_by.username", default=None, allow_null=True, read_only=True)
 
     class Meta:
         model = ModelVersion

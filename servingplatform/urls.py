@@ -1,9 +1,9 @@
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from core import health
 from core.auth_apis import TokenObtainApi, TokenRefreshApi
+from core.docs import RedocView, SchemaView, SwaggerView
 from core.index import ApiIndexApi, RootIndexApi
 from inference.deployments.apis import PrometheusMetricsApi
 from inference.overview.views import overview
@@ -27,9 +27,9 @@ urlpatterns = [
     path("metrics", PrometheusMetricsApi.as_view(), name="metrics"),
     path("api/v1/", include(api_v1)),
     path("", include("inference.v2.urls")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("api/schema/", SchemaView.as_view(), name="schema"),
+    path("api/docs/", SwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/redoc/", RedocView.as_view(url_name="schema"), name="redoc"),
     path("api-auth/", include("rest_framework.urls")),  # the browsable API's login and logout
     path("admin/rq/", include("django_rq.urls")),
     path("admin/overview/", admin.site.admin_view(overview), name="admin-overview"),

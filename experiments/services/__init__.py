@@ -3,6 +3,7 @@
 from experiments.services.feedback import feedback_record
 from experiments.services.lifecycle import (
     deployment_stop_veto,
+    deployment_version_veto,
     experiment_check_arms,
     experiment_create,
     experiment_delete,
@@ -16,7 +17,8 @@ from experiments.services.lifecycle import (
 from experiments.services.promotion import experiment_promote
 
 __all__ = [
-    "deployment_stop_veto", "experiment_check_arms", "experiment_create", "experiment_delete", "experiment_pause",
+    "deployment_stop_veto", "deployment_version_veto", "experiment_check_arms", "experiment_create",
+    "experiment_delete", "experiment_pause",
     "experiment_promote", "experiment_start", "experiment_stop", "experiment_update", "experiments_stop_due",
     "feedback_record", "invalidate_routing",
 ]

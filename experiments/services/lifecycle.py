@@ -166,9 +166,23 @@ def experiment_update(*, experiment: Experiment, data: dict[str, Any]) -> Experi
                 variants=data.get("variants", [_as_dict(v) for v in existing_arms]),
                 shadows=data.get("shadows", [_as_dict(v) for v in existing_copies]),
             )
+            if current.status != ExperimentStatus.DRAFT:
+                _check_not_repointed([*existing_arms, *existing_copies], [*arms, *copies])
             _replace_variants(current, arms, copies)
     invalidate_routing()
     return experiment_get(current.pk)
+
+
+def _check_not_repointed(existing: list[Variant], arms: list[dict]) -> None:
+    """A started variant keeps its deployment: its statistics so far describe that deployment's model, and
+    numbers measured on two models under one name would compare nothing. Weights may change (a ramp-up)."""
+    was = {variant.name: variant.deployment for variant in existing}
+    for arm in arms:
+        if arm["name"] in was and was[arm["name"]] != arm["deployment"]:
+            raise InvalidTransition(
+                f"Variant '{arm['name']}' runs on deployment '{was[arm['name']]}' and cannot move to "
+                f"'{arm['deployment']}' once the experiment has started (its results would mix two models); "
+                "stop it and create a new experiment.", details={"field": "variants"})
 
 
 def _as_dict(variant: Variant) -> dict:
@@ -309,12 +323,22 @@ def experiments_stop_due() -> int:
 
 def deployment_stop_veto(deployment: Deployment) -> None:
     """Registered in inference.deployments.services.STOP_VETOES: a deployment an active experiment routes to stays."""
+    _veto(deployment, "")
+
+
+def deployment_version_veto(deployment: Deployment) -> None:
+    """Registered in inference.deployments.services.VERSION_VETOES: the deployment of an active experiment's
+    variant keeps its version, or the variant's statistics would mix two models under one name."""
+    _veto(deployment, " keeps its version while")
+
+
+def _veto(deployment: Deployment, action: str) -> None:
     for experiment in experiments_using_deployment(deployment.endpoint).prefetch_related("variants"):
         variant = next(v for v in experiment.variants.all() if v.deployment == deployment.endpoint)
         if experiment.promoting_to and experiment.promoting_to != variant.name:
             continue  # promote is handing the endpoint to another variant; this one gets no traffic now
         role = "a shadow of" if variant.shadow else f"variant '{variant.name}' of"
         raise DeploymentInExperiment(
-            f"Deployment '{deployment.endpoint}' serves {role} the {experiment.status} experiment "
-            f"'{experiment.name}' (id {experiment.pk}); stop or promote the experiment first.",
-            details={"experiment": experiment.pk})
+            f"Deployment '{deployment.endpoint}'{action or ''} {'it ' if action else ''}serves {role} the "
+            f"{experiment.status} experiment '{experiment.name}' (id {experiment.pk}); stop or promote the "
+            "experiment first.", details={"experiment": experiment.pk})

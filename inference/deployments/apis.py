@@ -13,6 +13,7 @@ from core.apis import check_query, parse, request_user
 from core.errors import ServiceUnavailable
 from core.openapi import errors
 from core.pagination import PAGE_QUERY, Pagination
+from core.parsers import SafeJSONParser
 from inference import metrics, platform_config
 from inference.deployments import selectors, services
 from inference.deployments.serializers import (
@@ -54,9 +55,11 @@ class DeploymentDetailApi(APIView):
         return Response(DeploymentOut(selectors.deployment_get_live(endpoint)).data)
 
     @extend_schema(tags=["deployments"], operation_id="deployments_update", request=DeploymentUpdateIn,
-                   responses={200: DeploymentOut, **errors(400, 404, 415)},
+                   responses={200: DeploymentOut, **errors(400, 404, 409, 415)},
                    description="Batching, timeouts, threads and cache settings apply to running workers without a "
-                               "restart; a new version, device or torch options roll out a new generation first.")
+                               "restart; a new version, device or torch options roll out a new generation first. "
+                               "The version of a deployment that an active experiment routes to cannot change "
+                               "(409).")
     def patch(self, request, endpoint: str):
         deployment = selectors.deployment_get_live(endpoint)
         data = parse(DeploymentUpdateIn, request.data)
@@ -88,6 +91,9 @@ class CacheClearApi(APIView):
 
 
 class ConfigApi(APIView):
+    # JSON only: a form body has no types (cache_enabled=0 is a string), so it is a 415, not a guess.
+    parser_classes = [SafeJSONParser]
+
     @extend_schema(tags=["config"], operation_id="config_retrieve", responses={200: ConfigSerializer, **errors()})
     def get(self, request):
         return Response(ConfigSerializer(selectors.platform_config_get()).data)
@@ -121,7 +127,8 @@ class MetricsJsonApi(APIView):
 
 class PrometheusMetricsApi(APIView):
     @extend_schema(tags=["metrics"], operation_id="metrics_prometheus",
-                   responses={200: OpenApiResponse(OpenApiTypes.STR, description="Prometheus text format"),
+                   responses={(200, "text/plain"): OpenApiResponse(OpenApiTypes.STR,
+                                                                   description="Prometheus text format"),
                               **errors()})
     def get(self, request):
         return HttpResponse(metrics.exposition(), content_type="text/plain; version=0.0.4; charset=utf-8")

@@ -89,7 +89,7 @@ class DeploymentUpdateIn(_Knobs):
 class DeploymentOut(ModelSerializer):
     model = serializers.CharField(source="model.name")
     version = serializers.IntegerField(source="model_version.version")
-    created_by = serializers.CharField(source="created_by.username", default=None)
+    created_by = serializers.CharField(source="created_by.username", default=None, allow_null=True)
 
     class Meta:
         model = Deployment
@@ -97,11 +97,29 @@ class DeploymentOut(ModelSerializer):
                   *KNOB_FIELDS, "runtime", "created_by", "created_at", "updated_at", "stopped_at"]
 
 
+class JsonBooleanField(serializers.BooleanField):
+    """true or false only: BooleanField also takes 0, "0", "off" and "yes", which a JSON client never means."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            raise serializers.ValidationError("Must be a JSON boolean (true or false).")
+        return data
+
+
+class JsonIntegerField(serializers.IntegerField):
+    """A JSON integer only: IntegerField also takes "60", 2.0 and true (as 1)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            raise serializers.ValidationError("Must be a JSON integer.")
+        return super().to_internal_value(data)
+
+
 class ConfigSerializer(serializers.Serializer):
-    cache_enabled = serializers.BooleanField(required=False)
-    cache_ttl_s = serializers.IntegerField(min_value=1, max_value=30 * 86400, required=False)
-    cache_capacity = serializers.IntegerField(min_value=1, max_value=100_000_000, required=False)
-    max_loaded_models = serializers.IntegerField(min_value=1, max_value=10_000, required=False)
+    cache_enabled = JsonBooleanField(required=False)
+    cache_ttl_s = JsonIntegerField(min_value=1, max_value=30 * 86400, required=False)
+    cache_capacity = JsonIntegerField(min_value=1, max_value=100_000_000, required=False)
+    max_loaded_models = JsonIntegerField(min_value=1, max_value=10_000, required=False)
 
 
 class CacheStatsOut(serializers.Serializer):

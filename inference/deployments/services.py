@@ -96,6 +96,9 @@ def deployment_update(*, deployment: Deployment, data: Mapping[str, Any]) -> Dep
     reload = any(field in data and data[field] != getattr(deployment, field) for field in RELOAD_FIELDS)
     if "version" in data or "alias" in data:
         _, target = _resolve(deployment.model.name, data.get("version"), data.get("alias"))
+        if target.pk != deployment.model_version_id:
+            for veto in VERSION_VETOES:
+                veto(deployment)
         reload |= target.pk != deployment.model_version_id
         deployment.model_version = target
         deployment.alias = data.get("alias") or ("" if "version" in data else deployment.alias)
@@ -128,8 +131,10 @@ def deployment_stop(*, deployment: Deployment) -> Deployment:
     return deployment
 
 
-# Callables raising a Conflict when a deployment must not stop (registered by the experiments app).
+# Callables raising a Conflict when a deployment must not stop, or must not change its version (registered by
+# the experiments app).
 STOP_VETOES: list = []
+VERSION_VETOES: list = []
 
 
 def deployment_restart(*, deployment: Deployment) -> Deployment:

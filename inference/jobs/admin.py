@@ -49,8 +49,15 @@ class _JobAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False  # the record of what ran; state changes go through the cancel action
 
+    # Columns the change list never shows and that can be tens of MB a row (a job's inputs and result, the
+    # version's input example); a detail page loads the ones it shows when it shows them.
+    payload_fields: tuple[str, ...] = ()
+    _VERSION_PAYLOAD = tuple(f"model_version__{name}" for name in ("signature", "input_example", "validation",
+                                                                   "metrics", "params", "tags"))
+
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("model_version__model", "api_key", "submitted_by")
+        return super().get_queryset(request).select_related("model_version__model", "api_key", "submitted_by") \
+            .defer(*self.payload_fields, *self._VERSION_PAYLOAD)
 
     def changelist_view(self, request, extra_context=None):
         return super().changelist_view(request, {**(extra_context or {}), "subtitle": _dashboard_link()})
@@ -96,6 +103,7 @@ class InferenceJobAdmin(_JobAdmin):
                        "rows", "inputs", "parameters", "result", "created_at", "started_at", "finished_at",
                        "updated_at")
     exclude = ("rq_job_id", "request_hash")
+    payload_fields = ("inputs", "parameters", "result")
 
     @admin.action(description="Cancel (queued jobs only)")
     def cancel(self, request, queryset):

@@ -48,7 +48,8 @@ LIST_PARAMS = [
     OpenApiParameter("status", str, enum=["queued", "running", "succeeded", "failed", "cancelled", "expired"]),
     OpenApiParameter("endpoint", str),
     OpenApiParameter("priority", str, enum=["high", "normal", "low"]),
-    OpenApiParameter("limit", int, description=f"default {DEFAULT_LIMIT}, at most {MAX_LIMIT}; newest first"),
+    OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+                     description=f"default {DEFAULT_LIMIT}, at most {MAX_LIMIT}; newest first"),
 ]
 IDEMPOTENCY_PARAM = OpenApiParameter(
     "Idempotency-Key", str, OpenApiParameter.HEADER,
@@ -182,13 +183,16 @@ class BatchJobDetailApi(APIView):
         return Response(BatchJobOut(job, context={"request": request}).data)
 
 
+_RESULT_ROWS = "The input rows with their predictions, in the input's format (CSV or JSON Lines)"
+
+
 class BatchJobResultApi(APIView):
     permission_classes = [PredictScope]
 
     @extend_schema(tags=["batch-jobs"], operation_id="batch_jobs_result",
-                   responses={200: OpenApiResponse(OpenApiTypes.BINARY,
-                                                   description="The input rows with their predictions, in the "
-                                                               "input's format (text/csv or application/x-ndjson)"),
+                   responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description=_RESULT_ROWS),
+                              (200, "application/x-ndjson"): OpenApiResponse(OpenApiTypes.STR,
+                                                                             description=_RESULT_ROWS),
                               **errors(404, 409)})
     def get(self, request, pk):
         job = job_selectors.batch_job_get(pk=pk, owner=_owner_filter(request))

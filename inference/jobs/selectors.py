@@ -37,24 +37,43 @@ def _visible(queryset: QuerySet, owner: str | None) -> QuerySet:
     return queryset if owner is None else queryset.filter(owner=owner)
 
 
-def inference_job_list(*, owner: str | None) -> QuerySet[InferenceJob]:
+# What a list row shows, and nothing more. A job's inputs and result can be tens of MB of JSON each (20,000
+# rows): selecting them for a page of 20 made one list request cost 60-240 ms and a few at once pin the web
+# process's memory above 1 GB. The version's JSON columns (signature, input example, validation) are as big.
+_JOB_LIST_FIELDS = ("id", "status", "endpoint", "priority", "attempts", "error_code", "error", "created_at",
+                    "started_at", "finished_at", "model_version__version", "model_version__model__name")
+INFERENCE_JOB_LIST_FIELDS = (*_JOB_LIST_FIELDS, "request_id", "rows")
+BATCH_JOB_LIST_FIELDS = (*_JOB_LIST_FIELDS, "input_format", "filename", "columns", "total_rows", "rows_done",
+                         "rows_failed", "row_errors", "result_path", "result_bytes")
+
+
+def _inference_jobs(owner: str | None) -> QuerySet[InferenceJob]:
     return _visible(InferenceJob.objects.select_related("model_version__model"), owner).order_by("-created_at")
+
+
+def inference_job_list(*, owner: str | None) -> QuerySet[InferenceJob]:
+    return _inference_jobs(owner).only(*INFERENCE_JOB_LIST_FIELDS)
 
 
 def inference_job_get(*, pk, owner: str | None) -> InferenceJob:
     # Someone else's job is "not found", never "forbidden": ids must not be probeable.
-    job = inference_job_list(owner=owner).filter(pk=pk).first()
+    job = _inference_jobs(owner).filter(pk=pk).first()
     if job is None:
         raise JobNotFound("No such job.")
     return job
 
 
-def batch_job_list(*, owner: str | None) -> QuerySet[BatchJob]:
+def _batch_jobs(owner: str | None) -> QuerySet[BatchJob]:
     return _visible(BatchJob.objects.select_related("model_version__model"), owner).order_by("-created_at")
 
 
+def batch_job_list(*, owner: str | None) -> QuerySet[BatchJob]:
+    # Batch inputs and results are files, never columns; the signature is the one JSON column left out.
+    return _batch_jobs(owner).only(*BATCH_JOB_LIST_FIELDS)
+
+
 def batch_job_get(*, pk, owner: str | None) -> BatchJob:
-    job = batch_job_list(owner=owner).filter(pk=pk).first()
+    job = _batch_jobs(owner).filter(pk=pk).first()
     if job is None:
         raise JobNotFound("No such batch job.")
     return job

@@ -53,8 +53,8 @@ class JobErrorOut(serializers.Serializer):
 
 
 class _JobOut(ModelSerializer):
-    model = serializers.CharField(source="model_version.model.name", default=None)
-    version = serializers.IntegerField(source="model_version.version", default=None)
+    model = serializers.CharField(source="model_version.model.name", default=None, allow_null=True)
+    version = serializers.IntegerField(source="model_version.version", default=None, allow_null=True)
     error = serializers.SerializerMethodField()
     status_url = serializers.SerializerMethodField()
 

@@ -47,7 +47,9 @@ def _filters(query: dict) -> dict:
 
 class PredictionListApi(APIView):
     @extend_schema(tags=TAGS, operation_id="predictions_list",
-                   parameters=[*FILTERS, OpenApiParameter("limit", int, description="rows per page (max 1000)"),
+                   parameters=[*FILTERS, OpenApiParameter("limit", {"type": "integer", "minimum": 1,
+                                                                    "maximum": LogPagination.max_page_size},
+                                                          description="rows per page (max 1000)"),
                                OpenApiParameter("page", int)],
                    responses={200: PredictionOut(many=True), **errors(400, 404)},
                    description="Logged predictions of the endpoint, newest first (the deployment's `log_predictions` "
@@ -76,15 +78,17 @@ class _PredictionExportApi(APIView):
         return response
 
 
-_EXPORT_PARAMETERS = [*FILTERS, OpenApiParameter("limit", int, description="at most this many rows")]
+_EXPORT_PARAMETERS = [*FILTERS, OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": 10_000_000},
+                                                 description="at most this many rows")]
 
 
 class PredictionCsvExportApi(_PredictionExportApi):
     kind = "csv"
 
     @extend_schema(tags=TAGS, operation_id="predictions_export_csv", parameters=_EXPORT_PARAMETERS,
-                   responses={200: OpenApiResponse(OpenApiTypes.STR, description="CSV, newest first: one row per "
-                                                   "logged request, inputs and outputs as JSON cells"),
+                   responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="CSV, newest first: "
+                                                               "one row per logged request, inputs and outputs as "
+                                                               "JSON cells"),
                               **errors(400, 404)})
     def get(self, request, endpoint: str):
         return super().get(request, endpoint)
@@ -94,8 +98,9 @@ class PredictionJsonlExportApi(_PredictionExportApi):
     kind = "jsonl"
 
     @extend_schema(tags=TAGS, operation_id="predictions_export_jsonl", parameters=_EXPORT_PARAMETERS,
-                   responses={200: OpenApiResponse(OpenApiTypes.STR, description="JSON Lines, newest first: one "
-                                                   "object per logged request, as the list's items"),
+                   responses={(200, "application/x-ndjson"): OpenApiResponse(
+                                  OpenApiTypes.STR, description="JSON Lines, newest first: one object per logged "
+                                                                "request, as the list's items"),
                               **errors(400, 404)})
     def get(self, request, endpoint: str):
         return super().get(request, endpoint)

@@ -82,10 +82,9 @@ class IndexTests(TestCase):
 
 
 class BrowsableApiLoginTests(TestCase):
-    def test_the_browsable_api_links_to_a_login_that_lets_a_staff_user_in(self):
+    def test_the_browsable_api_login_lets_a_staff_user_in(self):
         anonymous = self.client.get("/api/v1/models/", HTTP_ACCEPT="text/html")
-        self.assertEqual(anonymous.status_code, 401)
-        self.assertIn("href='/api-auth/login/?next=/api/v1/models/'>Log in", anonymous.content.decode())
+        self.assertEqual((anonymous.status_code, anonymous["Content-Type"]), (401, "application/json"))
 
         get_user_model().objects.create_user("ana", password="s3cret-pass!", is_staff=True)
         login = self.client.get("/api-auth/login/?next=/api/v1/models/")
@@ -121,3 +120,53 @@ class BearerMessagesTests(TestCase):
         self.assertEqual(response.status_code, 401)
         message = response.json()["error"]["message"]
         self.assertEqual(message, "Given token not valid for any token type")
+
+
+HTML_ACCEPT = "text/html,application/xhtml+xml,*/*;q=0.8"
+
+
+class BrowsableApiAccessTests(TestCase):
+    """The browsable API stays (with DEBUG off too) for staff signed in to a session, held to CSRF; API keys,
+    tokens, anonymous callers and non-staff sessions get JSON whatever they accept."""
+
+    def setUp(self):
+        self.staff = get_user_model().objects.create_user("ana", password="s3cret-pass!", is_staff=True)
+        _, self.secret = api_key_create(name="k", scope="manage")
+
+    def content_type(self, client, path="/api/v1/models/", **headers) -> str:
+        response = client.get(path, **{"HTTP_ACCEPT": HTML_ACCEPT, **headers})
+        self.assertLess(response.status_code, 500)
+        return response["Content-Type"].split(";")[0]
+
+    def test_only_a_staff_session_gets_html(self):
+        self.assertFalse(settings.DEBUG)
+        staff = APIClient()
+        staff.force_login(self.staff)
+        self.assertEqual(self.content_type(staff), "text/html")
+        # The same browser sending a key is a machine credential: JSON.
+        self.assertEqual(self.content_type(staff, HTTP_X_API_KEY=self.secret), "application/json")
+        keyed = APIClient()
+        self.assertEqual(self.content_type(keyed, HTTP_X_API_KEY=self.secret), "application/json")
+        self.assertEqual(self.content_type(keyed, HTTP_X_API_KEY=self.secret, HTTP_ACCEPT="text/html"),
+                         "application/json")
+        self.assertEqual(self.content_type(APIClient()), "application/json")
+        self.assertEqual(self.content_type(APIClient(), path="/api/v1/"), "application/json")
+        member = APIClient()
+        member.force_login(get_user_model().objects.create_user("bo", password="pw-bo-12345"))
+        self.assertEqual(self.content_type(member), "application/json")
+
+    def test_a_staff_session_is_held_to_csrf(self):
+        browser = APIClient(enforce_csrf_checks=True)
+        browser.force_login(self.staff)
+        refused = browser.post("/api/v1/models/", {"name": "m"}, format="json")
+        self.assertEqual(refused.status_code, 403)
+        self.assertIn("CSRF", refused.json()["error"]["message"])
+
+
+class DocsOptionsTests(SimpleTestCase):
+    def test_options_on_the_docs_pages_answers_json(self):
+        for path in ("/api/docs/", "/api/redoc/", "/api/schema/"):
+            with self.subTest(path=path):
+                response = self.client.options(path)
+                self.assertEqual((response.status_code, response["Content-Type"]), (200, "application/json"))
+                self.assertIn("name", response.json())

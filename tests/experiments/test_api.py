@@ -44,10 +44,10 @@ class CreateTests(ExperimentApiTestCase):
         self.assertIn("sums to 90", self.weights_refused([50, 40]))
         self.assertIn("variants[0].weight: must not be negative (got -10)", self.weights_refused([-10, 110]))
         # DRF refuses non-finite numbers before the service (which refuses them too, for the admin).
-        self.assertIn("variants.1.weight: A valid number is required", self.weights_refused([50, "NaN"]))
-        self.assertIn("variants.0.weight: A valid number is required", self.weights_refused(["Infinity", 100]))
+        self.assertIn("variants.1.weight: Must be a JSON number, not str.", self.weights_refused([50, "NaN"]))
+        self.assertIn("variants.0.weight: Must be a JSON number, not str.", self.weights_refused(["Infinity", 100]))
         self.assertIn("variants: at least one variant is required", self.weights_refused([]))
-        self.assertIn("variants.0.weight: A valid number is required", self.weights_refused(["lots", 50]))
+        self.assertIn("variants.0.weight: Must be a JSON number, not str.", self.weights_refused(["lots", 50]))
         self.assertEqual(Experiment.objects.count(), 0)
 
     def test_a_nan_literal_is_refused_by_the_parser(self):
@@ -268,3 +268,64 @@ class RoutingTableTests(ExperimentApiTestCase):
         self.assertEqual({router.route(self.request(f"s{n}")).variant for n in range(100)}, {"control"})
         self.act(pk, "stop")
         self.assertIsNone(router.route(self.request("s1")))
+
+
+class RepointTests(ExperimentApiTestCase):
+    """A started variant keeps the model it was measured on: no PATCH of the experiment or of its deployment
+    moves it to another one (409); weights still change."""
+
+    def test_a_running_variant_cannot_move_to_another_deployment(self):
+        deployment("churn-c")
+        pk = self.create()["id"]
+        self.act(pk, "start")
+        moved = self.manage.patch(f"{BASE}{pk}/", {"variants": arms(("control", "churn-a", 50),
+                                                                    ("treatment", "churn-c", 50))}, format="json")
+        self.assertIn("Variant 'treatment' runs on deployment 'churn-b' and cannot move to 'churn-c'",
+                      self.refused(moved, 409))
+        self.assertEqual([v["deployment"] for v in self.manage.get(f"{BASE}{pk}/").json()["variants"]],
+                         ["churn-a", "churn-b"])
+        self.act(pk, "pause")
+        self.assertEqual(self.manage.patch(f"{BASE}{pk}/", {"variants": arms(("control", "churn-a", 50),
+                                                                             ("treatment", "churn-c", 50))},
+                                           format="json").status_code, 409)
+
+    def test_a_draft_variant_may_move(self):
+        deployment("churn-c")
+        pk = self.create()["id"]
+        moved = self.manage.patch(f"{BASE}{pk}/", {"variants": arms(("control", "churn-a", 50),
+                                                                    ("treatment", "churn-c", 50))}, format="json")
+        self.assertEqual(moved.status_code, 200, moved.content)
+
+    def test_a_running_variants_deployment_cannot_be_repointed_to_another_version(self):
+        from inference.models import Deployment
+        from tests.experiments.helpers import version_of
+
+        target = Deployment.objects.get(endpoint="churn-b")
+        newer = version_of(target.model)
+        pk = self.create()["id"]
+        self.act(pk, "start")
+        refused = self.manage.patch("/api/v1/deployments/churn-b/", {"version": newer.version}, format="json")
+        self.assertIn("Deployment 'churn-b' keeps its version while it serves variant 'treatment' of the running "
+                      f"experiment 'Churn v2' (id {pk})", self.refused(refused, 409))
+        self.assertEqual(Deployment.objects.get(endpoint="churn-b").model_version_id, target.model_version_id)
+        knobs = self.manage.patch("/api/v1/deployments/churn-b/", {"max_batch_size": 8}, format="json")
+        self.assertEqual(knobs.status_code, 200, knobs.content)  # what keeps the model may still change
+        self.act(pk, "stop", body={"force": True})
+        moved = self.manage.patch("/api/v1/deployments/churn-b/", {"version": newer.version}, format="json")
+        self.assertEqual(moved.status_code, 200, moved.content)
+
+
+class WeightTypeTests(ExperimentApiTestCase):
+    def test_weights_must_be_json_numbers(self):
+        for weights, bad in ((["50", "50"], "variants.0.weight: Must be a JSON number, not str."),
+                             ([True, 99], "variants.0.weight: Must be a JSON number, not a boolean."),
+                             ([50, None], "variants.1.weight")):
+            with self.subTest(weights=weights):
+                response = self.manage.post(BASE, {"name": "x", "endpoint": "churn", "variants": arms(
+                    ("a", "churn-a", weights[0]), ("b", "churn-b", weights[1]))}, format="json")
+                self.assertIn(bad, self.refused(response))
+        self.assertEqual(Experiment.objects.count(), 0)
+        pk = self.create()["id"]
+        patched = self.manage.patch(f"{BASE}{pk}/", {"variants": arms(("control", "churn-a", "90"),
+                                                                      ("treatment", "churn-b", "10"))}, format="json")
+        self.assertIn("Must be a JSON number", self.refused(patched))

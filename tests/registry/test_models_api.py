@@ -64,8 +64,10 @@ class RegisteredModelApiTests(TestCase):
         self.assertEqual(first["count"], 25)
         self.assertEqual(len(first["results"]), 10)
         self.assertIsNotNone(first["next"])
-        capped = self.client.get("/api/v1/models/?page_size=1000").json()
-        self.assertEqual(len(capped["results"]), 25)
+        for size in ("1000", "0", "2.5", "x", "-1"):
+            refused = self.client.get(f"/api/v1/models/?page_size={size}")
+            self.assertEqual(refused.status_code, 400, size)
+            self.assertIn("page_size: Must be an integer from 1 to 100.", refused.json()["error"]["message"])
 
     def test_patch_updates_only_given_fields(self):
         make_model("churn", description="old", tags={"a": "1"})

@@ -45,6 +45,40 @@ class FormatMismatch(ValueError):
     pass
 
 
+class ArchiveTooLarge(ValueError):
+    pass
+
+
+ZIP_FORMATS = frozenset({SKOPS, TORCHSCRIPT, TORCH_EXPORT})
+# More members than any real artifact has (a skops forest of 1,000 trees has a few thousand).
+MAX_ZIP_MEMBERS = 100_000
+
+
+def check_zip_expansion(path: str | os.PathLike[str], limit_bytes: int) -> None:
+    """Refuse a zip whose members declare more bytes than `limit_bytes` once expanded, reading only its central
+    directory. zipfile never inflates a member past its declared size, so the declaration bounds what loading
+    can inflate: a zip bomb (a few MB declaring GBs) is refused before one byte of it is decompressed."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError):
+        raise UnknownFormat("the artifact is a damaged or unsupported zip archive") from None
+    if len(members) > MAX_ZIP_MEMBERS:
+        raise ArchiveTooLarge(f"the archive has {len(members):,} members, more than the {MAX_ZIP_MEMBERS:,} allowed")
+    expanded = sum(member.file_size for member in members)
+    if expanded > limit_bytes:
+        raise ArchiveTooLarge(
+            f"the archive expands to {_size(expanded)} ({os.path.getsize(path):,} bytes compressed), more than "
+            f"the {_size(limit_bytes)} of memory validation may use; it was refused before being decompressed")
+
+
+def _size(count: int) -> str:
+    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count} bytes"
+
+
 def detect_format(path: str | os.PathLike[str]) -> str:
     with open(path, "rb") as fh:
         head = fh.read(4)

@@ -17,6 +17,7 @@ SMOKE_ROWS = 3
 SMOKE_EXAMPLE_ROWS = 100
 TEST_HOOKS_ENV = "SERVINGPLATFORM_TEST_HOOKS"
 _MAX_ERROR_CHARS = 1000
+DEFAULT_MEMORY_BYTES = 4096 * 1024 * 1024  # VALIDATION_MEMORY_MB's default
 
 
 class ValidationFailed(Exception):
@@ -163,7 +164,13 @@ def _check_sha256(path: str, expected: str) -> None:
 
 
 def _check_format(path: str, declared: str, *, allow_pickle: bool) -> None:
-    from inference.runtime.contract.formats import detect_format, is_pickle_format
+    from inference.runtime.contract.formats import (
+        ZIP_FORMATS,
+        ArchiveTooLarge,
+        check_zip_expansion,
+        detect_format,
+        is_pickle_format,
+    )
 
     # Re-detect rather than trust the declared format: the file may have changed since upload.
     detected = detect_format(path)
@@ -171,6 +178,18 @@ def _check_format(path: str, declared: str, *, allow_pickle: bool) -> None:
         raise ValidationFailed("pickle artifacts are disabled on this platform; upload a skops file")
     if detected != declared:
         raise ValidationFailed(f"the artifact is in {detected} format, not {declared}")
+    if detected in ZIP_FORMATS:
+        try:
+            check_zip_expansion(path, _memory_limit_bytes())
+        except ArchiveTooLarge as exc:
+            raise ValidationFailed(str(exc)) from None
+
+
+def _memory_limit_bytes() -> int:
+    # The sandbox's data limit (run.py) is what the expanded members have to fit in; run by hand, without
+    # one, the default validation budget stands in.
+    soft, _ = resource.getrlimit(resource.RLIMIT_DATA)
+    return DEFAULT_MEMORY_BYTES if soft == resource.RLIM_INFINITY else soft
 
 
 def _test_hooks(request: dict[str, Any]) -> None:

@@ -206,3 +206,49 @@ def test_child_environment_keeps_secrets_and_test_hooks_out(monkeypatch):
 )
 def test_child_exits_without_a_valid_answer_are_failures(returncode, stdout, error):
     assert sandbox._answer(returncode, stdout, b"trace at /srv/models/x.pt") == {"ok": False, "error": error}
+
+
+def _declaring_bomb(tmp_path: Path, declared: int) -> Path:
+    """A skops-shaped zip of a few hundred bytes whose member declares `declared` bytes expanded: the central
+    directory's and the local header's uncompressed-size fields are rewritten, which is all a bomb needs."""
+    path = tmp_path / "bomb.skops"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("schema.json", "{}")
+        archive.writestr("data.npy", bytes(4096))
+    raw = bytearray(path.read_bytes())
+    for signature, offset in ((b"PK\x01\x02", 24), (b"PK\x03\x04", 22)):
+        at = raw.rfind(signature)  # data.npy's headers: the last of each kind
+        raw[at + offset:at + offset + 4] = declared.to_bytes(4, "little")
+    path.write_bytes(bytes(raw))
+    return path
+
+
+def test_sandbox_refuses_a_zip_bomb_by_its_declared_size_before_reading_it(tmp_path):
+    path = _declaring_bomb(tmp_path, 0xFFFF0000)  # ~4 GB from a file of a few hundred bytes
+    assert path.stat().st_size < 1024
+    started = time.monotonic()
+    answer = run_validation(_request(path, "skops"), timeout_s=60, memory_mb=1024)
+    assert answer["ok"] is False
+    assert answer["error"].startswith("the archive expands to 4.0 GB (")
+    assert "more than the 1.0 GB of memory validation may use" in answer["error"]
+    assert time.monotonic() - started < 20  # a child start; inflating 4 GB took minutes and 3.2 GB of memory
+
+
+def test_a_real_zip_bomb_is_refused_from_its_central_directory(tmp_path):
+    from inference.runtime.contract.formats import ArchiveTooLarge, check_zip_expansion
+
+    path = tmp_path / "zeros.skops"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        archive.writestr("schema.json", "{}")
+        with archive.open("data.npy", "w") as member:
+            for _ in range(48):
+                member.write(bytes(1 << 20))
+    assert path.stat().st_size < 1 << 20
+    with pytest.raises(ArchiveTooLarge, match=r"expands to 48\.0 MB .* more than the 32\.0 MB"):
+        check_zip_expansion(path, 32 << 20)
+    check_zip_expansion(path, 64 << 20)  # within the limit: nothing to say
+
+
+def test_a_model_within_the_limit_still_validates_in_process(tmp_path):
+    answer = validate_request(_request(_skops(tmp_path), "skops"))
+    assert answer["ok"] is True, answer
