@@ -131,6 +131,13 @@ def env_database(name: str, default_sqlite_path: Path) -> DatabaseConfig:
 
 def env_redis_url(name: str, fallback: str) -> str:
     value = env_str(name, fallback)
-    if not value.startswith(("redis://", "rediss://", "unix://")):
-        raise ImproperlyConfigured(f"{name}={value!r} must start with redis://, rediss:// or unix://")
+    if not value.startswith(("redis://", "rediss://", "unix://", "redis+sentinel://")):
+        raise ImproperlyConfigured(f"{name} must start with redis://, rediss://, unix:// or redis+sentinel://")
+    if value.startswith("redis+sentinel://"):
+        from core.redis_clients import parse_sentinel
+
+        try:
+            parse_sentinel(value)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{name}: {exc}") from None
     return value

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
+from core import redis_clients
 from core.env import (
     env_bool,
     env_choice,
@@ -140,7 +141,24 @@ def _redis_url_fallback() -> str:
     return "redis://127.0.0.1:6379/0"
 
 
-REDIS_URL = env_redis_url("REDIS_URL", _redis_url_fallback())
+def _redis_url() -> str:
+    # A Sentinel service named by its parts; the password from REDIS_PASSWORD (or REDIS_PASSWORD_FILE).
+    sentinels = env_str("REDIS_SENTINELS")
+    if not sentinels:
+        return env_redis_url("REDIS_URL", _redis_url_fallback())
+    service = env_str("REDIS_SERVICE", required=True)
+    url = redis_clients.sentinel_url(sentinels, service, password=env_str("REDIS_PASSWORD"),
+                                     db=env_int("REDIS_DB", 0, minimum=0))
+    try:
+        redis_clients.parse_sentinel(url)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"REDIS_SENTINELS / REDIS_SERVICE: {exc}") from None
+    return url
+
+
+REDIS_URL = _redis_url()
+# Set by scripts/serve.py for its processes: while this file exists the instance drains (readiness 503).
+DRAIN_FILE = env_str("DRAIN_FILE", "")
 REDIS_SOCKET_TIMEOUT_S = env_int("REDIS_SOCKET_TIMEOUT_MS", 1000, minimum=10) / 1000
 
 CACHES = {
@@ -149,6 +167,7 @@ CACHES = {
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "sp",
         "OPTIONS": {
+            "pool_class": "core.redis_clients.UrlConnectionPool",  # a Sentinel service too
             "socket_connect_timeout": REDIS_SOCKET_TIMEOUT_S,
             "socket_timeout": REDIS_SOCKET_TIMEOUT_S,
         },
@@ -157,7 +176,7 @@ CACHES = {
 
 RQ_QUEUES = {
     name: {
-        "URL": REDIS_URL,
+        **redis_clients.rq_connection(REDIS_URL, REDIS_SOCKET_TIMEOUT_S),
         "DEFAULT_TIMEOUT": env_int("RQ_DEFAULT_TIMEOUT_S", 600, minimum=1),
         # Jobs carry IDs only, and JSON cannot smuggle code the way pickle can.
         "SERIALIZER": "rq.serializers.JSONSerializer",
