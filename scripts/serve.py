@@ -79,11 +79,21 @@ def parse_roles(value: str | None) -> list[str]:
     return [role for role in ROLES if role in wanted]
 
 
-def setup(roles: list[str]) -> None:
+def setup_steps(roles: list[str]) -> list[list[str]]:
+    """The manage.py commands this instance runs before its processes start."""
     # Every role needs the schema; the lock inside setup_platform makes instances started together take turns.
-    manage("setup_platform", *([] if env_bool("SEED_DEMO", True) else ["--no-demo"]))
-    if "web" in roles:  # a model-server-only instance needs no static files
-        manage("collectstatic", "--noinput", "-v", "0")
+    steps = [["setup_platform", *([] if env_bool("SEED_DEMO", True) else ["--no-demo"])]]
+    # Static files only for the web role. SERVE_COLLECTSTATIC=0 where they were collected already (an image
+    # build): collectstatic post-processes every file on each run, which takes minutes on a busy machine.
+    if "web" in roles and env_bool("SERVE_COLLECTSTATIC", True):
+        steps.append(["collectstatic", "--noinput", "-v", "0"])
+    return steps
+
+
+def setup(roles: list[str]) -> None:
+    for step in setup_steps(roles):
+        log(f"setup: manage.py {' '.join(step)}")
+        manage(*step)
 
 
 def manage(*args: str) -> None:

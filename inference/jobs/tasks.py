@@ -19,6 +19,7 @@ from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job
 from rq.job import JobStatus as RqStatus
 from rq.registry import FailedJobRegistry
+from rq.results import Result
 from rq.worker import WorkerStatus
 from rq.timeouts import JobTimeoutException
 
@@ -135,6 +136,7 @@ class ServingWorker(Worker):
             job.set_status(RqStatus.FAILED, pipeline=pipeline)
             FailedJobRegistry(job.origin, connection=self.connection, serializer=self.serializer).add(
                 job, ttl=job.failure_ttl, exc_string=message, pipeline=pipeline)
+            Result.create_failure(job, job.failure_ttl, exc_string=message, worker_name=self.name, pipeline=pipeline)
             pipeline.execute()
         IntermediateQueue(queue.key, connection=self.connection).remove(job.id)
         self.set_state(WorkerStatus.IDLE)

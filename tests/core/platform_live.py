@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -14,9 +13,6 @@ from pathlib import Path
 
 from tests.inference.live import free_port, wait_for
 from tests.paths import REPO_ROOT as ROOT
-
-# Collected once per test run and shared (collectstatic compresses ~35 MB: a minute on a busy machine).
-STATIC_ROOT = Path(tempfile.gettempdir()) / f"sp-process-static-{os.getuid()}"
 
 # Run inside the platform's environment: a toy model (tests/inference/runtime/toy_runtime.py) deployed at
 # each endpoint given, and a predict key printed on the last line.
@@ -45,7 +41,9 @@ class Platform:
                 if key not in ("REDIS_URL", "DJANGO_SETTINGS_MODULE", "DATABASE_URL", "PROMETHEUS_MULTIPROC_DIR")}
         self.env = {**base, "VAR_DIR": str(var_dir), "PORT": str(self.port), "WEB_WORKERS": "1",
                     "DATABASE_URL": database_url or f"sqlite:///{var_dir}/db.sqlite3", "SEED_DEMO": "0",
-                    "STATIC_ROOT": str(STATIC_ROOT), "SERVINGPLATFORM_TEST_HOOKS": "1",
+                    "SERVE_COLLECTSTATIC": "0", "STATIC_ROOT": str(var_dir / "static"),
+                    "MODEL_STORE_DIR": str(var_dir / "models"), "MODEL_SERVER_DIR": str(var_dir / "ms"),
+                    "SERVINGPLATFORM_TEST_HOOKS": "1",
                     "MODEL_SERVER_POLL_MS": "200", "PYTHONUNBUFFERED": "1", "SECRET_KEY": "platform-test", **env}
         self.process: subprocess.Popen | None = None
         self.key = ""
@@ -72,8 +70,7 @@ class Platform:
         wait_for(seen, timeout=timeout, interval=0.2, message=f"{text!r} x{count} in the log: {self.log()[-1500:]}")
 
     def seed(self, deployments: dict[str, dict]) -> None:
-        env = {**self.env, "DJANGO_SETTINGS_MODULE": "servingplatform.settings",
-               "MODEL_STORE_DIR": str(self.var_dir / "models")}
+        env = {**self.env, "DJANGO_SETTINGS_MODULE": "servingplatform.settings"}
         done = subprocess.run([sys.executable, "-c", _SEED, json.dumps(deployments)], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr[-3000:]
@@ -98,6 +95,12 @@ class Platform:
     def answers(self, path: str = "/health/ready") -> bool:
         try:
             return self.get(path, timeout=3)[0] == 200
+        except OSError:
+            return False
+
+    def predicts(self, endpoint: str) -> bool:
+        try:
+            return self.predict(endpoint)[0] == 200
         except OSError:
             return False
 
