@@ -80,9 +80,11 @@ def redacted(url: str) -> str:
 
 def _sentinel_pool(url: str, **kwargs: Any) -> SentinelConnectionPool:
     service = parse_sentinel(url)
-    timeouts = {key: kwargs[key] for key in ("socket_timeout", "socket_connect_timeout") if key in kwargs}
+    timeouts: dict[str, Any] = {key: kwargs[key] for key in ("socket_timeout", "socket_connect_timeout")
+                                if key in kwargs}
     manager = Sentinel(list(service.sentinels), sentinel_kwargs={**service.credentials(), **timeouts})
-    return SentinelConnectionPool(service.service, manager, **service.credentials(), db=service.db, **kwargs)
+    return SentinelConnectionPool(  # type: ignore[no-untyped-call]  # unannotated in redis-py
+        service.service, manager, **service.credentials(), db=service.db, **kwargs)
 
 
 class UrlConnectionPool(redis.ConnectionPool):

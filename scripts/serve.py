@@ -13,6 +13,7 @@ SHUTDOWN_GRACE_S), then the workers stop, then Redis. A second Ctrl-C kills ever
 Runs under the project's virtualenv; imports no Django itself.
 """
 
+import ctypes
 import os
 import secrets
 import shutil
@@ -38,6 +39,7 @@ RUN = VAR / "run"
 PYTHON = sys.executable
 ROLES = ("model-server", "web", "jobs", "scheduler")  # also the start order
 BACKOFF_FIRST_S, BACKOFF_MAX_S, HEALTHY_AFTER_S = 1.0, 60.0, 60.0
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def log(message: str) -> None:
@@ -152,11 +154,21 @@ def launcher(name: str, args: list[str]) -> Callable[[], subprocess.Popen]:
         log(f"starting {name}: {' '.join(args)}")
         # A process group of its own: the terminal's Ctrl-C reaches only this launcher, which stops the children
         # in the drain's order instead of all at once.
-        process = subprocess.Popen(args, cwd=ROOT, process_group=0)
+        process = subprocess.Popen(args, cwd=ROOT, process_group=0, preexec_fn=die_with_launcher)
         log(f"started {name} pid {process.pid}")
         return process
 
     return launch
+
+
+def die_with_launcher() -> None:
+    # Run in the child before exec. With process groups of their own the children no longer get a signal meant
+    # for the launcher's group: should the launcher itself be killed (SIGKILL, the OOM killer), Linux sends
+    # them SIGTERM, so none is left behind holding the port or the sockets.
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: nothing to ask for
+        pass
 
 
 # --- supervision ------------------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
-from core import redis_clients
 from core.env import (
     env_bool,
     env_choice,
@@ -18,6 +17,7 @@ from core.env import (
     env_redis_url,
     env_str,
 )
+from core.redis_clients import rq_connection
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
@@ -136,29 +136,11 @@ def _redis_url_fallback() -> str:
     # `make serve` starts a private Redis and records its URL here, so management commands run
     # from another terminal find it; without it, the conventional local Redis.
     url_file = VAR_DIR / "run" / "redis.url"
-    if url_file.exists():
-        return url_file.read_text().strip()
-    return "redis://127.0.0.1:6379/0"
+    return url_file.read_text().strip() if url_file.exists() else "redis://127.0.0.1:6379/0"
 
 
-def _redis_url() -> str:
-    # A Sentinel service named by its parts; the password from REDIS_PASSWORD (or REDIS_PASSWORD_FILE).
-    sentinels = env_str("REDIS_SENTINELS")
-    if not sentinels:
-        return env_redis_url("REDIS_URL", _redis_url_fallback())
-    service = env_str("REDIS_SERVICE", required=True)
-    url = redis_clients.sentinel_url(sentinels, service, password=env_str("REDIS_PASSWORD"),
-                                     db=env_int("REDIS_DB", 0, minimum=0))
-    try:
-        redis_clients.parse_sentinel(url)
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"REDIS_SENTINELS / REDIS_SERVICE: {exc}") from None
-    return url
-
-
-REDIS_URL = _redis_url()
-# Set by scripts/serve.py for its processes: while this file exists the instance drains (readiness 503).
-DRAIN_FILE = env_str("DRAIN_FILE", "")
+REDIS_URL = env_redis_url("REDIS_URL", _redis_url_fallback())  # or REDIS_SENTINELS + REDIS_SERVICE
+DRAIN_FILE = env_str("DRAIN_FILE", "")  # scripts/serve.py's: readiness answers 503 while the file exists
 REDIS_SOCKET_TIMEOUT_S = env_int("REDIS_SOCKET_TIMEOUT_MS", 1000, minimum=10) / 1000
 
 CACHES = {
@@ -166,17 +148,16 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "sp",
-        "OPTIONS": {
-            "pool_class": "core.redis_clients.UrlConnectionPool",  # a Sentinel service too
-            "socket_connect_timeout": REDIS_SOCKET_TIMEOUT_S,
-            "socket_timeout": REDIS_SOCKET_TIMEOUT_S,
+        "OPTIONS": {  # the pool class understands a Sentinel service too
+            "pool_class": "core.redis_clients.UrlConnectionPool",
+            "socket_connect_timeout": REDIS_SOCKET_TIMEOUT_S, "socket_timeout": REDIS_SOCKET_TIMEOUT_S,
         },
     }
 }
 
 RQ_QUEUES = {
     name: {
-        **redis_clients.rq_connection(REDIS_URL, REDIS_SOCKET_TIMEOUT_S),
+        **rq_connection(REDIS_URL, REDIS_SOCKET_TIMEOUT_S),
         "DEFAULT_TIMEOUT": env_int("RQ_DEFAULT_TIMEOUT_S", 600, minimum=1),
         # Jobs carry IDs only, and JSON cannot smuggle code the way pickle can.
         "SERIALIZER": "rq.serializers.JSONSerializer",

@@ -201,3 +201,17 @@ def test_the_test_session_redis_asks_for_a_password_and_every_client_uses_the_ur
     assert get_queue("low").connection.ping()
     assert prediction_cache().stats()["available"] is True  # the fast lane's cache
     assert redis_clients.fail_fast(settings.REDIS_URL).ping()
+
+
+def test_redis_sentinels_and_service_name_the_service_with_redis_password(monkeypatch):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from core.env import env_redis_url
+
+    monkeypatch.setenv("REDIS_SENTINELS", "10.0.0.1:26379,10.0.0.2:26379")
+    monkeypatch.setenv("REDIS_SERVICE", "main")
+    monkeypatch.setenv("REDIS_PASSWORD", "pw")
+    assert env_redis_url("REDIS_URL", "redis://unused") == "redis+sentinel://:pw@10.0.0.1:26379,10.0.0.2:26379/main/0"
+    monkeypatch.setenv("REDIS_SENTINELS", "10.0.0.1")
+    with pytest.raises(ImproperlyConfigured, match="REDIS_SENTINELS / REDIS_SERVICE: the sentinel '10.0.0.1' is not"):
+        env_redis_url("REDIS_URL", "redis://unused")
