@@ -20,8 +20,8 @@ from rq.job import Job
 from rq.job import JobStatus as RqStatus
 from rq.registry import FailedJobRegistry
 from rq.results import Result
-from rq.worker import WorkerStatus
 from rq.timeouts import JobTimeoutException
+from rq.worker import WorkerStatus
 
 from core import invalidation
 from inference.jobs import batch as batch_services
