@@ -215,3 +215,16 @@ def test_redis_sentinels_and_service_name_the_service_with_redis_password(monkey
     monkeypatch.setenv("REDIS_SENTINELS", "10.0.0.1")
     with pytest.raises(ImproperlyConfigured, match="REDIS_SENTINELS / REDIS_SERVICE: the sentinel '10.0.0.1' is not"):
         env_redis_url("REDIS_URL", "redis://unused")
+
+
+def test_the_deploy_check_refuses_a_redis_url_without_a_password():
+    from django.core.checks import run_checks
+    from django.test import override_settings
+
+    def warned(url: str) -> bool:
+        with override_settings(REDIS_URL=url):
+            return "core.W001" in {message.id for message in run_checks(include_deployment_checks=True)}
+
+    assert warned("redis://redis.internal:6379/0")
+    assert not warned("redis://:s3cret@redis.internal:6379/0")
+    assert not warned("redis+sentinel://:s3cret@s1:26379/main/0")
