@@ -135,13 +135,25 @@ def _wake(endpoint: str, route: Route) -> Route:
     raise DeploymentNotReady(f"Endpoint '{endpoint}' could not be loaded in time.", retry_after_s=5)
 
 
-def endpoint_for_version(model_version_id: int) -> str:
-    """The universal route: any live, routed deployment serving exactly this version."""
-    candidates = [name for name, route in routes().table().endpoints.items()
-                  if route.model_version_id == model_version_id and not route.ensemble]
-    ready = [name for name in candidates if (route := routes().endpoint(name)) is not None and route.sockets]
-    if ready or candidates:
-        return (ready or candidates)[0]
+def endpoint_for_version(model_version_id: int, model_name: str = "", ref: str | int = "") -> str:
+    """The universal route: a live, routed deployment serving exactly this version, else one following the alias
+    the request named (`ref`), which serves its previous version while the version the alias moved to loads.
+
+    The alias moves in the database at once, but a deployment that follows it names the new version in the
+    routing table only once that generation is ready: matching by version alone would answer 404 meanwhile.
+    A ready route is preferred to one that is not (which answers 503 while it starts).
+    """
+    table = routes().table().endpoints
+    exact = [route for route in table.values() if route.model_version_id == model_version_id and not route.ensemble]
+    following = []
+    if isinstance(ref, str) and ref and not ref.isdigit():
+        following = [route for route in table.values()
+                     if route.alias == ref and route.model == model_name and not route.ensemble]
+    for candidates in (exact, following):
+        if ready := [route for route in candidates if route.sockets]:
+            return ready[0].endpoint
+    if exact or following:
+        return (exact or following)[0].endpoint
     raise NoDeploymentForVersion("No live deployment serves this model version; deploy it first.")
 
 
