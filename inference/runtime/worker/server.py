@@ -241,19 +241,12 @@ class WorkerServer:
         if samples is None:
             future = self._batcher.submit(rows, deadline)
         else:
-            future = self._batcher.submit(rows, deadline, solo=lambda: self._uncertain(rows, samples))
+            # In slices of the rows, one pass each: the samples of one row never depend on another row's.
+            future = self._batcher.submit(
+                rows, deadline, sliced=lambda part: self._model.predict_with_dropout(part, samples)
+            )
         future.add_done_callback(lambda done: self._count_rows(done, len(rows)))
         return future
-
-    def _uncertain(self, rows: list[Any], samples: int) -> Answer:
-        prediction, std = self._model.predict_with_dropout(rows, samples)
-        return {
-            "predictions": prediction.predictions,
-            "probabilities": prediction.probabilities,
-            "classes": prediction.classes,
-            "std": std,
-            "batch_size": len(rows),
-        }
 
     def _explain(self, message: dict[str, Any]) -> asyncio.Future[Answer]:
         rows, deadline, params = _model_request(message)
@@ -280,6 +273,8 @@ class WorkerServer:
             "batches": batching.batches,
             "batch_size_sum": batching.batch_size_sum,
             "queue_depth": self._batcher.depth,
+            "expired": batching.expired,
+            "abandoned": batching.abandoned,
             "last_request_at": counters.last_request_at,
             "memory_mb": rss_mb(),
             "load_ms": counters.load_ms,
