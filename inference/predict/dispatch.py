@@ -187,17 +187,24 @@ def worker_params(params: dict[str, Any]) -> dict[str, Any]:
 # --- the worker call ----------------------------------------------------------------------------------------
 
 
-def deadline(route: Route) -> float:
-    return time.time() + route.timeout_ms / 1000
+def timeout_ms_for(route: Route, requested: int | None = None) -> int:
+    """The deployment's timeout, or the shorter one the request asked for (parameters.timeout_ms)."""
+    return route.timeout_ms if requested is None else min(route.timeout_ms, requested)
+
+
+def deadline(route: Route, timeout_ms: int | None = None) -> float:
+    return time.time() + timeout_ms_for(route, timeout_ms) / 1000
 
 
 def worker_message(op: str, rows: list[Any], params: dict[str, Any]) -> dict[str, Any]:
     return {"op": op, "inputs": rows, "params": params}  # the client adds its id and the deadline
 
 
-def call_worker(route: Route, op: str, rows: list[Any], params: dict[str, Any]) -> dict[str, Any]:
-    message, until = worker_message(op, rows, params), deadline(route)
-    with _worker_errors(route, op):
+def call_worker(route: Route, op: str, rows: list[Any], params: dict[str, Any], *,
+                timeout_ms: int | None = None) -> dict[str, Any]:
+    """The worker's answer, within the deployment's timeout or the request's shorter `timeout_ms`."""
+    message, until = worker_message(op, rows, params), deadline(route, timeout_ms)
+    with _worker_errors(route, op, timeout_ms):
         try:
             return workers().call(route.sockets, message, deadline=until)
         except (worker_client.WorkerUnavailable, worker_client.WorkerError) as exc:
@@ -205,10 +212,11 @@ def call_worker(route: Route, op: str, rows: list[Any], params: dict[str, Any]) 
         return workers().call(fresh.sockets, message, deadline=until)
 
 
-async def call_worker_async(route: Route, op: str, rows: list[Any], params: dict[str, Any]) -> dict[str, Any]:
+async def call_worker_async(route: Route, op: str, rows: list[Any], params: dict[str, Any], *,
+                            timeout_ms: int | None = None) -> dict[str, Any]:
     """call_worker for an event loop, over the loop's multiplexed connections."""
-    message, until = worker_message(op, rows, params), deadline(route)
-    with _worker_errors(route, op):
+    message, until = worker_message(op, rows, params), deadline(route, timeout_ms)
+    with _worker_errors(route, op, timeout_ms):
         try:
             return await async_workers().call(route.sockets, message, deadline=until)
         except (worker_client.WorkerUnavailable, worker_client.WorkerError) as exc:
@@ -221,19 +229,20 @@ _CALL_ERRORS = (worker_client.QueueFull, worker_client.DeadlineExceeded, worker_
 
 
 @contextmanager
-def _worker_errors(route: Route, op: str) -> Iterator[None]:
+def _worker_errors(route: Route, op: str, timeout_ms: int | None) -> Iterator[None]:
     try:
         yield
     except _CALL_ERRORS as exc:
-        raise call_error(route, op, exc) from None
+        raise call_error(route, op, exc, timeout_ms) from None
 
 
-def call_error(route: Route, op: str, exc: worker_client.WorkerCallError) -> ApplicationError:
-    """What a failed worker call answers the client."""
+def call_error(route: Route, op: str, exc: worker_client.WorkerCallError,
+               timeout_ms: int | None = None) -> ApplicationError:
+    """What a failed worker call answers the client (`timeout_ms`: the request's own, if it set one)."""
     if isinstance(exc, worker_client.QueueFull):
         return Overloaded(f"Endpoint '{route.endpoint}' is at capacity; retry shortly.", retry_after_s=1)
     if isinstance(exc, worker_client.DeadlineExceeded):
-        return DeadlineExceeded(f"No answer within {route.timeout_ms} ms.")
+        return DeadlineExceeded(f"No answer within {timeout_ms_for(route, timeout_ms)} ms.")
     if isinstance(exc, worker_client.WorkerUnavailable):
         return DeploymentNotReady(f"Endpoint '{route.endpoint}' lost its worker; retry.", retry_after_s=1)
     assert isinstance(exc, worker_client.WorkerError)
