@@ -5,7 +5,8 @@
 # without waiting any longer.
 #
 # Long requests (explain, Monte Carlo dropout, more rows than a batch takes) have a lane of their own and
-# run alone, in passes of about LONG_PASS_S over slices of their rows. The model thread takes a batch and a
+# run alone, in passes over slices of their rows sized by the model's pace (pace.py) to last about LONG_PASS_S
+# (or twice the model's fixed cost per call, when that is longer). The model thread takes a batch and a
 # long pass in turn: a long request never holds the short ones back by more than one pass, and one whose
 # deadline passed is abandoned before its next pass (a pass on the model thread cannot be interrupted).
 # A request whose deadline passes while it waits leaves its lane at that moment: its client has stopped
@@ -17,20 +18,28 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
 from inference.runtime.contract.base import Prediction
-from inference.runtime.contract.errors import ModelRuntimeError
+from inference.runtime.worker.jobs import (
+    QUEUED,
+    RUNNING,
+    SETTLED,
+    Answer,
+    Job,
+    LongRun,
+    Slice,
+    batch_answer,
+    check_length,
+    joined_answer,
+    settle,
+)
+from inference.runtime.worker.pace import Pace
 
-Answer = dict[str, Any]
-# The answer for one slice of a long request's rows: its prediction, and its std per row for MC dropout.
-Slice = tuple[Prediction, list[Any] | None]
 # What one pass of a long request may take: how long a short request queued behind it waits at most.
 LONG_PASS_S = 0.05
-# A job's life: waiting in a lane, then on the model thread, then answered (or answered from its lane).
-QUEUED, RUNNING, SETTLED = "queued", "running", "settled"
 
 
 class QueueFull(Exception):
@@ -60,40 +69,11 @@ class BatchCounters:
     abandoned: int = 0  # long requests stopped between two of their passes, their deadline passed
 
 
-@dataclass(eq=False)
-class Job:
-    rows: list[Any]
-    deadline: float  # time.time()
-    future: asyncio.Future[Answer]
-    # Runs alone, in one pass (explain).
-    solo: Callable[[], Answer] | None = None
-    # Runs alone, one slice of the rows per pass (Monte Carlo dropout, more rows than a batch takes).
-    sliced: Callable[[list[Any]], Slice] | None = None
-    enqueued: float = field(default_factory=time.perf_counter)
-    state: str = QUEUED
-    timer: asyncio.TimerHandle | None = None
-
-    @property
-    def long(self) -> bool:
-        return self.solo is not None or self.sliced is not None
-
-
-@dataclass(eq=False)
-class LongRun:
-    """The long job on the model thread: how far it got, and how many rows its next pass takes."""
-
-    job: Job
-    pass_rows: int
-    done_rows: int = 0
-    slices: list[Slice] = field(default_factory=list)
-    started: float = field(default_factory=time.perf_counter)
-    compute_s: float = 0.0
-
-
 class DynamicBatcher:
     def __init__(self, predict: Callable[[Any], Prediction], executor: Executor, settings: BatchSettings) -> None:
         self.settings = settings
         self.counters = BatchCounters()
+        self.pace = Pace()
         self._predict = predict
         self._executor = executor
         self._queue: deque[Job] = deque()  # the short lane
@@ -122,6 +102,7 @@ class DynamicBatcher:
         *,
         solo: Callable[[], Answer] | None = None,
         sliced: Callable[[list[Any]], Slice] | None = None,
+        cost: int = 1,
     ) -> asyncio.Future[Answer]:
         if self._closing:
             raise Draining()
@@ -130,7 +111,7 @@ class DynamicBatcher:
         if solo is None and sliced is None and len(rows) > self.settings.max_batch_size:
             sliced = self._predict_slice
         loop = asyncio.get_running_loop()
-        job = Job(rows, deadline, loop.create_future(), solo, sliced)
+        job = Job(rows, deadline, loop.create_future(), solo, sliced, cost)
         job.timer = loop.call_later(max(deadline - time.time(), 0.0), self._expire, job)
         if job.long:
             self._long_queue.append(job)
@@ -228,11 +209,12 @@ class DynamicBatcher:
                 await self._one_by_one(jobs)
             return
         compute_ms = (time.perf_counter() - started) * 1000.0
+        self.pace.add(len(rows), compute_ms / 1000.0)
         start = 0
         for job in jobs:
             end = start + len(job.rows)
             queue_ms = (started - job.enqueued) * 1000.0
-            self._finish(job, _answer(prediction, start, end, len(rows), queue_ms, compute_ms))
+            self._finish(job, batch_answer(prediction, start, end, len(rows), queue_ms, compute_ms))
             start = end
 
     async def _one_by_one(self, jobs: list[Job]) -> None:
@@ -248,13 +230,13 @@ class DynamicBatcher:
                 continue
             compute_ms = (time.perf_counter() - started) * 1000.0
             queue_ms = (started - job.enqueued) * 1000.0
-            self._finish(job, _answer(prediction, 0, len(job.rows), len(job.rows), queue_ms, compute_ms))
+            self._finish(job, batch_answer(prediction, 0, len(job.rows), len(job.rows), queue_ms, compute_ms))
 
     async def _forward(self, rows: list[Any]) -> Prediction:
         self._count_pass(len(rows))
         loop = asyncio.get_running_loop()
         prediction = await loop.run_in_executor(self._executor, self._predict, rows)
-        _check_length(prediction, len(rows))
+        check_length(prediction, len(rows))
         return prediction
 
     # --- the long lane ----------------------------------------------------------------------
@@ -267,8 +249,7 @@ class DynamicBatcher:
                 self._leave(job, DeadlinePassed(), expired=True)
                 continue
             self._start(job)
-            # The first pass takes as many rows as a batch does; the next ones are sized by the pace it showed.
-            return LongRun(job, pass_rows=self.settings.max_batch_size)
+            return LongRun(job, pass_rows=self._pass_rows(job))
         return None
 
     async def _long_pass(self, run: LongRun) -> None:
@@ -307,17 +288,22 @@ class DynamicBatcher:
         part = job.rows[run.done_rows : run.done_rows + run.pass_rows]
         self._count_pass(len(part))
         result = await loop.run_in_executor(self._executor, job.sliced, part)
-        _check_length(result[0], len(part))
+        check_length(result[0], len(part))
         elapsed = time.perf_counter() - started
         run.compute_s += elapsed
         run.slices.append(result)
         run.done_rows += len(part)
-        # As many rows as fit in LONG_PASS_S at the pace just seen, but at most 4x more: a first pass is slow.
-        run.pass_rows = max(1, min(int(len(part) * LONG_PASS_S / max(elapsed, 1e-6)), len(part) * 4))
+        self.pace.add(len(part) * job.cost, elapsed)
+        run.pass_rows = self._pass_rows(job)
         if run.done_rows < len(job.rows):
             return False
-        self._finish(job, _joined(run))
+        self._finish(job, joined_answer(run))
         return True
+
+    def _pass_rows(self, job: Job) -> int:
+        # Before the model's pace is known, as many rows as a batch takes (shared among MC dropout's samples).
+        fallback = self.settings.max_batch_size // job.cost
+        return self.pace.rows_for(LONG_PASS_S, cost=job.cost, fallback=fallback)
 
     def _predict_slice(self, rows: list[Any]) -> Slice:
         return self._predict(rows), None
@@ -361,56 +347,4 @@ class DynamicBatcher:
         job.state = SETTLED
         if job.timer is not None:
             job.timer.cancel()
-        _settle(job.future, answer, error=error)
-
-
-def _answer(
-    prediction: Prediction, start: int, end: int, batch_size: int, queue_ms: float, compute_ms: float
-) -> Answer:
-    probabilities = prediction.probabilities
-    return {
-        "predictions": prediction.predictions[start:end],
-        "probabilities": None if probabilities is None else probabilities[start:end],
-        "classes": prediction.classes,
-        "std": None,
-        "batch_size": batch_size,
-        "queue_ms": queue_ms,
-        "compute_ms": compute_ms,
-    }
-
-
-def _joined(run: LongRun) -> Answer:
-    """The answer of a long job from its slices' (batch_size: the largest pass)."""
-    first, std = run.slices[0]
-    probabilities = None
-    if first.probabilities is not None:
-        probabilities = [row for prediction, _ in run.slices for row in prediction.probabilities or []]
-    return {
-        "predictions": [value for prediction, _ in run.slices for value in prediction.predictions],
-        "probabilities": probabilities,
-        "classes": first.classes,
-        "std": None if std is None else [row for _, part in run.slices for row in part or []],
-        "batch_size": max(len(prediction.predictions) for prediction, _ in run.slices),
-        "queue_ms": (run.started - run.job.enqueued) * 1000.0,
-        "compute_ms": run.compute_s * 1000.0,
-    }
-
-
-def _check_length(prediction: Prediction, rows: int) -> None:
-    sizes = {len(prediction.predictions)}
-    if prediction.probabilities is not None:
-        sizes.add(len(prediction.probabilities))
-    if sizes != {rows}:
-        raise ModelRuntimeError(f"the model returned {min(sizes)} predictions for {rows} rows")
-
-
-def _settle(
-    future: asyncio.Future[Answer], answer: Answer | None = None, *, error: BaseException | None = None
-) -> None:
-    # The connection's task may be gone (client hung up); a settled future is simply skipped.
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(answer or {})
+        settle(job.future, answer, error=error)

@@ -15,7 +15,8 @@ from typing import Any
 from inference.runtime.contract.base import scrub_paths
 from inference.runtime.contract.errors import ModelRuntimeError, UnsupportedOperation
 from inference.runtime.contract.protocol import ErrorCode, FrameError, decode, encode, pop_frames
-from inference.runtime.worker.batcher import Answer, BatchSettings, DeadlinePassed, Draining, DynamicBatcher, QueueFull
+from inference.runtime.worker.batcher import BatchSettings, DeadlinePassed, Draining, DynamicBatcher, QueueFull
+from inference.runtime.worker.jobs import Answer
 from inference.runtime.worker.model import MAX_UNCERTAINTY_SAMPLES, ServedModel
 
 # How long a draining worker keeps finishing queued work before answering the rest `draining`.
@@ -243,7 +244,7 @@ class WorkerServer:
         else:
             # In slices of the rows, one pass each: the samples of one row never depend on another row's.
             future = self._batcher.submit(
-                rows, deadline, sliced=lambda part: self._model.predict_with_dropout(part, samples)
+                rows, deadline, sliced=lambda part: self._model.predict_with_dropout(part, samples), cost=samples
             )
         future.add_done_callback(lambda done: self._count_rows(done, len(rows)))
         return future
