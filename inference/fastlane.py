@@ -134,7 +134,7 @@ class FastLane:
         version_id = model_version_id_known(model_name, ref)
         if version_id is None:  # first asked in this process, or the registry changed since: one query
             version_id = await self.run_db(model_version_id_cached, model_name, ref)
-        endpoint = endpoint_for_version(version_id)
+        endpoint = endpoint_for_version(version_id, model_name, ref)
         return predict_request(endpoint, data, subject=request.subject, default_id=request.request_id, fields=None)
 
     async def _inline_or_offload(self, big: bool, function: Any, *args: Any) -> Any:

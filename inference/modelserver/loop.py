@@ -301,7 +301,8 @@ class ModelServer:
         info = tracked.route_info.get(generation) or self._route_info(deployment)
         return Route(**info, status=status, reason=reason or "", sockets=tuple(sockets),
                      timeout_ms=deployment.timeout_ms, max_rows=deployment.max_rows, cache=deployment.cache_enabled,
-                     log_predictions=deployment.log_predictions)
+                     log_predictions=deployment.log_predictions,
+                     alias=deployment.alias if deployment.follow_alias else "")
 
     # --- control channel (web processes waking scaled-to-zero deployments) -----------------
 

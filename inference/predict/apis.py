@@ -89,7 +89,8 @@ class ExplainApi(_PredictApi):
 
 def universal_endpoint(data: dict) -> str:
     """The live endpoint serving the body's model version."""
-    return endpoint_for_version(registry_selectors.model_version_id_cached(*universal_ref(data)))
+    model_name, ref = universal_ref(data)
+    return endpoint_for_version(registry_selectors.model_version_id_cached(model_name, ref), model_name, ref)
 
 
 class UniversalPredictApi(_PredictApi):

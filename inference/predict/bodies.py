@@ -13,8 +13,9 @@ from inference.predict.contract import PredictRequest
 PREDICT_FIELDS = frozenset({"inputs", "request_id", "subject_id", "parameters"})
 UNIVERSAL_FIELDS = PREDICT_FIELDS | {"model", "version", "alias"}
 BATCH_ITEM_FIELDS = UNIVERSAL_FIELDS | {"endpoint"}
-PREDICT_PARAMETERS = frozenset({"cache", "uncertainty"})
-EXPLAIN_PARAMETERS = frozenset({"baseline"})
+PREDICT_PARAMETERS = frozenset({"cache", "uncertainty", "timeout_ms"})
+EXPLAIN_PARAMETERS = frozenset({"baseline", "timeout_ms"})
+TIMEOUT_MS_MESSAGE = "Must be a whole number of milliseconds from 1 (the deployment's timeout_ms is the most it takes)."
 
 
 def predict_request(endpoint: str, data: dict, *, subject: str | None, default_id: str | None,
@@ -64,6 +65,8 @@ def parameter_errors(params: dict, known: frozenset = PREDICT_PARAMETERS) -> dic
         return errors
     if "cache" in params and not isinstance(params["cache"], bool):
         return {"cache": ["Must be true or false."]}
+    if "timeout_ms" in params and not timeout_ms_valid(params["timeout_ms"]):
+        return {"timeout_ms": [TIMEOUT_MS_MESSAGE]}
     spec = params.get("uncertainty")
     if spec is None:
         return {}
@@ -71,6 +74,11 @@ def parameter_errors(params: dict, known: frozenset = PREDICT_PARAMETERS) -> dic
     if not isinstance(samples, int) or isinstance(samples, bool) or not 2 <= samples <= 100:
         return {"uncertainty": {"samples": ["Must be an integer from 2 to 100."]}}
     return {}
+
+
+def timeout_ms_valid(value) -> bool:
+    """A client's own deadline (parameters.timeout_ms): a positive integer; one above the deployment's is clamped."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def universal_ref(data: dict) -> tuple[str, str | int]:

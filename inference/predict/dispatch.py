@@ -135,13 +135,25 @@ def _wake(endpoint: str, route: Route) -> Route:
     raise DeploymentNotReady(f"Endpoint '{endpoint}' could not be loaded in time.", retry_after_s=5)
 
 
-def endpoint_for_version(model_version_id: int) -> str:
-    """The universal route: any live, routed deployment serving exactly this version."""
-    candidates = [name for name, route in routes().table().endpoints.items()
-                  if route.model_version_id == model_version_id and not route.ensemble]
-    ready = [name for name in candidates if (route := routes().endpoint(name)) is not None and route.sockets]
-    if ready or candidates:
-        return (ready or candidates)[0]
+def endpoint_for_version(model_version_id: int, model_name: str = "", ref: str | int = "") -> str:
+    """The universal route: a live, routed deployment serving exactly this version, else one following the alias
+    the request named (`ref`), which serves its previous version while the version the alias moved to loads.
+
+    The alias moves in the database at once, but a deployment that follows it names the new version in the
+    routing table only once that generation is ready: matching by version alone would answer 404 meanwhile.
+    A ready route is preferred to one that is not (which answers 503 while it starts).
+    """
+    table = routes().table().endpoints
+    exact = [route for route in table.values() if route.model_version_id == model_version_id and not route.ensemble]
+    following = []
+    if isinstance(ref, str) and ref and not ref.isdigit():
+        following = [route for route in table.values()
+                     if route.alias == ref and route.model == model_name and not route.ensemble]
+    for candidates in (exact, following):
+        if ready := [route for route in candidates if route.sockets]:
+            return ready[0].endpoint
+    if exact or following:
+        return (exact or following)[0].endpoint
     raise NoDeploymentForVersion("No live deployment serves this model version; deploy it first.")
 
 
@@ -175,17 +187,24 @@ def worker_params(params: dict[str, Any]) -> dict[str, Any]:
 # --- the worker call ----------------------------------------------------------------------------------------
 
 
-def deadline(route: Route) -> float:
-    return time.time() + route.timeout_ms / 1000
+def timeout_ms_for(route: Route, requested: int | None = None) -> int:
+    """The deployment's timeout, or the shorter one the request asked for (parameters.timeout_ms)."""
+    return route.timeout_ms if requested is None else min(route.timeout_ms, requested)
+
+
+def deadline(route: Route, timeout_ms: int | None = None) -> float:
+    return time.time() + timeout_ms_for(route, timeout_ms) / 1000
 
 
 def worker_message(op: str, rows: list[Any], params: dict[str, Any]) -> dict[str, Any]:
     return {"op": op, "inputs": rows, "params": params}  # the client adds its id and the deadline
 
 
-def call_worker(route: Route, op: str, rows: list[Any], params: dict[str, Any]) -> dict[str, Any]:
-    message, until = worker_message(op, rows, params), deadline(route)
-    with _worker_errors(route, op):
+def call_worker(route: Route, op: str, rows: list[Any], params: dict[str, Any], *,
+                timeout_ms: int | None = None) -> dict[str, Any]:
+    """The worker's answer, within the deployment's timeout or the request's shorter `timeout_ms`."""
+    message, until = worker_message(op, rows, params), deadline(route, timeout_ms)
+    with _worker_errors(route, op, timeout_ms):
         try:
             return workers().call(route.sockets, message, deadline=until)
         except (worker_client.WorkerUnavailable, worker_client.WorkerError) as exc:
@@ -193,10 +212,11 @@ def call_worker(route: Route, op: str, rows: list[Any], params: dict[str, Any]) 
         return workers().call(fresh.sockets, message, deadline=until)
 
 
-async def call_worker_async(route: Route, op: str, rows: list[Any], params: dict[str, Any]) -> dict[str, Any]:
+async def call_worker_async(route: Route, op: str, rows: list[Any], params: dict[str, Any], *,
+                            timeout_ms: int | None = None) -> dict[str, Any]:
     """call_worker for an event loop, over the loop's multiplexed connections."""
-    message, until = worker_message(op, rows, params), deadline(route)
-    with _worker_errors(route, op):
+    message, until = worker_message(op, rows, params), deadline(route, timeout_ms)
+    with _worker_errors(route, op, timeout_ms):
         try:
             return await async_workers().call(route.sockets, message, deadline=until)
         except (worker_client.WorkerUnavailable, worker_client.WorkerError) as exc:
@@ -209,19 +229,20 @@ _CALL_ERRORS = (worker_client.QueueFull, worker_client.DeadlineExceeded, worker_
 
 
 @contextmanager
-def _worker_errors(route: Route, op: str) -> Iterator[None]:
+def _worker_errors(route: Route, op: str, timeout_ms: int | None) -> Iterator[None]:
     try:
         yield
     except _CALL_ERRORS as exc:
-        raise call_error(route, op, exc) from None
+        raise call_error(route, op, exc, timeout_ms) from None
 
 
-def call_error(route: Route, op: str, exc: worker_client.WorkerCallError) -> ApplicationError:
-    """What a failed worker call answers the client."""
+def call_error(route: Route, op: str, exc: worker_client.WorkerCallError,
+               timeout_ms: int | None = None) -> ApplicationError:
+    """What a failed worker call answers the client (`timeout_ms`: the request's own, if it set one)."""
     if isinstance(exc, worker_client.QueueFull):
         return Overloaded(f"Endpoint '{route.endpoint}' is at capacity; retry shortly.", retry_after_s=1)
     if isinstance(exc, worker_client.DeadlineExceeded):
-        return DeadlineExceeded(f"No answer within {route.timeout_ms} ms.")
+        return DeadlineExceeded(f"No answer within {timeout_ms_for(route, timeout_ms)} ms.")
     if isinstance(exc, worker_client.WorkerUnavailable):
         return DeploymentNotReady(f"Endpoint '{route.endpoint}' lost its worker; retry.", retry_after_s=1)
     assert isinstance(exc, worker_client.WorkerError)

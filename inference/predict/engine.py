@@ -68,7 +68,7 @@ def _predict_routed(route: Route, request: PredictRequest, started: float) -> di
     cached = prediction_cache().get(key) if key else None
     if cached is not None:
         return observed(route, request, started, json.loads(cached), rows=rows, key=key, cached=True)
-    answer = call_worker(route, "predict", rows, params)
+    answer = call_worker(route, "predict", rows, params, timeout_ms=request.params.get("timeout_ms"))
     body = body_of(answer)
     if key:
         prediction_cache().set(key, json.dumps(body).encode())
@@ -101,7 +101,7 @@ async def predict_async(request: PredictRequest, offload: Offload, offload_db: O
         cached = await offload(prediction_cache().get, key) if key else None
         if cached is not None:
             return observed(route, request, started, json.loads(cached), rows=rows, key=key, cached=True)
-        answer = await call_worker_async(route, "predict", rows, params)
+        answer = await call_worker_async(route, "predict", rows, params, timeout_ms=request.params.get("timeout_ms"))
         body = body_of(answer)
         if key:
             await offload(prediction_cache().set, key, json.dumps(body).encode())
@@ -184,7 +184,7 @@ def _explain_direct(request: PredictRequest) -> dict[str, Any]:
     baseline = request.params.get("baseline")
     if baseline is not None:
         baseline = rows_for(route, [baseline])[0]
-    body = call_worker(route, "explain", rows, {"baseline": baseline})
+    body = call_worker(route, "explain", rows, {"baseline": baseline}, timeout_ms=request.params.get("timeout_ms"))
     return {
         "request_id": request.request_id or uuid.uuid4().hex, "endpoint": route.endpoint,
         "model": route.model, "version": route.version, "feature_names": route.signature.get("feature_names"),

@@ -3,7 +3,8 @@
 Items bound for one deployment are checked one by one, looked up in the cache in one round trip, and
 written to its worker down one connection before any answer is read (WorkerClient.call_many), so they
 reach its batcher together and share forward passes; the worker still answers, and fails, each on its
-own. Items an experiment may route, or that ask for Monte Carlo dropout, take engine.predict itself.
+own. Items an experiment may route, or that ask for Monte Carlo dropout or a deadline of their own
+(parameters.timeout_ms), take engine.predict itself.
 """
 
 import json
@@ -49,8 +50,10 @@ def predict_many(requests: list[PredictRequest]) -> list[dict[str, Any] | Applic
     prepared: list[_Item] = []
     alone: list[tuple[int, PredictRequest]] = []
     for index, request in enumerate(requests):
-        # An experiment's endpoint routes per subject (and records, and shadows): engine.predict does that.
-        if request.params.get("uncertainty") is not None or hooks.active.route(request) is not None:
+        # An experiment's endpoint routes per subject (and records, and shadows): engine.predict does that. An
+        # item with a deadline of its own (parameters.timeout_ms) cannot share its group's one deadline either.
+        alone_params = request.params.get("uncertainty") is not None or "timeout_ms" in request.params
+        if alone_params or hooks.active.route(request) is not None:
             alone.append((index, request))
         elif item := _prepared(index, request, outcomes):
             prepared.append(item)

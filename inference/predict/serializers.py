@@ -9,6 +9,10 @@ from inference.predict.scoring import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, MAX_CA
 class PredictParameters(serializers.Serializer):
     cache = serializers.BooleanField(required=False, help_text="false bypasses the prediction cache")
     uncertainty = serializers.DictField(required=False, help_text='{"samples": N}: Monte Carlo dropout (torch)')
+    timeout_ms = serializers.IntegerField(
+        required=False, min_value=1,
+        help_text="this request's own deadline, shorter than the deployment's timeout_ms (a longer one is clamped "
+                  "to it); 504 deadline_exceeded when no answer came in time")
 
 
 class PredictIn(serializers.Serializer):
@@ -79,7 +83,7 @@ class ExplainIn(serializers.Serializer):
     parameters = serializers.DictField(
         required=False,
         help_text='{"baseline": row} (default: zeros for numbers, the input example\'s most frequent value for '
-                  "categories)")
+                  'categories), {"timeout_ms": N}: a deadline shorter than the deployment\'s')
 
 
 class ExplainOut(serializers.Serializer):

@@ -10,6 +10,7 @@ from django.conf import settings
 from core.errors import ApplicationError, NotFound
 from core.parsers import loads_strict
 from inference.deployments import selectors
+from inference.predict.bodies import TIMEOUT_MS_MESSAGE, timeout_ms_valid
 from inference.predict.contract import PredictRequest, Route
 from inference.runtime.v2 import codec as v2codec
 from inference.runtime.v2 import outputs as v2outputs
@@ -73,7 +74,12 @@ def read_infer_body(content_type: str, raw: bytes, *, encoding: str | None, head
 
 def predict_request(name: str, infer: v2codec.InferRequest, rows: list, *, default_id: str | None,
                     subject: str | None) -> PredictRequest:
-    params = {"cache": False} if infer.parameters.get("cache") is False else {}
+    params: dict[str, Any] = {"cache": False} if infer.parameters.get("cache") is False else {}
+    if "timeout_ms" in infer.parameters:
+        timeout_ms = infer.parameters["timeout_ms"]
+        if not timeout_ms_valid(timeout_ms):
+            raise ProtocolError(f"parameters.timeout_ms: {TIMEOUT_MS_MESSAGE}", status=400)
+        params["timeout_ms"] = timeout_ms
     return PredictRequest(endpoint=name, inputs=rows, params=params, request_id=infer.id or default_id,
                                   subject_id=subject)
 

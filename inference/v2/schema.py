@@ -44,7 +44,10 @@ class V2RequestedOutput(serializers.Serializer):
 
 class V2InferRequest(serializers.Serializer):
     id = serializers.CharField(required=False, max_length=128, help_text="echoed in the response")
-    parameters = serializers.DictField(required=False, help_text='{"binary_data_output": bool, "cache": bool}')
+    parameters = serializers.DictField(
+        required=False,
+        help_text='{"binary_data_output": bool, "cache": bool, "timeout_ms": N (a deadline shorter than the '
+                  "deployment's)}")
     inputs = V2InputTensor(many=True)
     outputs = V2RequestedOutput(many=True, required=False, help_text="default: every output")
 

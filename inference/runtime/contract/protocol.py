@@ -8,12 +8,17 @@ done, in any order: the blocking client (client.py, web threads) keeps one reque
 lane) many on one connection per replica.
 
 Request  {"id": str, "op": str, "deadline": float (time.time() seconds), "inputs": list, "params": dict}
+  A request still queued at its deadline is answered deadline_exceeded then; a long one (explain, uncertainty,
+  more rows than max_batch_size) runs alone in short passes, taking turns with batches, and is abandoned
+  before its next pass once the deadline has passed.
   ops: "predict"   inputs = validated rows (lists of numbers, or strings for text models)
                    params: {"uncertainty": {"samples": N}} for Monte Carlo dropout (torch with dropout)
        "explain"   inputs = rows; params: {"baseline": row | None}; answers per-feature importances
                    (typed rows: strings, numbers, booleans and nulls in the signature's column order)
        "ping"      liveness; answers {"ok": true}
-       "stats"     answers {"ok": true, "stats": WorkerStats}
+       "stats"     answers {"ok": true, "stats": WorkerStats} (requests, errors, rows, batches, queue_depth,
+                   expired: answered deadline_exceeded without running, abandoned: long requests stopped
+                   between two passes past their deadline, ...)
        "configure" params: {"max_batch_size", "batch_timeout_ms", "max_queue", "threads"} (any subset)
 Response {"id": str, "ok": true, ...op-specific fields} or {"id": str, "ok": false, "error": {"code", "message"}}
   predict  -> "predictions": [...], "probabilities": [[...]] | null, "classes": [...] | null,

@@ -62,6 +62,10 @@ class Route:
     cache_scope: str = ""
     # The share of answered requests the web tier logs (the deployment's log_predictions, 0..1).
     log_predictions: float = 0.0
+    # The alias the deployment follows ("" when pinned to its version). The universal route asks by alias, and
+    # the alias moves in the database before this route names the new version (it does once that version's
+    # generation is ready): until then this route still answers for the alias, with the version it serves.
+    alias: str = ""
 
     def __post_init__(self) -> None:
         if self.status not in ENDPOINT_STATUSES:

@@ -15,7 +15,8 @@ from typing import Any
 from inference.runtime.contract.base import scrub_paths
 from inference.runtime.contract.errors import ModelRuntimeError, UnsupportedOperation
 from inference.runtime.contract.protocol import ErrorCode, FrameError, decode, encode, pop_frames
-from inference.runtime.worker.batcher import Answer, BatchSettings, DeadlinePassed, Draining, DynamicBatcher, QueueFull
+from inference.runtime.worker.batcher import BatchSettings, DeadlinePassed, Draining, DynamicBatcher, QueueFull
+from inference.runtime.worker.jobs import Answer
 from inference.runtime.worker.model import MAX_UNCERTAINTY_SAMPLES, ServedModel
 
 # How long a draining worker keeps finishing queued work before answering the rest `draining`.
@@ -241,19 +242,12 @@ class WorkerServer:
         if samples is None:
             future = self._batcher.submit(rows, deadline)
         else:
-            future = self._batcher.submit(rows, deadline, solo=lambda: self._uncertain(rows, samples))
+            # In slices of the rows, one pass each: the samples of one row never depend on another row's.
+            future = self._batcher.submit(
+                rows, deadline, sliced=lambda part: self._model.predict_with_dropout(part, samples), cost=samples
+            )
         future.add_done_callback(lambda done: self._count_rows(done, len(rows)))
         return future
-
-    def _uncertain(self, rows: list[Any], samples: int) -> Answer:
-        prediction, std = self._model.predict_with_dropout(rows, samples)
-        return {
-            "predictions": prediction.predictions,
-            "probabilities": prediction.probabilities,
-            "classes": prediction.classes,
-            "std": std,
-            "batch_size": len(rows),
-        }
 
     def _explain(self, message: dict[str, Any]) -> asyncio.Future[Answer]:
         rows, deadline, params = _model_request(message)
@@ -280,6 +274,8 @@ class WorkerServer:
             "batches": batching.batches,
             "batch_size_sum": batching.batch_size_sum,
             "queue_depth": self._batcher.depth,
+            "expired": batching.expired,
+            "abandoned": batching.abandoned,
             "last_request_at": counters.last_request_at,
             "memory_mb": rss_mb(),
             "load_ms": counters.load_ms,

@@ -11,6 +11,7 @@ from rest_framework.exceptions import ValidationError
 from inference.predict.bodies import (
     BATCH_ITEM_FIELDS,
     EXPLAIN_PARAMETERS,
+    TIMEOUT_MS_MESSAGE,
     parameter_errors,
     predict_request,
     universal_ref,
@@ -47,12 +48,19 @@ def test_a_body_field_the_route_does_not_take_is_refused_by_name(body, field, wo
     ({"cache": 0}, {"cache": ["Must be true or false."]}),
     ({"uncertainty": 5}, {"uncertainty": {"samples": ["Must be an integer from 2 to 100."]}}),
     ({"uncertainty": {"samples": True}}, {"uncertainty": {"samples": ["Must be an integer from 2 to 100."]}}),
+    *[({"timeout_ms": bad}, {"timeout_ms": [TIMEOUT_MS_MESSAGE]}) for bad in (0, -5, 1.5, "100", True, None, [100])],
 ])
 def test_parameters_are_typed(params, expected):
     assert parameter_errors(params) == expected
     detail = refusal(lambda: predict_request("e", {"inputs": [ROW], "parameters": params}, subject=None,
                                              default_id=None))
     assert set(detail) == {"parameters"}
+
+
+def test_a_request_may_set_a_deadline_of_its_own_on_predictions_and_explanations():
+    assert parameter_errors({"timeout_ms": 250, "cache": False}) == {}
+    assert parameter_errors({"timeout_ms": 10**9}) == {}  # clamped to the deployment's when called, not refused
+    assert parameter_errors({"timeout_ms": 250, "baseline": ROW}, EXPLAIN_PARAMETERS) == {}
 
 
 def test_each_route_names_its_own_parameters():

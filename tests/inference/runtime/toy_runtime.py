@@ -2,8 +2,10 @@
 
 The worker loads it through `MemberSpec(format="tests.inference.runtime.toy_runtime:ToyRuntime")`, honoured only
 with SERVINGPLATFORM_TEST_HOOKS=1. Its "artifact" is a JSON file:
-    {"weights": [w0, w1, ...], "bias": 0.0, "sleep_ms": 0, "record": "/path/batches.log",
+    {"weights": [w0, w1, ...], "bias": 0.0, "sleep_ms": 0, "row_ms": 0, "record": "/path/batches.log",
      "text": false, "fail_load": null, "classes": [0, 1]}
+sleep_ms is per call, row_ms per row (and per sample of Monte Carlo dropout, which it answers, std 0.0, only with
+"dropout": true).
 A tabular row's score is bias + w . row; classifiers (task "classification") answer their two classes
 with sigmoid probabilities. Marker values in a row's first column drive failure modes:
     POISON  -> the call raises PredictionError (only that request must fail)
@@ -52,6 +54,8 @@ class ToyRuntime(ModelRuntime):
         self._weights = [float(w) for w in config["weights"]]
         self._bias = float(config.get("bias", 0.0))
         self._sleep_s = float(config.get("sleep_ms", 0)) / 1000.0
+        self._row_s = float(config.get("row_ms", 0)) / 1000.0
+        self._dropout = bool(config.get("dropout", False))
         self._record = config.get("record")
         self._text = bool(config.get("text", False))
         self._classes = list(config.get("classes", [0, 1])) if task == "classification" else None
@@ -70,14 +74,22 @@ class ToyRuntime(ModelRuntime):
         else:
             rows = tabular_batch(inputs, n_features=len(self._weights), dtype=np.float64)
         self._note(len(rows), rows[:, 0])
-        if self._sleep_s:
-            time.sleep(self._sleep_s)
+        if self._sleep_s or self._row_s:
+            time.sleep(self._sleep_s + self._row_s * len(rows))
         scores = toy_scores(rows, self._weights, self._bias)
         if self._classes is None:
             return Prediction(scores.tolist())
         positive = 1.0 / (1.0 + np.exp(-scores))
         proba = np.stack([1.0 - positive, positive], axis=1)
         return Prediction([self._classes[int(p > 0.5)] for p in positive], proba.tolist(), self._classes)
+
+    def predict_with_dropout(self, inputs: Any, samples: int) -> tuple[Prediction, list[Any]]:
+        if not self._dropout:
+            return super().predict_with_dropout(inputs, samples)
+        if self._row_s:
+            time.sleep(self._row_s * len(inputs) * (samples - 1))  # predict sleeps for the first sample
+        prediction = self.predict(inputs)
+        return prediction, [0.0] * len(prediction.predictions)
 
     def unload(self) -> None:
         self._weights = []
