@@ -250,8 +250,8 @@ REST_FRAMEWORK = {
     "NUM_PROXIES": env_int("TRUSTED_PROXY_COUNT", 0, minimum=0, maximum=10),
     "DEFAULT_PARSER_CLASSES": [
         "core.parsers.SafeJSONParser",
-        "rest_framework.parsers.MultiPartParser",
-        "rest_framework.parsers.FormParser",
+        "core.parsers.SafeMultiPartParser",
+        "core.parsers.SafeFormParser",
     ],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
