@@ -230,6 +230,10 @@ Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
 
 # --- API ------------------------------------------------------------------------------------
 REQUIRE_API_KEY = env_bool("REQUIRE_API_KEY", True)
+# Failed sign-ins (a wrong API key, a wrong password on the token route or a login page) per client address and
+# per key prefix or username: this many within AUTH_LOCKOUT_S lock both out for AUTH_LOCKOUT_S (core/lockout.py).
+AUTH_FAILURE_LIMIT = env_int("AUTH_FAILURE_LIMIT", 10, minimum=1, maximum=1000)
+AUTH_LOCKOUT_S = env_int("AUTH_LOCKOUT_S", 900, minimum=1, maximum=86400)
 API_KEY_CUSTOM_HEADER = "HTTP_X_API_KEY"
 
 REST_FRAMEWORK = {
