@@ -149,7 +149,7 @@ class SafeJSONParser(JSONParser):
 class SafeMultiPartParser(MultiPartParser):
     """Multipart forms with check_text on every field: Django decodes them leniently (NUL passes)."""
 
-    def parse(self, stream: IO[bytes] | None, media_type: str | None = None,
+    def parse(self, stream: IO[Any], media_type: str | None = None,
               parser_context: Mapping[str, Any] | None = None) -> DataAndFiles[Any, Any]:
         parsed = super().parse(stream, media_type, parser_context)
         check_form(parsed.data.lists())
@@ -158,7 +158,7 @@ class SafeMultiPartParser(MultiPartParser):
 
 
 class SafeFormParser(FormParser):
-    def parse(self, stream: IO[bytes] | None, media_type: str | None = None,
+    def parse(self, stream: IO[Any], media_type: str | None = None,
               parser_context: Mapping[str, Any] | None = None) -> Any:  # a QueryDict
         parsed = super().parse(stream, media_type, parser_context)
         check_form(parsed.lists())

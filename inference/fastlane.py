@@ -249,7 +249,8 @@ def _plain_body(headers: dict[bytes, bytes], media: re.Pattern[bytes]) -> bool:
     length = headers.get(b"content-length")
     if b"transfer-encoding" in headers:
         # A chunked body has no length to check here: _read_body holds it to the limit as it arrives.
-        return is_chunked(headers[b"transfer-encoding"].decode("latin-1"), length and length.decode("latin-1"))
+        return is_chunked(headers[b"transfer-encoding"].decode("latin-1"),
+                          None if length is None else length.decode("latin-1"))
     # Empty bodies, oversize bodies (413 from BodySizeLimitMiddleware) and odd lengths: Django decides.
     return length is not None and length.isdigit() and 0 < int(length) <= settings.MAX_REQUEST_BYTES
 
