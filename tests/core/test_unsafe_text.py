@@ -116,6 +116,11 @@ class UnsafeTextApiTests(TestCase):
             with self.subTest(route):
                 self.assert_refused(self.post_raw(route, fields, client=client), path)
 
+    def test_query_parameters_refuse_nul(self):
+        # PostgreSQL refuses NUL in a filter's value: it was a 500 there.
+        self.assert_refused(self.client.get("/api/v1/models/", {"name": "a\x00"}), "name", "NUL")
+        self.assertEqual(self.client.get("/api/v1/models/", {"name": "a"}).status_code, 200)
+
     def test_forms_refuse_nul(self):
         response = self.client.post("/api/v1/models/", {"name": "s\x00", "task": "classification"})
         self.assert_refused(response, "name", "NUL")
