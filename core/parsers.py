@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Mapping
 from typing import IO, Any
 
@@ -10,6 +9,7 @@ from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.parsers import DataAndFiles, FormParser, JSONParser, MultiPartParser
 
 from core.errors import InvalidInput, PayloadTooLarge
+from core.text import RISKY_JSON_ESCAPE, PathPart, Unsafe, unsafe_text
 
 
 def json_depth_exceeds(text: str, limit: int) -> bool:
@@ -39,68 +39,23 @@ def _reject_constant(name: str) -> None:
     raise ParseError(f"JSON parse error - {name} is not valid JSON; send null or a number.")
 
 
-# A lone surrogate (\ud800-\udfff outside a pair) is not text: a str holding one cannot be encoded as UTF-8, so
-# every response that echoes it (a list, a request id) fails, and PostgreSQL refuses it; NUL is refused by
-# PostgreSQL's text and jsonb and cut short by C code. Neither is ever meaningful in the API's strings.
-_UNSAFE_CHAR = re.compile("[\x00\ud800-\udfff]")
-# In a JSON text both can only come from a \u escape: strict UTF-8 decoding refuses encoded surrogates and
-# json.loads refuses raw control characters. A body without such an escape (nearly all) skips the walk.
-_RISKY_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
-PathPart = str | int
-
-
 class UnsafeText(ValidationError):
-    """A string holding NUL or a lone surrogate, reported at its field path (`tags.a`, `items.0.request_id`)."""
+    """A string holding NUL or a lone surrogate (core/text.py), a 400 naming its field path (`tags.a`,
+    `requests.0.request_id`)."""
 
-    def __init__(self, path: tuple[PathPart, ...], problem: str) -> None:
-        parts = [printable(part) if isinstance(part, str) else part for part in path] or ["body"]
-        self.field = ".".join(str(part) for part in parts)
-        self.problem = problem
-        detail: Any = [problem]
-        for part in reversed(parts):
+    def __init__(self, found: Unsafe) -> None:
+        self.field, self.problem = found.field, found.problem
+        detail: Any = [found.problem]
+        for part in reversed(found.path or ("body",)):
             detail = {part: detail}
         super().__init__(detail)
 
 
-def printable(text: str) -> str:
-    """`text` with NUL and surrogates written as \\uXXXX escapes, safe to echo in an error."""
-    return _UNSAFE_CHAR.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
-
-
-def _problem(text: str, subject: str = "Must") -> str | None:
-    found = _UNSAFE_CHAR.search(text)
-    if found is None:
-        return None
-    if found.group() == "\x00":
-        return f"{subject} not contain the NUL character (\\u0000)."
-    return f"{subject} not contain a lone UTF-16 surrogate (\\ud800-\\udfff); send valid Unicode text."
-
-
-def _unsafe(value: object, path: tuple[PathPart, ...]) -> UnsafeText | None:
-    if isinstance(value, str):
-        problem = _problem(value)
-        return None if problem is None else UnsafeText(path, problem)
-    if isinstance(value, dict):
-        for key, item in value.items():
-            problem = _problem(key, "A key must") if isinstance(key, str) else None
-            if problem is not None:
-                return UnsafeText((*path, key), problem)
-            found = _unsafe(item, (*path, key))
-            if found is not None:
-                return found
-    elif isinstance(value, (list, tuple)):
-        for index, item in enumerate(value):
-            found = _unsafe(item, (*path, index))
-            if found is not None:
-                return found
-    return None
-
-
 def check_text(value: object, path: tuple[PathPart, ...] = ()) -> None:
-    """Raises UnsafeText (a 400 naming the field) if any string or key in `value` holds NUL or a lone surrogate."""
-    found = _unsafe(value, path)
+    """Raises UnsafeText if any string or key in `value` holds NUL or a lone surrogate."""
+    found = unsafe_text(value, path)
     if found is not None:
-        raise found
+        raise UnsafeText(found)
 
 
 def check_form(data: Iterable[tuple[str, list[Any]]]) -> None:
@@ -122,7 +77,7 @@ def loads_strict(raw: bytes) -> object:
         parsed = json.loads(text, parse_constant=_reject_constant)
     except ValueError as exc:
         raise ParseError(f"JSON parse error - {exc}") from None
-    if _RISKY_ESCAPE.search(text):
+    if RISKY_JSON_ESCAPE.search(text):
         check_text(parsed)
     return parsed
 
