@@ -11,6 +11,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.settings import api_settings
 
 from core.pagination import PAGE_QUERY
+from core.parsers import check_form
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -23,6 +24,7 @@ _M = TypeVar("_M", bound=Model)
 def check_query(request: Request, known: Iterable[str]) -> None:
     """A 400 naming each query parameter the route does not take, as `parse` does for body fields: a misspelt
     filter (`?statu=failed`) would otherwise answer 200 with everything."""
+    check_form(request.query_params.lists())  # NUL in a filter's value: PostgreSQL refuses it (a 500)
     known = list(known)
     allowed = {*known, api_settings.URL_FORMAT_OVERRIDE}  # ?format=json: DRF's own, on every route
     unknown = {key: [unknown_message(key, known, what="query parameter")]

@@ -9,7 +9,9 @@ from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.tokens import Token
 
 from core.invalidation import GenerationCache
+from core.lockout import SignIn
 from core.models import ApiKey
+from core.throttling import client_address
 
 # Verified keys are remembered per process, keyed by a hash of the secret, so the prediction hot path
 # costs no DB query. Any change to a key row (revoked, scope, expiry, deleted) is announced and drops
@@ -20,6 +22,7 @@ _verified = GenerationCache("api_keys", lambda: settings.API_KEY_CACHE_S, while_
 
 # An API key is `<8-character prefix>.<secret>`, one dot; a JWT has three dot-separated parts.
 _API_KEY_SHAPE = re.compile(rb"^[A-Za-z0-9]{8}\.[A-Za-z0-9]+$")
+_KEY_PREFIX = re.compile(r"[A-Za-z0-9]{8}")
 API_KEY_AS_BEARER = ("API keys go in the X-API-Key header (X-API-Key: <key>); Authorization: Bearer takes "
                      "the JWT access tokens of POST /api/v1/auth/token/.")
 
@@ -63,6 +66,12 @@ def verify_api_key(raw: str) -> ApiKey | None:
     return key if valid and key is not None else None
 
 
+def key_credential(raw: str) -> str | None:
+    """What a key attempt counts against besides its address: its prefix (public, shown in key lists)."""
+    prefix = raw.split(".", 1)[0]
+    return f"key:{prefix}" if _KEY_PREFIX.fullmatch(prefix) else None
+
+
 class ApiKeyUser:
     """The principal behind an API key: not a Django user, never staff."""
 
@@ -95,8 +104,15 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             return None
         key = cached_key(raw)
         if key is None:
+            # Only keys this process has not verified yet can be guesses: the hot path pays no lockout check.
+            attempt = SignIn(client_address(request.META), key_credential(raw))
+            attempt.check()
             generation = key_generation()
-            key = self._verify(raw)
+            try:
+                key = self._verify(raw)
+            except exceptions.AuthenticationFailed:
+                attempt.failed()
+                raise
             remember_key(raw, key, generation)
         if key.has_expired:
             raise exceptions.AuthenticationFailed("Invalid, revoked or expired API key.")

@@ -4,7 +4,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from core.parsers import loads_strict
+from core.parsers import UnsafeText, loads_strict
 
 
 @extend_schema_field(OpenApiTypes.OBJECT)
@@ -20,6 +20,8 @@ class JSONObjectField(serializers.Field[dict[str, Any], object, dict[str, Any], 
         if isinstance(data, (str, bytes)):
             try:
                 data = loads_strict(data.encode() if isinstance(data, str) else data)
+            except UnsafeText as exc:  # named where it is inside the object: `tags.a`
+                raise serializers.ValidationError(exc.detail) from None
             except Exception as exc:  # ParseError carries the reason
                 self.fail("invalid_json", error=getattr(exc, "detail", exc))
         if not isinstance(data, dict):

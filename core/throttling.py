@@ -3,8 +3,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from functools import lru_cache
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import redis
 from django.conf import settings
@@ -174,14 +175,32 @@ def bucket_key(scope: str, ident: str) -> str:
     return f"sp:throttle:{scope}:{ident}"
 
 
+def client_address(meta: Mapping[str, Any]) -> str:
+    """The client's address for rate limits and sign-in lockouts: the socket's peer (REMOTE_ADDR), or, behind
+    TRUSTED_PROXY_COUNT proxies, the address the farthest trusted one saw (X-Forwarded-For, counted from the
+    right: each proxy appends its peer). Whatever a client writes into the header itself is never believed.
+
+    The HTTP server must leave REMOTE_ADDR alone for this to hold: scripts/serve.py and docker/compose.yaml
+    start gunicorn with `--forwarded-allow-ips ""`, or uvicorn would replace it from X-Forwarded-For whenever
+    the peer is 127.0.0.1 (its default).
+    """
+    remote = str(meta.get("REMOTE_ADDR") or "")
+    proxies = int(api_settings.NUM_PROXIES or 0)
+    forwarded = meta.get("HTTP_X_FORWARDED_FOR")
+    if proxies == 0 or not forwarded:
+        return remote
+    hops = [hop.strip() for hop in str(forwarded).split(",")]
+    return hops[-min(proxies, len(hops))] or remote
+
+
 class ClientRateThrottle(SimpleRateThrottle):
     """One bucket per API key (or user); anonymous callers share per-address buckets.
 
     Counted by QuotaLeases: a sliding window, one Redis round trip per request under small limits and
     per lease under large ones, where DRF's default keeps (and rewrites) the list of every request time.
 
-    The address comes from DRF's get_ident, which trusts X-Forwarded-For only for
-    REST_FRAMEWORK['NUM_PROXIES'] hops, so a client rotating that header stays in one bucket.
+    The address is client_address's, which trusts X-Forwarded-For only for TRUSTED_PROXY_COUNT hops, so a
+    client rotating that header stays in one bucket.
     """
 
     def allow_request(self, request: Request, view: APIView) -> bool:
@@ -217,5 +236,5 @@ class ClientRateThrottle(SimpleRateThrottle):
         elif request.user and request.user.is_authenticated:
             ident = f"user:{request.user.pk}"
         else:
-            ident = f"ip:{self.get_ident(request)}"
+            ident = f"ip:{client_address(request.META)}"
         return bucket_key(self.scope, ident)

@@ -1,7 +1,6 @@
 from django.db.models import Model
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -9,6 +8,7 @@ from core.apis import filter_queryset, parse, request_user
 from core.models import ApiKey
 from core.openapi import errors
 from core.pagination import Pagination
+from core.parsers import SafeFormParser, SafeMultiPartParser
 from registry import selectors, services
 from registry.filters import ModelVersionFilter, RegisteredModelFilter
 from registry.serializers import (
@@ -82,7 +82,7 @@ class ModelDetailApi(APIView):
 
 
 class VersionListCreateApi(APIView):
-    parser_classes = [MultiPartParser, FormParser]
+    parser_classes = [SafeMultiPartParser, SafeFormParser]
 
     @extend_schema(tags=["registry"], operation_id="versions_list",
                    parameters=[OpenApiParameter("status", str), OpenApiParameter("flavor", str), TAG_PARAM,

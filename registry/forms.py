@@ -1,6 +1,6 @@
 from django import forms
 
-from core.parsers import loads_strict
+from core.parsers import UnsafeText, loads_strict
 from registry.models import Flavor
 
 
@@ -9,6 +9,8 @@ def _json_object(value: str, field: str) -> dict:
         return {}
     try:
         parsed = loads_strict(value.encode())
+    except UnsafeText as exc:
+        raise forms.ValidationError(f"{field}.{exc.field}: {exc.problem}") from None
     except Exception as exc:
         raise forms.ValidationError(f"{field} is not valid JSON: {getattr(exc, 'detail', exc)}") from None
     if not isinstance(parsed, dict):

@@ -127,7 +127,11 @@ def web_command(host: str, port: str | int, workers: str | int) -> list[str]:
     Django in their thread pools (servingplatform/asgi.py), and connections are kept alive."""
     command = [PYTHON, "-m", "gunicorn", "servingplatform.asgi:application", "--bind", f"{host}:{port}",
                "--workers", str(workers), "--worker-class", "uvicorn_worker.UvicornWorker", "--keep-alive", "5",
-               "--log-level", "warning", "--graceful-timeout", str(int(shutdown_grace_s()))]
+               "--log-level", "warning", "--graceful-timeout", str(int(shutdown_grace_s())),
+               "--forwarded-allow-ips", ""]
+    # Trust no peer's X-Forwarded-* (uvicorn trusts 127.0.0.1's by default and rewrites the client address from
+    # them): the application alone reads X-Forwarded-For, for TRUSTED_PROXY_COUNT proxies (core/throttling.py).
+
     # A line per request costs ~13% of the web tier's CPU at a thousand predictions a second; the
     # Prometheus metrics count every request anyway. ACCESS_LOG=1 turns the lines on.
     if env_bool("ACCESS_LOG", False):

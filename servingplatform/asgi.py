@@ -10,7 +10,12 @@ import os
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "servingplatform.settings")
-django_application = get_wsgi_application()
+handler = get_wsgi_application()
+
+from core.chunked import ChunkedBodies  # noqa: E402 - Django must be set up first
+
+# Chunked request bodies (no Content-Length) reach Django read, under the same size limits.
+django_application = ChunkedBodies(handler)
 
 from a2wsgi import WSGIMiddleware  # noqa: E402 - Django must be set up first
 from django.conf import settings  # noqa: E402

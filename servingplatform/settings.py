@@ -230,6 +230,8 @@ Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
 
 # --- API ------------------------------------------------------------------------------------
 REQUIRE_API_KEY = env_bool("REQUIRE_API_KEY", True)
+AUTH_FAILURE_LIMIT = env_int("AUTH_FAILURE_LIMIT", 10, minimum=1)  # per address and credential (core/lockout.py)
+AUTH_LOCKOUT_S = env_int("AUTH_LOCKOUT_S", 900, minimum=1, maximum=86400)
 API_KEY_CUSTOM_HEADER = "HTTP_X_API_KEY"
 
 REST_FRAMEWORK = {
@@ -245,13 +247,12 @@ REST_FRAMEWORK = {
         "manage": env_rate("THROTTLE_RATE_MANAGE", "600/min"),
         "anon": env_rate("THROTTLE_RATE_ANON", "60/min"),
     },
-    # X-Forwarded-For is trusted only for this many proxies in front of us; with 0 the socket
-    # address is used, so rotating the header cannot escape the rate limit.
+    # X-Forwarded-For is believed for this many proxies only: core.throttling.client_address.
     "NUM_PROXIES": env_int("TRUSTED_PROXY_COUNT", 0, minimum=0, maximum=10),
     "DEFAULT_PARSER_CLASSES": [
         "core.parsers.SafeJSONParser",
-        "rest_framework.parsers.MultiPartParser",
-        "rest_framework.parsers.FormParser",
+        "core.parsers.SafeMultiPartParser",
+        "core.parsers.SafeFormParser",
     ],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",

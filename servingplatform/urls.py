@@ -1,10 +1,12 @@
 from django.contrib import admin
+from django.contrib.auth.views import LoginView
 from django.urls import URLPattern, URLResolver, include, path
 
 from core import health
 from core.auth_apis import TokenObtainApi, TokenRefreshApi
 from core.docs import RedocView, SchemaView, SwaggerView
 from core.index import ApiIndexApi, RootIndexApi
+from core.login import ApiLoginForm
 from inference.deployments.apis import PrometheusMetricsApi
 from inference.overview.views import overview
 
@@ -30,6 +32,10 @@ urlpatterns = [
     path("api/schema/", SchemaView.as_view(), name="schema"),
     path("api/docs/", SwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc/", RedocView.as_view(url_name="schema"), name="redoc"),
+    # The browsable API's login with the admin's lockout (core/lockout.py); the same path as the one included
+    # next, which keeps its logout and the `rest_framework:login` name its pages link to.
+    path("api-auth/login/", LoginView.as_view(template_name="rest_framework/login.html",
+                                              authentication_form=ApiLoginForm)),
     path("api-auth/", include("rest_framework.urls")),  # the browsable API's login and logout
     path("admin/rq/", include("django_rq.urls")),
     path("admin/overview/", admin.site.admin_view(overview), name="admin-overview"),

@@ -16,7 +16,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -24,7 +23,7 @@ from core.apis import filter_queryset, parse, request_user
 from core.errors import InvalidInput
 from core.models import ApiKey, Scope
 from core.openapi import errors
-from core.parsers import SafeJSONParser, json_object
+from core.parsers import SafeFormParser, SafeJSONParser, SafeMultiPartParser, json_object
 from core.permissions import PredictScope, principal_allows
 from inference.jobs import batch as batch_services
 from inference.jobs import selectors as job_selectors
@@ -142,7 +141,7 @@ class JobDetailApi(APIView):
 
 class BatchJobListCreateApi(APIView):
     permission_classes = [PredictScope]
-    parser_classes = [MultiPartParser, FormParser]
+    parser_classes = [SafeMultiPartParser, SafeFormParser]
 
     @extend_schema(tags=["batch-jobs"], operation_id="batch_jobs_list", parameters=LIST_PARAMS,
                    responses={200: BatchJobListOut, **errors(400)})

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from core.text import unsafe_text
 from inference.runtime.contract.columns import cell_problem, cell_value, plain_numeric
 
 CSV = "csv"
@@ -248,6 +249,10 @@ def _jsonl_rows(text: Iterator[str], spec: InputSpec, problems: list[str]) -> It
                 raise BatchFileError(f"line 1 is not JSON ({_short(exc)}): not a CSV or JSON Lines file.",
                                      code="not_a_batch_file") from None
             problems.append(f"line {line}: not valid JSON ({_short(exc)})")
+            continue
+        unsafe = unsafe_text(record)  # a lone surrogate would fail every answer that echoes it, as in the API
+        if unsafe is not None:
+            problems.append(f"line {line}: {unsafe.field}: {unsafe.problem}")
             continue
         model_input = _json_input(record, spec, line, problems)
         if model_input is not None:

@@ -105,6 +105,8 @@ def test_json_lines_objects_lists_and_text():
     (b'{"age": NaN, "income": 2, "score": 3}', "not valid JSON"),
     (b"[1, 2]", "expected 3 features"),
     (b"7", "expected an object or a list"),
+    (b'{"age": 1, "income": 2, "score": 3, "\\udfff": 0}', "\\udfff: A key must not contain a lone UTF-16"),
+    (b'{"age": 1, "income": 2, "score": "\\u0000"}', "score: Must not contain the NUL character"),
 ])
 def test_bad_json_lines_are_named(line, fragment):
     error = problem(b'{"age": 1, "income": 2, "score": 3}\n' + line + b"\n", fmt=JSONL)

@@ -136,6 +136,17 @@ class ModelRoutesWithoutModelServerTests(TestCase):
             self.assertIn(callers.manage.get(path).status_code, (200, 503))
         assert_protocol_error(self, post_json(callers.anonymous, "/v2/models/churn-v2/infer", infer_body()), 401)
 
+    def test_nul_and_lone_surrogates_are_400_naming_the_field(self):
+        path = "/v2/models/churn-v2/infer"
+        rows = '{"name": "input", "shape": [1, 4], "datatype": "FP64", "data": [1, 2, 3, 4]}'
+        for body, field in [(f'{{"id": "\\udfff", "inputs": [{rows}]}}', "id: "),
+                            (f'{{"id": "\\u0000", "inputs": [{rows}]}}', "id: "),
+                            (f'{{"inputs": [{rows}], "parameters": {{"tag": "\\ud800"}}}}', "parameters.tag: ")]:
+            with self.subTest(body):
+                message = assert_protocol_error(self, self.client.post(path, body.encode(),
+                                                                       content_type="application/json"), 400)
+                self.assertTrue(message.startswith(field), message)
+
     def test_malformed_bodies_are_400_and_foreign_content_types_415(self):
         path = "/v2/models/churn-v2/infer"
         assert_protocol_error(self, self.client.post(path, b"{nope", content_type="application/json"), 400,
