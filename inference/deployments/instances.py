@@ -41,6 +41,23 @@ def instance_is_live(instance: ModelServerInstance) -> bool:
     return instance.stopped_at is None and instance.heartbeat_at >= live_since()
 
 
+def instance_health() -> list[dict[str, Any]]:
+    """Every model server instance not stopped, live or not, with what it serves (metrics, admin)."""
+    now = timezone.now()
+    result = []
+    for instance in instance_list().filter(stopped_at__isnull=True).prefetch_related("served__deployment"):
+        served = list(instance.served.all())
+        result.append({
+            "name": instance.name, "pool": instance.pool, "address": instance.address, "host": instance.host,
+            "live": instance_is_live(instance), "heartbeat_at": instance.heartbeat_at,
+            "heartbeat_age_s": round((now - instance.heartbeat_at).total_seconds(), 1),
+            "memory_mb": instance.memory_mb, "started_at": instance.started_at,
+            "loaded": sorted(row.deployment.endpoint for row in served if row.loaded),
+            "ready": sorted(row.deployment.endpoint for row in served if row.ready),
+        })
+    return result
+
+
 def live_pools() -> set[str]:
     return set(ModelServerInstance.objects.filter(_live()).values_list("pool", flat=True))
 

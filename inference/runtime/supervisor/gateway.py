@@ -74,6 +74,7 @@ class Gateway:
 
     def _run(self, started: dict[str, Any], ready: threading.Event) -> None:
         loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
         try:
             self._server = loop.run_until_complete(
                 asyncio.start_server(self._serve, self.host, self.port, ssl=self.auth.tls,
@@ -89,6 +90,12 @@ class Gateway:
             loop.run_forever()
         finally:
             self._server.close()
+            # Connections still relaying end with the loop; cancelled, rather than destroyed while pending.
+            tasks = asyncio.all_tasks(loop)
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
             loop.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

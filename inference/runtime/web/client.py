@@ -9,6 +9,7 @@ import itertools
 import os
 import select
 import socket
+import ssl
 import threading
 import time
 import weakref
@@ -278,7 +279,10 @@ def _peer_closed(sock: socket.socket) -> bool:
 def _send(sock: socket.socket, frame: bytes, deadline: float) -> bool:
     try:
         sock.settimeout(time_left(deadline))
-        sock.sendall(frame, _NO_SIGPIPE)
+        if isinstance(sock, ssl.SSLSocket):
+            sock.sendall(frame)  # takes no flags; its writes go through OpenSSL, which Python keeps from SIGPIPE
+        else:
+            sock.sendall(frame, _NO_SIGPIPE)
     except TimeoutError:
         raise DeadlineExceeded("the worker did not take the request before the deadline") from None
     except OSError:

@@ -109,6 +109,8 @@ async def connect_async(target: RemoteTarget, auth: GatewayAuth | None, on_unrea
     protocol = protocol_factory()
     transport.set_protocol(protocol)
     protocol.connection_made(transport)
+    # A StreamWriter closes its transport when collected: it must live as long as the connection.
+    protocol.stream_writer = writer
     return protocol
 
 
