@@ -361,7 +361,8 @@ class ModelServer:
 
     def _record_stats(self, deployments: list[Deployment], snapshot: dict) -> None:
         self.last_stats = time.monotonic()
-        stats = self.manager.collect_stats()
+        # The workers' figures sit under "stats" in their answers (an unreachable one has none).
+        stats = {key: answer.get("stats") or {} for key, answer in self.manager.collect_stats().items()}
         memory = 0.0
         for deployment in deployments:
             runtime = self._runtime(deployment, snapshot, stats)

@@ -105,6 +105,8 @@ class Gateway:
                 await self._relay(reader, writer, target)
         except (OSError, asyncio.IncompleteReadError, TimeoutError, FrameError, ValueError):
             pass  # a client that hung up, stalled or garbled its hello gets nothing
+        except asyncio.CancelledError:
+            pass  # the gateway closing: the connection ends with it
         finally:
             with suppress(Exception):
                 writer.close()
