@@ -44,7 +44,7 @@ class DeploymentAdmin(admin.ModelAdmin):
     def get_fieldsets(self, request, obj=None):
         fieldsets: list[tuple[str | None, dict[str, Any]]] = [
             (None, {"fields": ("endpoint", "model", "model_version", "alias", "follow_alias", "ensemble")}),
-            ("Serving", {"fields": ("replicas", "max_batch_size", "batch_timeout_ms", "max_queue", "timeout_ms",
+            ("Serving", {"fields": ("pool", "replicas", "max_batch_size", "batch_timeout_ms", "max_queue", "timeout_ms",
                                     "max_rows", "cache_enabled", "scale_to_zero", "idle_ttl_s")}),
             ("Monitoring", {"fields": ("log_predictions", "guardrails", *(("pages",) if obj is not None else ()))}),
             ("Torch", {"fields": ("device", "torch_threads", "torch_compile", "quantize", "warmup_requests")}),

@@ -132,16 +132,21 @@ class DeploymentOut(ModelSerializer):
 
     @extend_schema_field(InstanceOut(many=True))
     def get_instances(self, deployment: Deployment) -> list:
-        return InstanceOut(self._instances(deployment).instances, many=True).data
+        return list(InstanceOut(self._instances(deployment).instances, many=True).data)
 
     def get_instances_ready(self, deployment: Deployment) -> int:
         return self._instances(deployment).ready
 
     def _instances(self, deployment: Deployment) -> DeploymentInstances:
-        known = self.context.setdefault("instances", {})
-        if deployment.pk not in known:
-            known.update(deployment_instances([deployment]))
-        return known[deployment.pk]
+        known = self.context.get("instances") or {}
+        if deployment.pk in known:
+            return known[deployment.pk]
+        # Four fields read it: summed up once per deployment object.
+        summary = getattr(deployment, "instances_summary", None)
+        if summary is None:
+            summary = deployment_instances([deployment])[deployment.pk]
+            setattr(deployment, "instances_summary", summary)  # noqa: B010 - not a model field
+        return summary
 
 
 class ConfigSerializer(serializers.Serializer):

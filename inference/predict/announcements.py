@@ -57,7 +57,7 @@ def fetch_all() -> list[dict[str, Any]]:
     if not names:
         return []
     values = client.mget([instance_key(name) for name in names])
-    return [json.loads(value) for value in values if value]  # type: ignore[union-attr]
+    return [json.loads(value) for value in values if value]
 
 
 @lru_cache(maxsize=1)
