@@ -130,6 +130,8 @@ class TwoInstancesTests(ManyHostsTestCase):
         self.assertEqual((churn["instances_ready"], [i["name"] for i in churn["instances"]]), (1, ["ms-a"]))
         health = {i["name"]: i["live"] for i in metrics["instances"]}
         self.assertEqual(health, {"ms-a": True, "ms-b": False})
+        reach = self.client.get("/health/ready").json()["checks"]["model_server_instances"]
+        self.assertEqual((reach["ok"], reach["instances"], reach["unreachable"]), (True, ["ms-a"], []))
 
     async def predict_async(self, route, count):
         return await asyncio.gather(*[dispatch.call_worker_async(route, "predict", [ROW], {}) for _ in range(count)])
@@ -181,6 +183,8 @@ class AuthenticationTests(ManyHostsTestCase):
         for _ in range(3):
             response = self.predict.post("/api/v1/predict/churn", {"inputs": [ROW]}, format="json")
             self.assertEqual(response.status_code, 503, response.content)
+        reach = self.client.get("/health/ready").json()["checks"]["model_server_instances"]
+        self.assertEqual((reach["ok"], reach["unreachable"]), (False, ["churn"]))  # says which it cannot reach
         host, port = stranger.listen.rsplit(":", 1)
         with socket.create_connection((host, int(port)), timeout=5) as raw:
             self.assertTrue(raw.recv(len(MAGIC) + NONCE_BYTES).startswith(MAGIC))
