@@ -14,7 +14,7 @@ from core.errors import ServiceUnavailable
 from core.openapi import errors
 from core.pagination import PAGE_QUERY, Pagination
 from inference import metrics, platform_config
-from inference.deployments import selectors, services
+from inference.deployments import instance_metrics, selectors, services
 from inference.deployments.instances import deployment_instances, instance_health
 from inference.deployments.serializers import (
     CacheStatsOut,
@@ -132,4 +132,5 @@ class PrometheusMetricsApi(APIView):
                    responses={200: OpenApiResponse(OpenApiTypes.STR, description="Prometheus text format"),
                               **errors()})
     def get(self, request):
-        return HttpResponse(metrics.exposition(), content_type="text/plain; version=0.0.4; charset=utf-8")
+        body = metrics.exposition() + instance_metrics.exposition()
+        return HttpResponse(body, content_type="text/plain; version=0.0.4; charset=utf-8")

@@ -77,6 +77,15 @@ class InstanceStatusTests(TestCase):
         self.assertEqual([i["name"] for i in self.detail()["instances"]], ["ms-a"])
         self.assertEqual(Deployment.objects.get().status, "ready")
 
+    def test_prometheus_accounts_for_every_instance_and_the_ready_count(self):
+        self.record(self.a, "ready")
+        self.record(self.b, "ready")
+        ModelServerInstance.objects.filter(pk=self.b.pk).update(heartbeat_at=timezone.now() - timedelta(seconds=30))
+        text = key_client("manage").get("/metrics").content.decode()
+        self.assertIn('sp_model_server_instance_up{instance="ms-a",pool="default"} 1.0', text)
+        self.assertIn('sp_model_server_instance_up{instance="ms-b",pool="default"} 0.0', text)
+        self.assertIn('sp_deployment_instances_ready{endpoint="churn"} 1.0', text)
+
     def test_a_restarted_instance_forgets_what_its_previous_run_reported(self):
         self.record(self.a, "ready")
         instances.instance_register(name="ms-a", pool="default", address="10.0.0.1:7000", host="a", pid=3)
