@@ -20,7 +20,8 @@ def instances_check() -> dict[str, Any]:
     if router.local.supervisor_alive():
         instances.insert(0, "local")
     live = Deployment.objects.filter(LIVE).values_list("endpoint", "status", "scale_to_zero")
-    unreachable, failed = [], []
+    unreachable: list[str] = []
+    failed: list[str] = []
     for endpoint, status, scale_to_zero in live:
         route = router.endpoint(endpoint)
         if route is not None and (route.sockets or (scale_to_zero and route.status == "scaled_to_zero")):
