@@ -5,7 +5,9 @@ deployment fails at start-up instead of silently falling back to a default.
 """
 
 import os
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NotRequired, TypedDict
 
@@ -134,3 +136,36 @@ def env_redis_url(name: str, fallback: str) -> str:
     if not value.startswith(("redis://", "rediss://", "unix://")):
         raise ImproperlyConfigured(f"{name}={value!r} must start with redis://, rediss:// or unix://")
     return value
+
+
+@dataclass(frozen=True)
+class S3Location:
+    bucket: str
+    prefix: str  # no leading or trailing slash; "" for the bucket's root
+
+
+# S3's rules for new bucket names: 3-63 lowercase letters, digits, dots and hyphens.
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def s3_location(value: str, *, name: str = "MODEL_STORE_URL") -> S3Location | None:
+    """`s3://bucket/prefix` as a location; None for anything that is not an s3:// URL (a local folder)."""
+    if not value.startswith("s3://"):
+        if "://" in value and not value.startswith("file://"):
+            raise ImproperlyConfigured(f"{name}={value!r}: use a local folder or s3://bucket/prefix")
+        return None
+    bucket, _, prefix = value.removeprefix("s3://").partition("/")
+    if not _BUCKET.match(bucket):
+        raise ImproperlyConfigured(f"{name}={value!r}: {bucket!r} is not a valid S3 bucket name")
+    prefix = prefix.strip("/")
+    if prefix and any(part in ("", ".", "..") for part in prefix.split("/")):
+        raise ImproperlyConfigured(f"{name}={value!r}: the prefix has an empty, '.' or '..' part")
+    return S3Location(bucket=bucket, prefix=prefix)
+
+
+def env_store_folder(name: str, default: Path) -> Path:
+    """The local folder a store URL names (`/path`, `file:///path`), else `default` (s3:// or unset)."""
+    value = env_str(name)
+    if not value or s3_location(value, name=name) is not None:
+        return default
+    return Path(value.removeprefix("file://"))
