@@ -9,7 +9,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NotRequired, TypedDict
+from typing import NamedTuple, NotRequired, TypedDict
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -163,9 +163,23 @@ def s3_location(value: str, *, name: str = "MODEL_STORE_URL") -> S3Location | No
     return S3Location(bucket=bucket, prefix=prefix)
 
 
-def env_store_folder(name: str, default: Path) -> Path:
-    """The local folder a store URL names (`/path`, `file:///path`), else `default` (s3:// or unset)."""
-    value = env_str(name)
-    if not value or s3_location(value, name=name) is not None:
-        return default
-    return Path(value.removeprefix("file://"))
+class ModelStoreSettings(NamedTuple):
+    url: str
+    folder: Path
+    s3: dict[str, str | None]
+    cache: Path
+
+
+def env_model_store(var_dir: Path) -> ModelStoreSettings:
+    """MODEL_STORE_URL: a local folder (by default MODEL_STORE_DIR, itself $VAR_DIR/models) or s3://bucket/prefix,
+    reached with the standard AWS_* variables (boto3 reads the same ones); ARTIFACT_CACHE_DIR: the verified local
+    copies of an S3 store's artifacts that validation and model servers load."""
+    url = env_str("MODEL_STORE_URL")
+    folder = Path(env_str("MODEL_STORE_DIR", str(var_dir / "models")))
+    if url and s3_location(url) is None:  # s3_location also refuses a malformed URL, at start-up
+        folder = Path(url.removeprefix("file://"))
+    s3 = {"endpoint_url": env_str("AWS_ENDPOINT_URL") or None, "region_name": env_str("AWS_DEFAULT_REGION") or None,
+          # Unset: boto3's own chain (instance role, ~/.aws) provides them.
+          "access_key": env_str("AWS_ACCESS_KEY_ID") or None, "secret_key": env_str("AWS_SECRET_ACCESS_KEY") or None}
+    cache = Path(env_str("ARTIFACT_CACHE_DIR", str(var_dir / "cache" / "artifacts")))
+    return ModelStoreSettings(url="" if s3_location(url) is None else url, folder=folder, s3=s3, cache=cache)

@@ -13,11 +13,10 @@ from core.env import (
     env_float,
     env_int,
     env_list,
+    env_model_store,
     env_rate,
     env_redis_url,
-    env_store_folder,
     env_str,
-    s3_location,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -189,20 +188,7 @@ STORAGES = {
 }
 
 # --- Model registry -------------------------------------------------------------------------
-# MODEL_STORE_URL: where artifacts (and, with s3://, batch files) live. A local folder (the default: MODEL_STORE_DIR,
-# $VAR_DIR/models) or s3://bucket/prefix, reached with the standard AWS_* variables (boto3 reads the same ones).
-MODEL_STORE_URL = env_str("MODEL_STORE_URL", "")
-s3_location(MODEL_STORE_URL)  # a malformed URL stops start-up here, not at the first upload
-MODEL_STORE_DIR = env_store_folder("MODEL_STORE_URL", Path(env_str("MODEL_STORE_DIR", str(VAR_DIR / "models"))))
-MODEL_STORE_S3 = {
-    "endpoint_url": env_str("AWS_ENDPOINT_URL") or None,
-    "region_name": env_str("AWS_DEFAULT_REGION") or None,
-    # Unset: boto3's own chain (instance role, ~/.aws) provides them.
-    "access_key": env_str("AWS_ACCESS_KEY_ID") or None,
-    "secret_key": env_str("AWS_SECRET_ACCESS_KEY") or None,
-}
-# Verified local copies of stored artifacts (<sha256>), which validation and model servers load from.
-ARTIFACT_CACHE_DIR = Path(env_str("ARTIFACT_CACHE_DIR", str(VAR_DIR / "cache" / "artifacts")))
+MODEL_STORE_URL, MODEL_STORE_DIR, MODEL_STORE_S3, ARTIFACT_CACHE_DIR = env_model_store(VAR_DIR)  # a folder or s3://
 ALLOW_PICKLE_ARTIFACTS = env_bool("ALLOW_PICKLE_ARTIFACTS", False)
 MAX_ARTIFACT_BYTES = env_int("MAX_ARTIFACT_MB", 512, minimum=1) * 1024 * 1024
 # An input example is a few rows kept in the database and shown in the API: small on purpose.

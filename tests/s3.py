@@ -117,9 +117,10 @@ class S3StoreMixin:
     s3: SeaweedS3
 
     def setUp(self):
-        super().setUp()
+        # Before the base class's setUp: a LiveServerTestCase starts its model server there, with s3_env.
         from django.test import override_settings
 
         self.prefix = f"t{uuid.uuid4().hex[:10]}"
         self.enterContext(override_settings(**self.s3.settings(self.prefix)))
         self.s3_env = self.s3.env(self.prefix)
+        super().setUp()
