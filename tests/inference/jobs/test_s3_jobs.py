@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.test import TestCase
 
+from inference.jobs import files
 from inference.models import BatchJob, InferenceJob, JobStatus
 from registry.models import ModelVersion
 from tests.factories import key_client, make_model
@@ -116,3 +118,28 @@ class S3JobTests(S3LiveTestCase):
         result = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
         self.assertEqual([[r["a"], r["b"], r["c"]] for r in result], [line.split(",") for line in rows[1:]])
         self.assertTrue(all(r["error"] == "" and r["prediction"] in ("0", "1") for r in result))
+
+
+@pytest.mark.usefixtures("s3_server_for_class")
+class S3ResultPartsTests(S3StoreMixin, TestCase):
+    """What a retried execution meets in the bucket: parts past the recorded offset (written by an execution that
+    died before recording them) are dropped, never served, and the sweeper's purge removes a job's objects."""
+
+    def test_parts_past_the_recorded_offset_are_dropped_and_a_purge_removes_the_job(self):
+        job = BatchJob.objects.create(endpoint="scorer", input_format="csv", input_path="j1/input.csv",
+                                      result_path="j1/result.csv", owner="key:x", status=JobStatus.RUNNING)
+        with files.result_sink(job) as sink:
+            sink.write(b"a,prediction\n1,0\n")
+            job.result_bytes = sink.commit()
+            sink.write(b"2,1\n")
+            sink.commit()  # the execution dies before recording this chunk
+        self.assertEqual(len(self.s3.keys(f"{self.prefix}/batch/j1/")), 2)
+        self.assertEqual(b"".join(files.result_chunks(job)), b"a,prediction\n1,0\n")
+        with files.result_sink(job) as sink:  # the retry resumes at result_bytes
+            sink.write(b"2,0\n")
+            job.result_bytes = sink.commit()
+        self.assertEqual(b"".join(files.result_chunks(job)), b"a,prediction\n1,0\n2,0\n")
+        self.assertTrue(files.result_exists(job))
+        files.files_delete("j1")
+        self.assertEqual(self.s3.keys(f"{self.prefix}/batch/"), {})
+        self.assertFalse(files.result_exists(job))
