@@ -142,4 +142,3 @@ class S3ResultPartsTests(S3StoreMixin, TestCase):
         self.assertTrue(files.result_exists(job))
         files.files_delete("j1")
         self.assertEqual(self.s3.keys(f"{self.prefix}/batch/"), {})
-        self.assertFalse(files.result_exists(job))
