@@ -146,7 +146,7 @@ class Cluster:
     def shared_env(self) -> dict[str, str]:
         return {"DATABASE_URL": self.database_url, "REDIS_URL": REDIS_URL, "SECRET_KEY": SECRET,
                 "MODEL_SERVER_SECRET": SECRET, "SEED_DEMO": "0", "MODEL_SERVER_POLL_MS": "200",
-                "MODEL_SERVER_HEARTBEAT_TTL_S": "5", "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "WARNING",
+                "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "WARNING",
                 "SHUTDOWN_DRAIN_DELAY_S": "0", **self.s3.env(self.prefix)}
 
     # --- start and stop ---------------------------------------------------------------------------
