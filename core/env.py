@@ -5,9 +5,11 @@ deployment fails at start-up instead of silently falling back to a default.
 """
 
 import os
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NotRequired, TypedDict
+from typing import NamedTuple, NotRequired, TypedDict
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -148,3 +150,50 @@ def env_redis_url(name: str, fallback: str) -> str:
         except ValueError as exc:
             raise ImproperlyConfigured(f"{name}: {exc}") from None
     return value
+
+
+@dataclass(frozen=True)
+class S3Location:
+    bucket: str
+    prefix: str  # no leading or trailing slash; "" for the bucket's root
+
+
+# S3's rules for new bucket names: 3-63 lowercase letters, digits, dots and hyphens.
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def s3_location(value: str, *, name: str = "MODEL_STORE_URL") -> S3Location | None:
+    """`s3://bucket/prefix` as a location; None for anything that is not an s3:// URL (a local folder)."""
+    if not value.startswith("s3://"):
+        if "://" in value and not value.startswith("file://"):
+            raise ImproperlyConfigured(f"{name}={value!r}: use a local folder or s3://bucket/prefix")
+        return None
+    bucket, _, prefix = value.removeprefix("s3://").partition("/")
+    if not _BUCKET.match(bucket):
+        raise ImproperlyConfigured(f"{name}={value!r}: {bucket!r} is not a valid S3 bucket name")
+    prefix = prefix.strip("/")
+    if prefix and any(part in ("", ".", "..") for part in prefix.split("/")):
+        raise ImproperlyConfigured(f"{name}={value!r}: the prefix has an empty, '.' or '..' part")
+    return S3Location(bucket=bucket, prefix=prefix)
+
+
+class ModelStoreSettings(NamedTuple):
+    url: str
+    folder: Path
+    s3: dict[str, str | None]
+    cache: Path
+
+
+def env_model_store(var_dir: Path) -> ModelStoreSettings:
+    """MODEL_STORE_URL: a local folder (by default MODEL_STORE_DIR, itself $VAR_DIR/models) or s3://bucket/prefix,
+    reached with the standard AWS_* variables (boto3 reads the same ones); ARTIFACT_CACHE_DIR: the verified local
+    copies of an S3 store's artifacts that validation and model servers load."""
+    url = env_str("MODEL_STORE_URL")
+    folder = Path(env_str("MODEL_STORE_DIR", str(var_dir / "models")))
+    if url and s3_location(url) is None:  # s3_location also refuses a malformed URL, at start-up
+        folder = Path(url.removeprefix("file://"))
+    s3 = {"endpoint_url": env_str("AWS_ENDPOINT_URL") or None, "region_name": env_str("AWS_DEFAULT_REGION") or None,
+          # Unset: boto3's own chain (instance role, ~/.aws) provides them.
+          "access_key": env_str("AWS_ACCESS_KEY_ID") or None, "secret_key": env_str("AWS_SECRET_ACCESS_KEY") or None}
+    cache = Path(env_str("ARTIFACT_CACHE_DIR", str(var_dir / "cache" / "artifacts")))
+    return ModelStoreSettings(url="" if s3_location(url) is None else url, folder=folder, s3=s3, cache=cache)

@@ -147,8 +147,10 @@ class ModelVersionAdmin(admin.ModelAdmin):
             raise PermissionDenied
         version = get_object_or_404(ModelVersion.objects.select_related("model"), pk=pk)
         name = f"{version.model.name}-v{version.version}{ARTIFACT_SUFFIXES.get(version.format, '.artifact')}"
+        # Streamed from the store (a local file, or the S3 object's body), never read whole.
         response = FileResponse(storage.open_artifact(version.artifact_path), as_attachment=True, filename=name,
                                 content_type="application/octet-stream")
+        response["Content-Length"] = str(version.size_bytes)
         response["X-Content-SHA256"] = version.sha256
         return response
 

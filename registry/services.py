@@ -1,4 +1,5 @@
 import logging
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -84,8 +85,7 @@ def _delete_artifacts(paths: list[str]) -> None:
 
 # --- versions -------------------------------------------------------------------------------
 
-def _detect_format(flavor: str, stored: storage.StoredFile) -> str:
-    path = storage.artifact_abspath(stored.relative_path)
+def _detect_format(flavor: str, path: Path) -> str:
     try:
         detected = formats.detect_format(path)
         if formats.is_pickle_format(detected) and flavor in _NATIVE_FORMATS:
@@ -112,9 +112,11 @@ def model_version_create(*, model: RegisteredModel, artifact, flavor: str, signa
                          created_by_key=None) -> ModelVersion:
     """`input_example`: an uploaded file (CSV or JSON) or an already parsed list of rows."""
     example = _input_example(input_example, signature)
-    stored = storage.store_artifact(artifact, model_id=model.pk)
+    with storage.artifact_upload(artifact, model_id=model.pk) as staged:
+        # Detected on the local copy, before anything reaches the store.
+        detected = _detect_format(flavor, staged.local_path)
+        stored = staged.commit()
     try:
-        detected = _detect_format(flavor, stored)
         with transaction.atomic():
             version = ModelVersion(
                 model=model, version=_next_version_number(model), flavor=flavor, format=detected,
@@ -196,14 +198,31 @@ def model_version_validate(*, version_id: int) -> ModelVersion | None:
     version = ModelVersion.objects.select_related("model").filter(pk=version_id).first()
     if not claimed or version is None:
         return version  # deleted, or another worker already took it
-    report = run_validation(_validation_request(version), timeout_s=settings.VALIDATION_TIMEOUT_S,
+    try:
+        # The sandbox gets a file on this host whose bytes were checked against the recorded sha256 (it checks
+        # again): it never talks to the store, and holds none of its credentials.
+        local = storage.local_artifact(version.artifact_path, version.sha256)
+    except storage.ArtifactRefused as exc:
+        return _record_validation(version, {"ok": False, "error": str(exc)})
+    except storage.ArtifactUnavailable as exc:
+        return _validation_postponed(version, str(exc))
+    report = run_validation(_validation_request(version, local), timeout_s=settings.VALIDATION_TIMEOUT_S,
                             memory_mb=settings.VALIDATION_MEMORY_MB)
     return _record_validation(version, report)
 
 
-def _validation_request(version: ModelVersion) -> dict:
+def _validation_postponed(version: ModelVersion, reason: str) -> ModelVersion:
+    # A store that is away for a while is no verdict on the model: the version waits to be validated again.
+    ModelVersion.objects.filter(pk=version.pk, status=VersionStatus.VALIDATING).update(
+        status=VersionStatus.PENDING, updated_at=timezone.now(),
+        status_reason=f"Validation could not start: {reason}; request it again with POST .../validate/.")
+    version.refresh_from_db()
+    return version
+
+
+def _validation_request(version: ModelVersion, local: Path) -> dict:
     return {
-        "path": str(storage.artifact_abspath(version.artifact_path)),
+        "path": str(local),
         "format": version.format,
         "sha256": version.sha256,
         "task": version.model.task,

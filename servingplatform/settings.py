@@ -15,6 +15,7 @@ from core.env import (
     env_float,
     env_int,
     env_list,
+    env_model_store,
     env_rate,
     env_redis_url,
     env_str,
@@ -189,7 +190,7 @@ STORAGES = {
 }
 
 # --- Model registry -------------------------------------------------------------------------
-MODEL_STORE_DIR = Path(env_str("MODEL_STORE_DIR", str(VAR_DIR / "models")))
+MODEL_STORE_URL, MODEL_STORE_DIR, MODEL_STORE_S3, ARTIFACT_CACHE_DIR = env_model_store(VAR_DIR)  # a folder or s3://
 ALLOW_PICKLE_ARTIFACTS = env_bool("ALLOW_PICKLE_ARTIFACTS", False)
 MAX_ARTIFACT_BYTES = env_int("MAX_ARTIFACT_MB", 512, minimum=1) * 1024 * 1024
 # An input example is a few rows kept in the database and shown in the API: small on purpose.

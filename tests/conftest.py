@@ -15,6 +15,7 @@ from rq.serializers import JSONSerializer
 def _private_model_store(settings, tmp_path):
     """Each test gets its own artifact store, so file assertions see only that test's files."""
     settings.MODEL_STORE_DIR = tmp_path / "models"
+    settings.ARTIFACT_CACHE_DIR = tmp_path / "cache" / "artifacts"
 
 
 @pytest.fixture(autouse=True)
@@ -95,3 +96,18 @@ def _item_threads_let_go_of_the_test_database(django_db_setup, django_db_blocker
 
     with django_db_blocker.unblock():
         dispatch.side_by_side_shutdown()
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3-compatible server (SeaweedFS on free loopback ports, one identity, one bucket) for the session."""
+    from tests.s3 import SeaweedS3
+
+    server = SeaweedS3().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="class")
+def s3_server_for_class(request, s3_server):
+    request.cls.s3 = s3_server

@@ -3,11 +3,8 @@ execution left off, its results appended to a file as they come."""
 
 import itertools
 import logging
-import os
-import shutil
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -15,7 +12,7 @@ from django.utils import timezone
 
 from core.errors import ApplicationError, InvalidInput
 from inference.errors import DeadlineExceeded, ModelFailed, TooManyRows
-from inference.jobs import batchfiles
+from inference.jobs import batchfiles, files
 from inference.jobs import queue as jobs
 from inference.jobs.errors import (
     InvalidBatchFile,
@@ -24,7 +21,6 @@ from inference.jobs.errors import (
 )
 from inference.jobs.services import (
     Submitter,
-    batch_path,
     claim,
     job_fail,
     job_finish,
@@ -44,14 +40,6 @@ logger = logging.getLogger(__name__)
 MAX_ROW_ERRORS = 100
 
 # --- batch jobs ----------------------------------------------------------------------------------------------
-
-def _store_upload(upload: Any, target: Path) -> None:
-    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    upload.seek(0)
-    with open(target, "xb") as out:
-        os.chmod(target, 0o600)
-        shutil.copyfileobj(upload, out, 1024 * 1024)
-
 
 def _check_file(upload: Any, fmt: str | None, signature: dict) -> batchfiles.Summary:
     if upload.size > settings.BATCH_MAX_FILE_BYTES:
@@ -90,14 +78,14 @@ def batch_job_create(*, endpoint: str, upload: Any, submitter: Submitter, fmt: s
         owner=submitter.owner, api_key=submitter.api_key, submitted_by=submitter.user,
         rq_job_id=jobs.rq_job_id("batch", job_id) if enqueue else "",
     )
-    _store_upload(upload, batch_path(job.input_path))
+    files.input_save(job, upload)
     try:
         if enqueue:
             save_and_register(job)
         else:
             job.save(force_insert=True)
     except BaseException:
-        shutil.rmtree(batch_path(str(job_id)), ignore_errors=True)
+        files.files_delete(job_id)
         raise
     return job
 
@@ -109,11 +97,7 @@ def batch_job_claim(*, batch_id: uuid.UUID) -> BatchJob | None:
 def batch_job_run(*, job: BatchJob, on_progress: Callable[[BatchJob], None] | None = None) -> BatchJob:
     """Runs a claimed batch job from where the last execution left off, chunk by chunk."""
     spec = batchfiles.InputSpec.from_signature(job.signature)
-    result = batch_path(job.result_path)
-    with open(batch_path(job.input_path), "rb") as source, open(result, "r+b" if result.exists() else "w+b") as sink:
-        # Rows past the last recorded offset belong to an execution that died before recording them.
-        sink.truncate(job.result_bytes)
-        sink.seek(job.result_bytes)
+    with files.input_opened(job) as source, files.result_sink(job) as sink:
         writer = batchfiles.ResultWriter(sink, fmt=job.input_format, columns=job.columns,
                                          classes=(job.signature or {}).get("classes"))
         if job.result_bytes == 0:
@@ -123,9 +107,7 @@ def batch_job_run(*, job: BatchJob, on_progress: Callable[[BatchJob], None] | No
             for chunk in _chunks(rows, job.chunk_size):
                 outcomes = _predict_chunk(job, chunk)
                 writer.write(chunk, outcomes)
-                sink.flush()
-                os.fsync(sink.fileno())
-                if not _record_progress(job, chunk, outcomes, sink.tell()):
+                if not _record_progress(job, chunk, outcomes, sink.commit()):
                     return job  # cancelled (its rows so far are kept) or taken over
                 if on_progress:
                     on_progress(job)

@@ -21,7 +21,7 @@ import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from core.text import unsafe_text
 from inference.runtime.contract.columns import cell_problem, cell_value, plain_numeric
@@ -318,10 +318,15 @@ def _short(exc: Exception) -> str:
 # --- results --------------------------------------------------------------------------------------------
 
 
-class ResultWriter:
-    """Writes result rows as bytes to a binary file, so the caller can record exact byte offsets."""
+class BinarySink(Protocol):
+    def write(self, data: bytes, /) -> int | None: ...
 
-    def __init__(self, handle: IO[bytes], *, fmt: str, columns: list[str], classes: list | None):
+
+class ResultWriter:
+    """Writes result rows as bytes to a binary file (or a store's sink), so the caller can record exact byte
+    offsets."""
+
+    def __init__(self, handle: BinarySink, *, fmt: str, columns: list[str], classes: list | None):
         self.handle = handle
         self.fmt = fmt
         self.columns = columns

@@ -2,16 +2,15 @@
 
 import math
 from collections.abc import Iterator
-from pathlib import Path
 
 import django_filters
 import redis
 from django.db.models import QuerySet
 
 from core.choices import ChoiceFilter
+from inference.jobs import files
 from inference.jobs import queue as jobs
 from inference.jobs.errors import JobNotFound, ResultNotReady
-from inference.jobs.services import batch_path
 from inference.models import BatchJob, InferenceJob, JobPriority, JobStatus
 
 RECENT_RUNS = 50
@@ -80,7 +79,7 @@ def batch_job_get(*, pk, owner: str | None) -> BatchJob:
 
 
 def batch_job_result_available(job: BatchJob) -> bool:
-    return job.is_finished and job.result_bytes > 0 and batch_path(job.result_path).exists()
+    return job.is_finished and job.result_bytes > 0 and files.result_exists(job)
 
 
 def batch_job_result(job: BatchJob) -> tuple[Iterator[bytes], int]:
@@ -90,17 +89,7 @@ def batch_job_result(job: BatchJob) -> tuple[Iterator[bytes], int]:
                              details={"status": job.status})
     if not batch_job_result_available(job):
         raise ResultNotReady(f"The batch job ended {job.status} without result rows.", details={"status": job.status})
-    return _read(batch_path(job.result_path), job.result_bytes), job.result_bytes
-
-
-def _read(path: Path, size: int, block: int = 256 * 1024) -> Iterator[bytes]:
-    with open(path, "rb") as handle:
-        while size > 0:
-            data = handle.read(min(block, size))
-            if not data:
-                return
-            size -= len(data)
-            yield data
+    return files.result_chunks(job), job.result_bytes
 
 
 def mean_run_seconds(endpoint: str) -> float:

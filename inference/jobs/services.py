@@ -17,7 +17,6 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import redis
@@ -28,6 +27,7 @@ from django.utils import timezone
 
 from core.errors import ApplicationError, InvalidInput, ServiceUnavailable
 from inference.errors import EndpointNotFound, TooManyRows
+from inference.jobs import files
 from inference.jobs import queue as jobs
 from inference.jobs.errors import (
     IdempotencyKeyReused,
@@ -162,15 +162,8 @@ def predict_patiently(request: PredictRequest) -> dict:
             delay = min(delay * 2, 5.0)
 
 
-def batch_path(relative: str) -> Path:
-    return Path(settings.BATCH_DIR) / relative
-
-
 def truncate_result(job: BatchJob) -> None:
-    path = batch_path(job.result_path)
-    if path.exists():
-        with open(path, "r+b") as handle:
-            handle.truncate(job.result_bytes)
+    files.result_truncate(job)
 
 
 # --- async inference -----------------------------------------------------------------------------------------

@@ -1,7 +1,6 @@
 """The periodic sweep of the jobs tables: expiry, reconciliation with what RQ still runs, and retention."""
 
 import logging
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,8 +9,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from inference.jobs import files
 from inference.jobs import queue as jobs
-from inference.jobs.services import TERMINAL, batch_path, ttl_message
+from inference.jobs.services import TERMINAL, ttl_message
 from inference.models import (
     ACTIVE_JOB_STATUSES,
     BatchJob,
@@ -80,6 +80,6 @@ def _purge(model: Any, moment: datetime) -> int:
     ids = list(model.objects.filter(status__in=TERMINAL, finished_at__lt=cutoff).values_list("pk", flat=True)[:1000])
     if model is BatchJob:
         for pk in ids:
-            shutil.rmtree(batch_path(str(pk)), ignore_errors=True)
+            files.files_delete(pk)
     model.objects.filter(pk__in=ids).delete()
     return len(ids)

@@ -62,6 +62,8 @@ class Tracked:
     last_request_at: float | None = None
     request_samples: deque = field(default_factory=lambda: deque(maxlen=64))
     recorded: tuple[str, str] | None = None
+    # Why the current generation's artifact could not be given to workers (refused sha256, store away).
+    artifact_problem: str | None = None
 
 
 def child_env() -> dict[str, str]:
@@ -227,14 +229,20 @@ class ModelServer:
     def _desired_workers(self, deployment: Deployment) -> dict[WorkerKey, WorkerSpec]:
         tracked = self._tracked(deployment)
         current = deployment.generation
-        if current not in tracked.specs or self._knobs_changed(tracked.specs[current][0], deployment):
-            tracked.specs[current] = [self._spec(deployment, replica) for replica in range(deployment.replicas)]
-            tracked.route_info[current] = self._route_info(deployment)
-        if len(tracked.specs[current]) != deployment.replicas:
-            tracked.specs[current] = [self._spec(deployment, replica) for replica in range(deployment.replicas)]
+        try:
+            if current not in tracked.specs or self._knobs_changed(tracked.specs[current][0], deployment):
+                tracked.specs[current] = [self._spec(deployment, replica) for replica in range(deployment.replicas)]
+                tracked.route_info[current] = self._route_info(deployment)
+            if len(tracked.specs[current]) != deployment.replicas:
+                tracked.specs[current] = [self._spec(deployment, replica) for replica in range(deployment.replicas)]
+            tracked.artifact_problem = None
+        except storage.ArtifactUnavailable as exc:
+            # No worker is started on bytes that are not the validated ones; a serving generation stays.
+            tracked.artifact_problem = str(exc)
         now = time.monotonic()
         tracked.retiring = {gen: until for gen, until in tracked.retiring.items() if until > now}
-        keep = {gen for gen in (current, tracked.serving_generation, *tracked.retiring) if gen is not None}
+        keep = {gen for gen in (current, tracked.serving_generation, *tracked.retiring)
+                if gen is not None and gen in tracked.specs}
         for generation in [g for g in tracked.specs if g not in keep]:
             del tracked.specs[generation]
             tracked.route_info.pop(generation, None)
@@ -266,8 +274,10 @@ class ModelServer:
         return members
 
     def _member(self, version: ModelVersion, weight: float) -> MemberSpec:
-        return MemberSpec(path=str(storage.artifact_abspath(version.artifact_path)), format=version.format,
-                          sha256=version.sha256, weight=weight, version_id=version.pk)
+        # A file on this host: the local store's, or a copy fetched from S3 whose sha256 was checked.
+        path = storage.local_artifact(version.artifact_path, version.sha256)
+        return MemberSpec(path=str(path), format=version.format, sha256=version.sha256, weight=weight,
+                          version_id=version.pk)
 
     def _route_info(self, deployment: Deployment) -> dict:
         version = deployment.model_version
@@ -301,7 +311,7 @@ class ModelServer:
             tracked.serving_generation = current  # the new generation takes over; the old one drains
         serving = tracked.serving_generation
         sockets = self._ready_sockets(deployment.pk, serving, snapshot) if serving is not None else []
-        failure = self._generation_failure(deployment.pk, current, snapshot)
+        failure = tracked.artifact_problem or self._generation_failure(deployment.pk, current, snapshot)
         status, reason = self._status(deployment, serving, sockets, failure)
         self._record(deployment, status, reason)
         return self._route(deployment, tracked, status=status, sockets=sockets, reason=reason)

@@ -118,7 +118,8 @@ def test_a_bad_value_stops_start_up_with_the_variable_named():
 def test_env_example_lists_every_variable_the_settings_read():
     import re
 
-    sources = (ROOT / "servingplatform" / "settings.py").read_text() + (ROOT / "scripts" / "serve.py").read_text()
+    sources = "".join((ROOT / path).read_text() for path in ("servingplatform/settings.py", "scripts/serve.py",
+                                                              "core/env.py"))  # core/env.py: the model store's
     read = set(re.findall(r'env_\w+\(\s*"([A-Z][A-Z0-9_]+)"', sources))
     read |= set(re.findall(r'os\.environ\.get\("([A-Z][A-Z0-9_]+)"', sources))
     listed = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", (ROOT / "docker" / ".env.example").read_text(), re.MULTILINE))

@@ -1,4 +1,3 @@
-import shutil
 import sys
 from pathlib import Path
 
@@ -7,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from core.errors import ApplicationError
 from inference.jobs import batch as batch_services
+from inference.jobs import files
 from inference.jobs import services as job_services
 from inference.models import BatchJob, JobStatus
 
@@ -34,8 +34,9 @@ class Command(BaseCommand):
         self._bar(job, final=True)
         target = Path(output) if output else source.with_name(f"{source.stem}.predictions.{job.input_format}")
         if job.result_bytes:
-            with open(job_services.batch_path(job.result_path), "rb") as result, open(target, "wb") as out:
-                shutil.copyfileobj(result, out)
+            with open(target, "wb") as out:
+                for data in files.result_chunks(job):
+                    out.write(data)
         if job.status != JobStatus.SUCCEEDED:
             kept = f"; the {job.rows_done} rows done are in {target}" if job.result_bytes else ""
             raise CommandError(f"batch job {job.status}: {job.error or 'cancelled'}{kept}")
