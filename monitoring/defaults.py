@@ -1,6 +1,6 @@
 """The alerts the seed documents ask for, as rules `make serve` creates (notifications off until someone adds a
-webhook or an e-mail address). deploy/kubernetes/components/prometheus-rules/prometheus-rules.yaml holds the same four for teams that
-alert from Prometheus; tests/monitoring/test_defaults.py keeps the two in step."""
+webhook or an e-mail address). deploy/kubernetes/components/prometheus-rules/prometheus-rules.yaml holds the
+same four for teams that alert from Prometheus; tests/monitoring/test_defaults.py keeps the two in step."""
 
 DEFAULT_RULES = [
     {"name": "High error rate", "metric": "error_rate", "op": ">", "threshold": 0.05, "for_s": 300, "window_s": 300},
