@@ -90,6 +90,13 @@ def add_request_examples(result: dict[str, Any], generator: Any, request: Any, p
 
 # --- postprocessing: what the views' decorators cannot say on their own ---------------------
 
+def postprocess(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """The project's drf-spectacular postprocessing hook (POSTPROCESSING_HOOKS), after its enum names."""
+    for hook in (add_request_examples, paginate_lists, closed_request_bodies):
+        result = hook(result, generator, request, public)
+    return result
+
+
 _PAGE_SIZE_PARAMS = {"page_size"}
 _OPEN_REQUESTS = ("V2", "Token", "Signature", "ColumnSpec", "TensorSpec")
 

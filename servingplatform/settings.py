@@ -277,7 +277,6 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    # The browsable API answers staff sessions only; everyone else gets JSON (core/negotiation.py).
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "core.negotiation.StaffBrowsableNegotiation",
     "DEFAULT_PAGINATION_CLASS": "core.pagination.Pagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
@@ -306,8 +305,7 @@ SPECTACULAR_SETTINGS: dict[str, Any] = {
     "REDOC_DIST": "SIDECAR",
     # "Authorize" once (X-API-Key) and keep it across reloads of the docs page.
     "SWAGGER_UI_SETTINGS": {"persistAuthorization": True, "deepLinking": True},
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "core.openapi.add_request_examples",
-                             "core.openapi.paginate_lists", "core.openapi.closed_request_bodies"],
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "core.openapi.postprocess"],
 }
 # The browsable API's login link (/api-auth/login/) comes back here when it was not given a ?next=.
 LOGIN_REDIRECT_URL = "/api/v1/"
