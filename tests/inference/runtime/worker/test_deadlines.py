@@ -32,7 +32,8 @@ LONG = {  # each would take 3 s in one pass: three times its deadline
 @pytest.fixture(scope="module")
 def per_row():
     folder = short_folder()
-    spec = spec_for([toy_member(folder, row_ms=ROW_MS, dropout=True)], folder, max_batch_size=32, max_queue=4, batch_timeout_ms=2.0)
+    member = toy_member(folder, row_ms=ROW_MS, dropout=True)
+    spec = spec_for([member], folder, max_batch_size=32, max_queue=4, batch_timeout_ms=2.0)
     worker = start_worker(spec, folder=folder)
     assert worker.ready, worker.event
     yield worker
