@@ -32,7 +32,8 @@ LONG = {  # each would take 3 s in one pass: three times its deadline
 @pytest.fixture(scope="module")
 def per_row():
     folder = short_folder()
-    spec = spec_for([toy_member(folder, row_ms=ROW_MS, dropout=True)], folder, max_batch_size=32, max_queue=4, batch_timeout_ms=2.0)
+    member = toy_member(folder, row_ms=ROW_MS, dropout=True)
+    spec = spec_for([member], folder, max_batch_size=32, max_queue=4, batch_timeout_ms=2.0)
     worker = start_worker(spec, folder=folder)
     assert worker.ready, worker.event
     yield worker
@@ -71,7 +72,8 @@ def test_a_long_request_past_its_deadline_does_not_hold_back_short_ones(per_row,
     for reply, took in short:
         assert reply["ok"], reply
         assert reply["predictions"] == [14.0]
-        assert took < DEADLINE_S / 2, f"a one-row request waited {took:.3f} s behind the long one"
+        # Within its own deadline (one pass of the long request, ~50 ms, on an idle machine).
+        assert took < DEADLINE_S, f"a one-row request waited {took:.3f} s behind the long one"
     wait_until(lambda: per_row.stats()["queue_depth"] == 0 and per_row.call("ping")["ok"])
     settled = per_row.stats()
     time.sleep(0.3)
