@@ -4,7 +4,6 @@ import re
 import socket
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -20,7 +19,9 @@ from core.env import (
     env_redis_url,
     env_str,
 )
+from core.logging import logging_config
 from core.redis_clients import rq_connection
+from servingplatform.openapi_settings import openapi_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
@@ -292,49 +293,14 @@ SIMPLE_JWT = {
     "AUTH_HEADER_TYPES": ("Bearer",),
 }
 
-SPECTACULAR_SETTINGS: dict[str, Any] = {
-    "TITLE": "Serving Platform API",
-    "DESCRIPTION": "Register models, deploy versions to endpoints, serve predictions, run experiments.",
-    "VERSION": "1.0.0",
-    "SERVE_INCLUDE_SCHEMA": False,
-    "COMPONENT_SPLIT_REQUEST": True,
-    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
-    "SERVE_AUTHENTICATION": [],
-    "SWAGGER_UI_DIST": "SIDECAR",
-    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "REDOC_DIST": "SIDECAR",
-    # "Authorize" once (X-API-Key) and keep it across reloads of the docs page.
-    "SWAGGER_UI_SETTINGS": {"persistAuthorization": True, "deepLinking": True},
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "core.openapi.postprocess"],
-}
+SPECTACULAR_SETTINGS = openapi_settings()  # servingplatform/openapi_settings.py
 # The browsable API's login link (/api-auth/login/) comes back here when it was not given a ?next=.
 LOGIN_REDIRECT_URL = "/api/v1/"
 
 # --- Logging --------------------------------------------------------------------------------
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
 LOG_FORMAT = env_choice("LOG_FORMAT", "json", ("json", "text"))
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "core.logging.RequestIdFilter"}},
-    "formatters": {
-        "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
-            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(process)d",
-            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
-        },
-        "text": {"format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"},
-    },
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]},
-    },
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {
-        "django.request": {"level": "ERROR"},
-        "django.server": {"level": "WARNING"},
-        "rq.worker": {"level": LOG_LEVEL},
-    },
-}
+LOGGING = logging_config(LOG_LEVEL, LOG_FORMAT)  # JSON lines (or text), each with its request id
 
 # --- Async inference and batch jobs ---------------------------------------------------------
 # A job still queued this long after submission is expired by the sweeper instead of run: its caller
@@ -361,11 +327,6 @@ BATCH_JOB_TIMEOUT_S = env_int("BATCH_JOB_TIMEOUT_S", 6 * 3600, minimum=60)
 # Queued + running batch jobs one caller may have at once (each holds a worker for a long time).
 BATCH_MAX_ACTIVE_PER_OWNER = env_int("BATCH_MAX_ACTIVE_PER_OWNER", 5, minimum=1)
 # Job statuses share the field name "status" with deployments and versions: name their enum explicitly.
-SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update({
-    "JobStatusEnum": "inference.models.JobStatus",
-    "JobPriorityEnum": "inference.models.JobPriority",
-    "DeploymentStatusEnum": "inference.models.DeploymentStatus",
-})
 
 # --- Experiments ----------------------------------------------------------------------------
 # How long a routed request's record (experiment, variant, prediction) waits in Redis for its feedback.
