@@ -57,8 +57,8 @@ def ensure_secret_key() -> None:
 
 
 def ensure_redis() -> PrivateRedis | None:
-    if os.environ.get("REDIS_URL") or os.environ.get("REDIS_SENTINELS"):
-        log(f"using the Redis of the environment ({redacted(os.environ.get('REDIS_URL', 'REDIS_SENTINELS'))})")
+    if any(os.environ.get(name) for name in ("REDIS_URL", "REDIS_URL_FILE", "REDIS_SENTINELS")):
+        log(f"using the Redis of the environment ({redacted(os.environ.get('REDIS_URL', 'REDIS_URL_FILE'))})")
         return None
     private = start_private_redis()
     os.environ["REDIS_URL"] = private.url
