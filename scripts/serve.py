@@ -58,7 +58,8 @@ def ensure_secret_key() -> None:
 
 def ensure_redis() -> PrivateRedis | None:
     if any(os.environ.get(name) for name in ("REDIS_URL", "REDIS_URL_FILE", "REDIS_SENTINELS")):
-        log(f"using the Redis of the environment ({redacted(os.environ.get('REDIS_URL', 'REDIS_URL_FILE'))})")
+        shown = redacted(os.environ["REDIS_URL"]) if os.environ.get("REDIS_URL") else "a file or Sentinel service"
+        log(f"using the Redis the environment names ({shown})")
         return None
     private = start_private_redis()
     os.environ["REDIS_URL"] = private.url
