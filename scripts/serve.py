@@ -57,8 +57,9 @@ def ensure_secret_key() -> None:
 
 
 def ensure_redis() -> PrivateRedis | None:
-    if os.environ.get("REDIS_URL") or os.environ.get("REDIS_SENTINELS"):
-        log(f"using the Redis of the environment ({redacted(os.environ.get('REDIS_URL', 'REDIS_SENTINELS'))})")
+    if any(os.environ.get(name) for name in ("REDIS_URL", "REDIS_URL_FILE", "REDIS_SENTINELS")):
+        shown = redacted(os.environ["REDIS_URL"]) if os.environ.get("REDIS_URL") else "a file or Sentinel service"
+        log(f"using the Redis the environment names ({shown})")
         return None
     private = start_private_redis()
     os.environ["REDIS_URL"] = private.url
@@ -286,6 +287,8 @@ def drain(children: list[Child], drain_file: Path, *, delay_s: float, grace_s: f
             log(f"draining: readiness answers 503; the web tier stops accepting in {delay_s:g} s")
             hurry.wait(delay_s)
         stop_stage(web, grace_s, hurry)
+        if web:
+            log(f"web tier stopped {time.monotonic() - started:.1f} s after readiness turned 503")
         stop_stage([(name, process) for name, process in running if name not in ("web", "redis")], grace_s, hurry)
         if web:
             log(f"drained in {time.monotonic() - started:.1f} s")
