@@ -50,6 +50,7 @@ class ManyHostsTestCase(TransactionTestCase):
         self.manage, self.predict = key_client("manage"), key_client("predict")
 
     def forget_routing(self):
+        dispatch.routes().close()
         for cached in (dispatch.routes, dispatch.workers, announcements.gateway_auth):
             cached.cache_clear()
 
