@@ -355,6 +355,7 @@ BATCH_MAX_ACTIVE_PER_OWNER = env_int("BATCH_MAX_ACTIVE_PER_OWNER", 5, minimum=1)
 SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update({
     "JobStatusEnum": "inference.models.JobStatus",
     "JobPriorityEnum": "inference.models.JobPriority",
+    "DeploymentStatusEnum": "inference.models.DeploymentStatus",
 })
 
 # --- Experiments ----------------------------------------------------------------------------
