@@ -3,6 +3,7 @@ INSTANCE_NAME, socket folder and TCP listener, against one database and one Redi
 web tier: its routing table merges its host's routes.json with the instances' announcements."""
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -11,15 +12,18 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from pathlib import Path
 
 from django.test import TransactionTestCase, override_settings
 
+from core.services import api_key_create
 from inference.models import Deployment, InstanceDeployment
 from inference.predict import announcements, dispatch
 from inference.runtime.contract.gateway import MAGIC, NONCE_BYTES, is_remote
 from inference.runtime.contract.protocol import encode
 from tests.factories import key_client, make_model
-from tests.inference.live import LiveModelServer, database_url, free_port, toy_version, wait_for
+from tests.inference.live import LiveModelServer, LiveWebServer, database_url, free_port, toy_version, wait_for
 from tests.paths import REPO_ROOT
 
 SECRET = "loopback-test-secret-0123456789"
@@ -46,13 +50,14 @@ class ManyHostsTestCase(TransactionTestCase):
         self.manage, self.predict = key_client("manage"), key_client("predict")
 
     def forget_routing(self):
+        dispatch.routes().close()
         for cached in (dispatch.routes, dispatch.workers, announcements.gateway_auth):
             cached.cache_clear()
 
     def private_dir(self):
         path = tempfile.mkdtemp(prefix="mh", dir="/tmp")  # 0700, short: socket paths stay under 108 bytes
         self.addCleanup(shutil.rmtree, path, True)
-        return __import__("pathlib").Path(path)
+        return Path(path)
 
     def model_server(self, name: str, *, directory=None, pool: str = "default", secret: str = SECRET, listen=True):
         env = {"INSTANCE_NAME": name, "MODEL_SERVER_POOL": pool, "MODEL_SERVER_SECRET": secret,
@@ -112,7 +117,8 @@ class TwoInstancesTests(ManyHostsTestCase):
         self.predict_ok("churn", 30)
         answers = asyncio.run(self.predict_async(route, 10))  # the fast lane's event-loop client, over TCP too
         self.assertEqual([a["predictions"] for a in answers], [[6.0]] * 10)
-        wait_for(lambda: all(instance_requests(name, "churn") > before[name] + 5 for name in before), timeout=15,
+        self.predict_over_http("churn", 20)  # gunicorn + uvicorn: the fast lane's event loop, no model server here
+        wait_for(lambda: all(instance_requests(name, "churn") > before[name] + 15 for name in before), timeout=15,
                  message=f"requests spread over both instances (from {before}: "
                          f"{list(InstanceDeployment.objects.values_list('instance__name', 'runtime'))})")
 
@@ -132,6 +138,19 @@ class TwoInstancesTests(ManyHostsTestCase):
         self.assertEqual(health, {"ms-a": True, "ms-b": False})
         reach = self.client.get("/health/ready").json()["checks"]["model_server_instances"]
         self.assertEqual((reach["ok"], reach["instances"], reach["unreachable"]), (True, ["ms-a"], []))
+
+    def predict_over_http(self, endpoint: str, count: int) -> None:
+        _, key = api_key_create(name="web", scope="predict")
+        web = LiveWebServer(MODEL_SERVER_SECRET=SECRET, MODEL_SERVER_DIR=str(self.private_dir()), INSTANCE_NAME="web")
+        try:
+            for n in range(count):
+                request = urllib.request.Request(f"{web.url}/api/v1/predict/{endpoint}", method="POST",
+                                                 data=json.dumps({"inputs": [ROW]}).encode(),
+                                                 headers={"Content-Type": "application/json", "X-API-Key": key})
+                with urllib.request.urlopen(request, timeout=30) as answer:
+                    self.assertEqual(json.loads(answer.read())["predictions"], [6.0], f"request {n}")
+        finally:
+            web.stop()
 
     async def predict_async(self, route, count):
         return await asyncio.gather(*[dispatch.call_worker_async(route, "predict", [ROW], {}) for _ in range(count)])

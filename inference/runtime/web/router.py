@@ -17,6 +17,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -106,7 +107,10 @@ class InstanceRouter:
         # (local table, version, monotonic time it goes stale, merged table), swapped whole.
         self._merged: tuple[RoutingTable | None, int, float, RoutingTable] = (None, -1, 0.0, local.table())
         self._lock = threading.Lock()
-        self._thread_pid = 0
+        self._refreshing = False
+        # The refresh thread does not survive a fork (gunicorn's workers, RQ's work horses): the child starts its own.
+        reference = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: _forked(reference))
 
     # --- reads (the hot path) -------------------------------------------------------------------
 
@@ -185,19 +189,31 @@ class InstanceRouter:
                 logger.warning("ignoring a malformed model server announcement")
 
     def _ensure_refreshing(self) -> None:
-        # Started on first use, in the process that uses it: a thread started before a fork would not exist
-        # in the forked web workers.
-        if self._thread_pid == os.getpid() or self.fetch is None:
+        # Started on first use, in the process that uses it.
+        if self._refreshing or self.fetch is None:
             return
         with self._lock:
-            if self._thread_pid == os.getpid():
+            if self._refreshing:
                 return
-            self._thread_pid = os.getpid()
+            self._refreshing = True
         self.refresh()
         threading.Thread(target=self._refresh_forever, name="instance-routes", daemon=True).start()
 
     def _refresh_forever(self) -> None:
-        pid = os.getpid()
-        while self._thread_pid == pid:
+        while self._refreshing:
             time.sleep(self.refresh_s)
             self.refresh()
+
+    def close(self) -> None:
+        """Stops the refresh thread (within refresh_s)."""
+        self._refreshing = False
+
+    def after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._refreshing = False
+
+
+def _forked(reference: weakref.ref[InstanceRouter]) -> None:
+    router = reference()
+    if router is not None:
+        router.after_fork()
