@@ -6,4 +6,4 @@ class CoreConfig(AppConfig):
     verbose_name = "Access"
 
     def ready(self) -> None:
-        from core import schema  # noqa: F401  (registers the OpenAPI auth extension)
+        from core import checks, schema  # noqa: F401  (register the deploy check and the OpenAPI auth extension)

@@ -132,9 +132,23 @@ def env_database(name: str, default_sqlite_path: Path) -> DatabaseConfig:
 
 
 def env_redis_url(name: str, fallback: str) -> str:
-    value = env_str(name, fallback)
-    if not value.startswith(("redis://", "rediss://", "unix://")):
-        raise ImproperlyConfigured(f"{name}={value!r} must start with redis://, rediss:// or unix://")
+    """`name`, or the Sentinel service named by REDIS_SENTINELS + REDIS_SERVICE (+ REDIS_PASSWORD, REDIS_DB)."""
+    from core.redis_clients import parse_sentinel, sentinel_url
+
+    sentinels = env_str("REDIS_SENTINELS")
+    if sentinels:
+        value = sentinel_url(sentinels, env_str("REDIS_SERVICE", required=True), password=env_str("REDIS_PASSWORD"),
+                             db=env_int("REDIS_DB", 0, minimum=0))
+        name = "REDIS_SENTINELS / REDIS_SERVICE"
+    else:
+        value = env_str(name, fallback)
+    if not value.startswith(("redis://", "rediss://", "unix://", "redis+sentinel://")):
+        raise ImproperlyConfigured(f"{name} must start with redis://, rediss://, unix:// or redis+sentinel://")
+    if value.startswith("redis+sentinel://"):
+        try:
+            parse_sentinel(value)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{name}: {exc}") from None
     return value
 
 

@@ -1,10 +1,10 @@
 """Liveness and readiness, as plain Django views: no auth, no throttling, no DRF overhead."""
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any
 
-import redis
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from core import invalidation
+from core import invalidation, redis_clients
 
 
 @require_GET
@@ -27,7 +27,7 @@ def _check_database() -> dict[str, Any]:
 
 
 def _check_redis() -> dict[str, Any]:
-    client = redis.Redis.from_url(
+    client = redis_clients.connect(
         settings.REDIS_URL, socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT_S,
         socket_timeout=settings.REDIS_SOCKET_TIMEOUT_S, retry=Retry(NoBackoff(), 0),
     )
@@ -51,10 +51,23 @@ def _run(check: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     return result
 
 
+def draining() -> bool:
+    # The launcher (scripts/serve.py) creates this file when it is told to stop: load balancers see the
+    # instance not ready and stop sending it new work while the requests in flight finish.
+    return bool(settings.DRAIN_FILE) and os.path.exists(settings.DRAIN_FILE)
+
+
+def readiness() -> tuple[bool, dict[str, dict[str, Any]]]:
+    """(ready, each check's result): shared by /health/ready and /v2/health/ready."""
+    if draining():
+        return False, {"draining": {"ok": False, "error": "shutting down"}}
+    checks = {name: _run(check) for name, check in READINESS_CHECKS.items()}
+    return all(result["ok"] for result in checks.values()), checks
+
+
 @require_GET
 def ready(request: HttpRequest) -> JsonResponse:
-    checks = {name: _run(check) for name, check in READINESS_CHECKS.items()}
-    is_ready = all(result["ok"] for result in checks.values())
+    is_ready, checks = readiness()
     body = {"status": "ready" if is_ready else "not_ready", "checks": checks,
             # Not a condition of readiness: a process missing announcements keeps its caches short-lived
             # and stays correct. Shown for the process that answered, so a stuck listener can be seen.

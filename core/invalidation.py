@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import transaction
 from prometheus_client import Counter
 
-from core.redis_clients import fail_fast
+from core import redis_clients
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ OUTAGES = Counter("sp_invalidation_outages", "Times a process's cache invalidati
 def _channel() -> str:
     # Redis delivers a channel's messages to subscribers of every database: name the database in it,
     # so two deployments (or a test run) sharing one server never bump each other's caches.
-    db = redis.connection.parse_url(settings.REDIS_URL).get("db", 0)  # type: ignore[no-untyped-call]  # unannotated
+    db = redis_clients.db_number(settings.REDIS_URL)
     return f"sp:invalidate:{db}"
 
 
@@ -121,7 +121,7 @@ class _Generations:
             delay = min(delay * 2, _RETRY_MAX_S)
 
     def _listen_once(self) -> None:
-        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=_HEALTH_CHECK_S * 2,
+        client = redis_clients.connect(settings.REDIS_URL, socket_timeout=_HEALTH_CHECK_S * 2,
                                       socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT_S,
                                       health_check_interval=_HEALTH_CHECK_S)
         pubsub = client.pubsub()
@@ -161,7 +161,7 @@ def _publish(topic: str) -> None:
     # Bumped again here: a reader in this process may have cached the old row between announce and commit.
     generations.bump(topic)
     try:
-        fail_fast(settings.REDIS_URL).publish(_channel(), topic)
+        redis_clients.fail_fast(settings.REDIS_URL).publish(_channel(), topic)
     except redis.RedisError as exc:
         logger.warning("could not announce a change of %s to other processes (%s); their caches hold "
                        "the old value until it expires", topic, exc)

@@ -30,10 +30,11 @@ def database() -> None:
 
 
 def redis() -> None:
-    import redis as redis_client
     from django.conf import settings
 
-    client = redis_client.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+    from core import redis_clients
+
+    client = redis_clients.connect(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
     try:
         client.ping()
     finally:

@@ -29,6 +29,8 @@ from typing import Any, cast
 import redis
 from django.conf import settings
 
+from core import redis_clients
+
 logger = logging.getLogger(__name__)
 
 FLUSH_INTERVAL_S = 0.1
@@ -53,7 +55,7 @@ def feedback_ttl_s() -> int:
 
 @lru_cache(maxsize=1)
 def client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1.0, socket_connect_timeout=1.0)
+    return redis_clients.connect(settings.REDIS_URL, socket_timeout=1.0, socket_connect_timeout=1.0)
 
 
 def stats_key(experiment_id: int, kind: str) -> str:

@@ -13,9 +13,11 @@ class MonitoringConfig(AppConfig):
         from inference.jobs import tasks as scheduled
         from inference.predict.contract import sinks
         from monitoring import tasks
+        from monitoring.services.notify import DELIVER
         from monitoring.sink import sink
 
         sinks.register(sink)
+        scheduled.JOB_FUNCTIONS.add(DELIVER)
         if not any(periodic.name.startswith("monitoring_") for periodic in scheduled.PERIODIC):
             scheduled.PERIODIC.extend([
                 scheduled.Periodic("monitoring_write_log", tasks.write_log, lambda: settings.PREDICTION_LOG_WRITE_S,

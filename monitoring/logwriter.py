@@ -22,6 +22,7 @@ import redis
 from django.conf import settings
 from django.db import DataError, IntegrityError, InterfaceError, OperationalError, connection, transaction
 
+from core import redis_clients
 from monitoring.models import PredictionLog
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ FIELDS = ("request_id", "endpoint", "model_version", "version", "variant", "subj
 
 @lru_cache(maxsize=1)
 def client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5.0, socket_connect_timeout=2.0)
+    return redis_clients.connect(settings.REDIS_URL, socket_timeout=5.0, socket_connect_timeout=2.0)
 
 
 def encode(route: Route, request: PredictRequest, response: dict[str, Any], rows: list[Any], at: float,

@@ -14,6 +14,7 @@ from functools import lru_cache
 import redis
 from django.conf import settings
 
+from core import redis_clients
 from monitoring.figures import SUMS, Figures
 
 PREFIX = "sp:mon:m"
@@ -35,7 +36,7 @@ Slot = tuple[str, int, int]  # (endpoint, version, minute as epoch seconds)
 
 @lru_cache(maxsize=1)
 def client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2.0, socket_connect_timeout=2.0)
+    return redis_clients.connect(settings.REDIS_URL, socket_timeout=2.0, socket_connect_timeout=2.0)
 
 
 def minute_of(at: float) -> int:

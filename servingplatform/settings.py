@@ -18,6 +18,7 @@ from core.env import (
     env_redis_url,
     env_str,
 )
+from core.redis_clients import rq_connection
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
@@ -136,12 +137,11 @@ def _redis_url_fallback() -> str:
     # `make serve` starts a private Redis and records its URL here, so management commands run
     # from another terminal find it; without it, the conventional local Redis.
     url_file = VAR_DIR / "run" / "redis.url"
-    if url_file.exists():
-        return url_file.read_text().strip()
-    return "redis://127.0.0.1:6379/0"
+    return url_file.read_text().strip() if url_file.exists() else "redis://127.0.0.1:6379/0"
 
 
-REDIS_URL = env_redis_url("REDIS_URL", _redis_url_fallback())
+REDIS_URL = env_redis_url("REDIS_URL", _redis_url_fallback())  # or REDIS_SENTINELS + REDIS_SERVICE
+DRAIN_FILE = env_str("DRAIN_FILE", "")  # scripts/serve.py's: readiness answers 503 while the file exists
 REDIS_SOCKET_TIMEOUT_S = env_int("REDIS_SOCKET_TIMEOUT_MS", 1000, minimum=10) / 1000
 
 CACHES = {
@@ -149,16 +149,16 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "sp",
-        "OPTIONS": {
-            "socket_connect_timeout": REDIS_SOCKET_TIMEOUT_S,
-            "socket_timeout": REDIS_SOCKET_TIMEOUT_S,
+        "OPTIONS": {  # the pool class understands a Sentinel service too
+            "pool_class": "core.redis_clients.UrlConnectionPool",
+            "socket_connect_timeout": REDIS_SOCKET_TIMEOUT_S, "socket_timeout": REDIS_SOCKET_TIMEOUT_S,
         },
     }
 }
 
 RQ_QUEUES = {
     name: {
-        "URL": REDIS_URL,
+        **rq_connection(REDIS_URL, REDIS_SOCKET_TIMEOUT_S),
         "DEFAULT_TIMEOUT": env_int("RQ_DEFAULT_TIMEOUT_S", 600, minimum=1),
         # Jobs carry IDs only, and JSON cannot smuggle code the way pickle can.
         "SERIALIZER": "rq.serializers.JSONSerializer",

@@ -15,15 +15,21 @@ from django.conf import settings
 from prometheus_client import values as prometheus_values
 from rq import Worker, cron_job_registry
 from rq.cron import CronJob, CronScheduler
+from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job
+from rq.job import JobStatus as RqStatus
+from rq.registry import FailedJobRegistry
+from rq.results import Result
 from rq.timeouts import JobTimeoutException
+from rq.worker import WorkerStatus
 
 from core import invalidation
 from inference.jobs import batch as batch_services
 from inference.jobs import services as job_services
 from inference.jobs import sweep
-from inference.jobs.queue import SWEEP_QUEUE, get_queue
+from inference.jobs.queue import RUN_BATCH_JOB, RUN_INFERENCE_JOB, SWEEP_QUEUE, get_queue
 from inference.predict.contract import sinks
+from registry.queue import VALIDATE_MODEL_VERSION
 
 logger = logging.getLogger(__name__)
 
@@ -81,10 +87,59 @@ def _fail_if_last_attempt(job) -> None:
         job_services.job_fail(job=job, code="internal_error", message="The job failed with an internal error.")
 
 
+# What a worker agrees to run, by the dotted name RQ stores with each job. Anything that can write to Redis
+# can queue a job naming any importable function (`os.system`); the worker refuses every other name. Other
+# apps add their job bodies from their AppConfig.ready (monitoring/apps.py); the scheduler's PERIODIC bodies
+# are allowed by their own names.
+JOB_FUNCTIONS: set[str] = {
+    RUN_INFERENCE_JOB, RUN_BATCH_JOB, VALIDATE_MODEL_VERSION, f"{__name__}.sweep_jobs",
+    # Names queued before the bodies moved to this module (inference/jobs/__init__.py).
+    "inference.jobs.run_inference_job", "inference.jobs.run_batch_job", "inference.jobs.sweep_jobs",
+}
+
+
+def allowed_job_functions() -> set[str]:
+    return JOB_FUNCTIONS | {f"{periodic.func.__module__}.{periodic.func.__qualname__}" for periodic in PERIODIC}
+
+
+def job_refusal(job: Job) -> str | None:
+    """Why the worker will not run `job` (None: it will). The job's function, callbacks and webhooks are only
+    names and addresses read from Redis: none of them is imported or called before this says yes."""
+    try:
+        func_name, instance = job.func_name, job.instance
+    except Exception:  # data that does not even deserialize
+        return "its data could not be read"
+    if instance is not None or func_name not in allowed_job_functions():
+        return f"{str(func_name)[:200]!r} is not one of the platform's job functions"
+    callbacks = [getattr(job, f"_{kind}_callback_name", None) for kind in ("success", "failure", "stopped")]
+    if any(callbacks) or job.webhooks:
+        return "it carries callbacks or webhooks, which the platform's jobs never do"
+    return None
+
+
 class ServingWorker(Worker):
     """RQ's worker (`manage.py rqworker --worker-class inference.jobs.tasks.ServingWorker`, as `make serve` runs it).
-    It tells the job's row at once when a work horse dies on the job's last attempt, and its horses never
-    listen for cache invalidations."""
+    It runs only the platform's own job functions, tells the job's row at once when a work horse dies on the
+    job's last attempt, and its horses never listen for cache invalidations."""
+
+    def execute_job(self, job: Job, queue) -> None:
+        refusal = job_refusal(job)
+        if refusal is None:
+            super().execute_job(job, queue)
+            return
+        logger.error("refused RQ job %s from queue %s: %s", job.id, queue.name, refusal)
+        self._refuse(job, queue, f"Refused: {refusal}.")
+
+    def _refuse(self, job: Job, queue, message: str) -> None:
+        # Failed without a work horse, retries or callbacks: nothing of the job's is called.
+        with self.connection.pipeline() as pipeline:
+            job.set_status(RqStatus.FAILED, pipeline=pipeline)
+            FailedJobRegistry(job.origin, connection=self.connection, serializer=self.serializer).add(
+                job, ttl=job.failure_ttl, exc_string=message, pipeline=pipeline)
+            Result.create_failure(job, job.failure_ttl, exc_string=message, worker_name=self.name, pipeline=pipeline)
+            pipeline.execute()
+        IntermediateQueue(queue.key, connection=self.connection).remove(job.id)
+        self.set_state(WorkerStatus.IDLE)
 
     def main_work_horse(self, job: Job, queue) -> None:
         invalidation.generations.stay_deaf()  # the horse lives for this one job

@@ -1,25 +1,43 @@
-"""The model server's part of /health/ready, as the web tier sees it through the routing table."""
+"""The model server's part of /health/ready, as the web tier sees it through the routing table.
+
+Readiness means "can serve what it should serve". A deployment that failed (its artifact does not load, its
+workers crash-loop) is not something this instance should serve: it shows in its own status, metrics and
+alerts, and `/v2/models/{name}/ready` answers for it alone. Pulling the whole instance out of a load balancer
+for it would stop every healthy deployment too.
+"""
 
 from typing import Any
 
-from inference.models import LIVE, Deployment
+from inference.models import LIVE, Deployment, DeploymentStatus
 from inference.predict.contract import Route
 from inference.predict.dispatch import routes
 
 
 def model_server_check() -> dict[str, Any]:
-    """Ready when every live deployment that should be loaded has at least one worker up."""
-    live = list(Deployment.objects.filter(LIVE).values_list("endpoint", "scale_to_zero"))
+    """Ready when every live deployment that should be served has at least one worker up."""
+    live = list(Deployment.objects.filter(LIVE).values_list("endpoint", "status", "scale_to_zero"))
     if not live:
         return {"ok": True, "deployments": 0}
     reader = routes()
     if not reader.supervisor_alive():
         return {"ok": False, "error": "model server not running", "deployments": len(live)}
-    down = [endpoint for endpoint, scale_to_zero in live if not _serving(reader.endpoint(endpoint), scale_to_zero)]
-    return {"ok": not down, "deployments": len(live), "not_serving": down}
+    failed, down = [], []
+    for endpoint, status, scale_to_zero in live:
+        route = reader.endpoint(endpoint)
+        if not should_serve(status, route):
+            failed.append(endpoint)
+        elif not serving(route, scale_to_zero):
+            down.append(endpoint)
+    return {"ok": not down, "deployments": len(live), "not_serving": down, "failed": failed}
 
 
-def _serving(route: Route | None, scale_to_zero: bool) -> bool:
+def should_serve(status: str, route: Route | None) -> bool:
+    """Whether this instance is expected to serve the deployment (a per-instance rule can join here)."""
+    failed = DeploymentStatus.FAILED
+    return status != failed and (route is None or route.status != failed)
+
+
+def serving(route: Route | None, scale_to_zero: bool) -> bool:
     if route is None:
         return False
     # A scaled-to-zero deployment is healthy while idle: its next request loads it.

@@ -18,12 +18,12 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any, TypeVar
 
-import redis
 from django.conf import settings
 from django.db import connections
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from core import redis_clients
 from core.db import keeping_connections
 from core.errors import ApplicationError, InvalidInput
 from core.pools import ProcessLocalPool
@@ -76,7 +76,7 @@ def async_workers() -> AsyncWorkerClient:
 @lru_cache(maxsize=1)
 def prediction_cache() -> PredictionCache:
     # No retries: when Redis is down the cache fails open at once instead of stalling the request.
-    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.25, socket_connect_timeout=0.25,
+    client = redis_clients.connect(settings.REDIS_URL, socket_timeout=0.25, socket_connect_timeout=0.25,
                                   retry=Retry(NoBackoff(), 0))
     config = platform_config.current_config()
     return PredictionCache(client, ttl_s=config["cache_ttl_s"], capacity=config["cache_capacity"])

@@ -94,14 +94,8 @@ class V2HealthLiveApi(_HealthApi):
 
 
 def _server_ready() -> bool:
-    # The same checks as /health/ready: database, Redis, and a model server serving every deployment.
-    for check in health.READINESS_CHECKS.values():
-        try:
-            if not check().get("ok"):
-                return False
-        except Exception:  # any failing dependency means not ready; /health/ready says which
-            return False
-    return True
+    # The same answer as /health/ready: database, Redis, the model server, not shutting down.
+    return health.readiness()[0]
 
 
 class V2HealthReadyApi(_HealthApi):

@@ -40,3 +40,19 @@ class HealthTests(TestCase):
             response = APIClient().get("/health/ready")
         self.assertEqual(response.status_code, 503)
         self.assertFalse(response.json()["checks"]["database"]["ok"])
+
+
+class DrainingTests(TestCase):
+    def test_readiness_is_503_while_the_launcher_drains_and_liveness_stays_200(self):
+        import tempfile
+        from pathlib import Path
+
+        drain_file = Path(tempfile.mkdtemp()) / "draining"
+        with override_settings(DRAIN_FILE=str(drain_file)):
+            self.assertEqual(APIClient().get("/health/ready").status_code, 200)
+            drain_file.touch()
+            ready = APIClient().get("/health/ready")
+            self.assertEqual((ready.status_code, ready.json()["status"]), (503, "not_ready"))
+            self.assertEqual(ready.json()["checks"]["draining"], {"ok": False, "error": "shutting down"})
+            self.assertEqual(APIClient().get("/v2/health/ready").status_code, 503)
+            self.assertEqual(APIClient().get("/health").status_code, 200)

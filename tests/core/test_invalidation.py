@@ -124,7 +124,7 @@ class GenerationCacheTests(TestCase):
     def test_a_write_still_commits_and_drops_local_entries_when_redis_cannot_take_the_announcement(self):
         self.cache.put("k", "v", self.cache.generation())
         down = mock.Mock(publish=mock.Mock(side_effect=redis.ConnectionError("down")))
-        with mock.patch.object(invalidation, "fail_fast", return_value=down), \
+        with mock.patch.object(invalidation.redis_clients, "fail_fast", return_value=down), \
                 self.assertLogs("core.invalidation", "WARNING") as logged, \
                 self.captureOnCommitCallbacks(execute=True):
             announce("registry")

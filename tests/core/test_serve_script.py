@@ -52,3 +52,57 @@ def test_a_second_signal_during_the_stop_kills_at_once_and_leaves_no_child(serve
     assert stubborn.returncode == -signal.SIGKILL
     assert time.monotonic() - started < 10
     assert signal.getsignal(signal.SIGINT) is before  # the caller's handlers are back
+
+
+def test_serve_roles_default_to_all_four_in_start_order_and_refuse_unknown_names(serve):
+    assert serve.parse_roles(None) == ["model-server", "web", "jobs", "scheduler"]
+    assert serve.parse_roles(" scheduler,web ") == ["web", "scheduler"]
+    with pytest.raises(ValueError, match="unknown role\\(s\\) model_server, webb; choose among model-server, web"):
+        serve.parse_roles("webb,model_server")
+
+
+def test_only_the_web_role_collects_static_files_and_every_role_sets_up_the_database(serve, monkeypatch):
+    monkeypatch.delenv("SEED_DEMO", raising=False)
+    monkeypatch.delenv("SERVE_COLLECTSTATIC", raising=False)
+    assert serve.setup_steps(["model-server"]) == [["setup_platform"]]
+    assert serve.setup_steps(["web", "jobs"]) == [["setup_platform"], ["collectstatic", "--noinput", "-v", "0"]]
+    monkeypatch.setenv("SEED_DEMO", "0")
+    assert serve.setup_steps(["jobs"]) == [["setup_platform", "--no-demo"]]
+
+
+def test_a_child_that_exits_is_started_again_after_a_doubling_back_off_and_the_others_are_left_alone(serve):
+    launches = []
+
+    def launch(code: str):
+        def start():
+            launches.append(code)
+            return subprocess.Popen([sys.executable, "-c", code])
+        return start
+
+    crashing = serve.Child("crashing", launch("raise SystemExit(3)"))
+    steady = serve.Child("steady", launch("import time; time.sleep(60)"))
+    supervisor = serve.Supervisor([crashing, steady], first_s=1.0, max_s=4.0, healthy_after_s=30.0)
+    now = 1000.0
+    for child in (crashing, steady):
+        child.start(now)
+    steady_process = steady.process
+    try:
+        crashing.process.wait()
+        delays = []
+        for _ in range(4):
+            supervisor.tick(now)  # notices the exit, schedules the restart
+            delays.append(crashing.restart_at - now)
+            supervisor.tick(now + delays[-1] - 0.01)
+            assert crashing.restart_at is not None  # not before its back-off
+            now += delays[-1]
+            supervisor.tick(now)
+            crashing.process.wait()
+        assert delays == [1.0, 2.0, 4.0, 4.0]
+        assert crashing.restarts == 4 and len(launches) == 6
+        # Up for longer than healthy_after_s before it crashed: the back-off starts over.
+        supervisor.tick(now + 31)
+        assert crashing.restart_at - (now + 31) == 1.0
+        assert steady.process is steady_process and steady_process.poll() is None
+    finally:
+        steady_process.kill()
+        steady_process.wait()

@@ -23,6 +23,7 @@ PRODUCTION_ENV = {
     "SESSION_COOKIE_SECURE": "1",
     "CSRF_COOKIE_SECURE": "1",
     "SECURE_PROXY_SSL_HEADER": "1",
+    "REDIS_URL": "redis://:redis-secret@redis.internal:6379/0",  # core.W001 without a password
 }
 
 

@@ -18,17 +18,16 @@ from inference.runtime.web.inputs import canonical_key
 TEST_DB = 14
 
 
-def _client(host: str, port: int) -> redis.Redis:
+def _client(host: str, port: int, password: str | None = None) -> redis.Redis:
     # No retries: redis-py's default backs off for seconds before a failure reaches the cache.
-    return redis.Redis(
-        host=host, port=port, db=TEST_DB, socket_timeout=0.2, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0)
-    )
+    return redis.Redis(host=host, port=port, db=TEST_DB, password=password, socket_timeout=0.2,
+                       socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
 
 
 @pytest.fixture
 def client():
     url = urlsplit(os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379")
-    client = _client(url.hostname or "127.0.0.1", url.port or 6379)
+    client = _client(url.hostname or "127.0.0.1", url.port or 6379, url.password)
     try:
         client.ping()
     except redis.RedisError:
