@@ -14,5 +14,7 @@ class InferenceConfig(AppConfig):
             IN_USE_PROVIDERS.append(deployments_using_version)
         from core.health import READINESS_CHECKS
         from inference.modelserver.health import model_server_check
+        from inference.modelserver.reach import instances_check
 
         READINESS_CHECKS["model_server"] = model_server_check
+        READINESS_CHECKS["model_server_instances"] = instances_check

@@ -1,7 +1,7 @@
 import uuid
 
 from django.conf import settings
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -24,6 +24,8 @@ class Device(models.TextChoices):
 
 
 LIVE = ~Q(status=DeploymentStatus.STOPPED)
+DEFAULT_POOL = "default"
+pool_validator = RegexValidator(r"^[a-z0-9][a-z0-9_-]{0,62}$", "Lowercase letters, digits, '-' and '_' only.")
 
 
 class Deployment(models.Model):
@@ -67,6 +69,9 @@ class Deployment(models.Model):
     # breach rolls back to the previous version (monitoring/services/guardrails.py).
     guardrails = models.JSONField(default=dict, blank=True)
 
+    # Only model servers started with this MODEL_SERVER_POOL load it (a GPU pool beside a CPU pool).
+    pool = models.CharField(max_length=63, default=DEFAULT_POOL, validators=[pool_validator])
+
     status = models.CharField(max_length=16, choices=DeploymentStatus.choices, default=DeploymentStatus.PENDING)
     status_reason = models.TextField(blank=True, default="")
     # Bumped by every change that needs fresh worker processes (version, device, torch options...).
@@ -95,6 +100,50 @@ class Deployment(models.Model):
     @property
     def is_live(self) -> bool:
         return self.status != DeploymentStatus.STOPPED
+
+
+class ModelServerInstance(models.Model):
+    """One model server process (INSTANCE_NAME), written by that process alone: many never fight over a row."""
+
+    name = models.CharField(max_length=64, unique=True)
+    pool = models.CharField(max_length=63, default=DEFAULT_POOL)
+    # host:port other hosts reach its gateway at; empty for a model server without a listener.
+    address = models.CharField(max_length=255, blank=True, default="")
+    host = models.CharField(max_length=255, blank=True, default="")
+    pid = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField()
+    # Alive while recent (MODEL_SERVER_HEARTBEAT_TTL_S); indexed because every status read filters on it.
+    heartbeat_at = models.DateTimeField(db_index=True)
+    memory_mb = models.FloatField(null=True, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["pool", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.pool})"
+
+
+class InstanceDeployment(models.Model):
+    """What one model server instance holds of one deployment; the deployment's status is read across these."""
+
+    instance = models.ForeignKey(ModelServerInstance, on_delete=models.CASCADE, related_name="served")
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="instance_states")
+    generation = models.PositiveIntegerField(default=1)
+    status = models.CharField(max_length=16, choices=DeploymentStatus.choices, default=DeploymentStatus.LOADING)
+    reason = models.TextField(blank=True, default="")
+    loaded = models.BooleanField(default=False)
+    ready = models.BooleanField(default=False)
+    queue_depth = models.PositiveIntegerField(default=0)
+    memory_mb = models.FloatField(null=True, blank=True)
+    runtime = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["instance", "deployment"], name="unique_instance_deployment")]
+
+    def __str__(self) -> str:
+        return f"{self.instance.name}: {self.deployment.endpoint}"
 
 
 class PlatformConfig(models.Model):

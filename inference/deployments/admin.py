@@ -11,8 +11,9 @@ from core.admin_actions import one_object_form_action
 from core.errors import ApplicationError
 from inference import metrics
 from inference.deployments import selectors, services
-from inference.deployments.admin_display import badge, live_table, runtime_table
+from inference.deployments.admin_display import badge, instances_table, live_table, runtime_table
 from inference.deployments.admin_forms import DeploymentAddForm, DeploymentChangeForm, DeployVersionForm
+from inference.deployments.instances import DeploymentInstances, deployment_instances
 from inference.models import Deployment, DeploymentStatus, PlatformConfig
 from registry.admin import ModelVersionAdmin
 
@@ -29,7 +30,8 @@ class DeploymentAdmin(admin.ModelAdmin):
                     "error_rate")
     list_filter = ("status", "device", "model")
     search_fields = ("endpoint", "model__name")
-    readonly_fields = ("status_badge", "status_reason", "generation", "live_figures", "runtime_figures", "pages",
+    readonly_fields = ("status_badge", "status_reason", "instances_table", "generation", "live_figures",
+                       "runtime_figures", "pages",
                        "created_by", "created_at", "updated_at", "stopped_at")
     actions = ["undeploy", "restart"]
 
@@ -44,14 +46,14 @@ class DeploymentAdmin(admin.ModelAdmin):
     def get_fieldsets(self, request, obj=None):
         fieldsets: list[tuple[str | None, dict[str, Any]]] = [
             (None, {"fields": ("endpoint", "model", "model_version", "alias", "follow_alias", "ensemble")}),
-            ("Serving", {"fields": ("replicas", "max_batch_size", "batch_timeout_ms", "max_queue", "timeout_ms",
+            ("Serving", {"fields": ("pool", "replicas", "max_batch_size", "batch_timeout_ms", "max_queue", "timeout_ms",
                                     "max_rows", "cache_enabled", "scale_to_zero", "idle_ttl_s")}),
             ("Monitoring", {"fields": ("log_predictions", "guardrails", *(("pages",) if obj is not None else ()))}),
             ("Torch", {"fields": ("device", "torch_threads", "torch_compile", "quantize", "warmup_requests")}),
         ]
         if obj is not None:
-            fieldsets.insert(0, ("State", {"fields": ("status_badge", "status_reason", "generation", "live_figures",
-                                                      "runtime_figures")}))
+            fieldsets.insert(0, ("State", {"fields": ("status_badge", "status_reason", "instances_table", "generation",
+                                                      "live_figures", "runtime_figures")}))
             fieldsets.append(("History", {"fields": ("created_by", "created_at", "updated_at", "stopped_at"),
                                           "classes": ("collapse",)}))
         return fieldsets
@@ -82,7 +84,16 @@ class DeploymentAdmin(admin.ModelAdmin):
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj: Deployment):
-        return badge(obj.status, obj.status_reason)
+        summary = self._instances(obj)
+        return badge(summary.status, summary.reason)
+
+    @admin.display(description="model server instances")
+    def instances_table(self, obj: Deployment):
+        return instances_table(self._instances(obj).instances)
+
+    def _instances(self, obj: Deployment) -> DeploymentInstances:
+        # Summed up over the live instances as the API does: a dead instance's last word does not linger.
+        return deployment_instances([obj])[obj.pk]
 
     @admin.display(description="memory")
     def memory(self, obj: Deployment) -> str:

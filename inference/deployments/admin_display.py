@@ -35,6 +35,27 @@ REPLICA_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
 )
 
 
+INSTANCE_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
+    ("name", "instance", str),
+    ("pool", "pool", str),
+    ("status", "status", str),
+    ("loaded", "loaded", lambda value: "yes" if value else "no"),
+    ("heartbeat_at", "heartbeat", lambda value: figures.ago(value.timestamp()) if value else "-"),
+    ("memory_mb", "memory", figures.megabytes),
+    ("queue_depth", "queued", figures.number),
+)
+
+
+def instances_table(instances: list[dict[str, Any]]) -> SafeString:
+    """A deployment on each live model server instance (inference/deployments/instances.py)."""
+    if not instances:
+        return format_html("<p>{}</p>", "No live model server instance holds it.")
+    head = format_html_join("", "<th>{}</th>", ((label,) for _, label, _ in INSTANCE_COLUMNS))
+    rows = format_html_join("", "<tr>{}</tr>", ((format_html_join("", "<td>{}</td>", (
+        (show(row.get(key)),) for key, _, show in INSTANCE_COLUMNS)),) for row in instances))
+    return format_html('<table class="sp-figures"><tr>{}</tr>{}</table>', head, rows)
+
+
 def badge(status: str, title: str = "") -> SafeString:
     colour = STATUS_COLOURS.get(status, "#757575")
     return format_html('<span class="sp-badge" style="background:{}" title="{}">{}</span>', colour, title, status)

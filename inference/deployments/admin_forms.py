@@ -61,7 +61,7 @@ def alias_choices(model_id: int | None = None) -> tuple[list[tuple[str, str]], l
     return choices, models
 
 
-OPTIONAL_KNOBS = ("torch_threads", "log_predictions", "guardrails")
+OPTIONAL_KNOBS = ("torch_threads", "log_predictions", "guardrails", "pool")
 
 
 class DeploymentForm(forms.ModelForm):

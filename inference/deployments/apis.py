@@ -14,7 +14,8 @@ from core.errors import ServiceUnavailable
 from core.openapi import errors
 from core.pagination import PAGE_QUERY, Pagination
 from inference import metrics, platform_config
-from inference.deployments import selectors, services
+from inference.deployments import instance_metrics, selectors, services
+from inference.deployments.instances import deployment_instances, instance_health
 from inference.deployments.serializers import (
     CacheStatsOut,
     ConfigSerializer,
@@ -35,7 +36,8 @@ class DeploymentListCreateApi(APIView):
         include_stopped = request.query_params.get("include_stopped") in ("1", "true")
         paginator = Pagination()
         page = paginator.paginate_queryset(selectors.deployment_list(include_stopped=include_stopped), request, self)
-        return paginator.get_paginated_response(DeploymentOut(page, many=True).data)
+        context = {"instances": deployment_instances(page)}
+        return paginator.get_paginated_response(DeploymentOut(page, many=True, context=context).data)
 
     @extend_schema(tags=["deployments"], operation_id="deployments_create", request=DeploymentCreateIn,
                    responses={201: DeploymentOut, **errors(400, 404, 409, 415)},
@@ -106,17 +108,23 @@ class MetricsJsonApi(APIView):
                               **errors()})
     def get(self, request):
         data = metrics.collect()
+        live = list(selectors.deployment_list())
+        across = deployment_instances(live)
         deployments = []
-        for deployment in selectors.deployment_list():
+        for deployment in live:
             runtime = deployment.runtime or {}
+            summed = across[deployment.pk]
             deployments.append({
                 "endpoint": deployment.endpoint, "model": deployment.model.name,
-                "version": deployment.model_version.version, "status": deployment.status,
+                "version": deployment.model_version.version, "status": summed.status, "pool": deployment.pool,
                 **metrics.summary(deployment.endpoint, data),
                 "throughput_rps": runtime.get("throughput_rps"), "queue_depth": runtime.get("queue_depth"),
                 "worker_memory_mb": runtime.get("memory_mb"), "loaded": runtime.get("loaded", False),
+                "instances_ready": summed.ready,
+                "instances": [{key: row[key] for key in ("name", "status", "loaded", "memory_mb", "queue_depth")}
+                              for row in summed.instances],
             })
-        return Response({"deployments": deployments})
+        return Response({"deployments": deployments, "instances": instance_health()})
 
 
 class PrometheusMetricsApi(APIView):
@@ -124,4 +132,5 @@ class PrometheusMetricsApi(APIView):
                    responses={200: OpenApiResponse(OpenApiTypes.STR, description="Prometheus text format"),
                               **errors()})
     def get(self, request):
-        return HttpResponse(metrics.exposition(), content_type="text/plain; version=0.0.4; charset=utf-8")
+        body = metrics.exposition() + instance_metrics.exposition()
+        return HttpResponse(body, content_type="text/plain; version=0.0.4; charset=utf-8")

@@ -1,12 +1,14 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.choices import ChoiceField, ModelSerializer
-from inference.models import Deployment, Device
+from inference.deployments.instances import DeploymentInstances, deployment_instances
+from inference.models import DEFAULT_POOL, Deployment, DeploymentStatus, Device
 from registry.models import slug_validator
 
 KNOB_FIELDS = ("replicas", "max_batch_size", "batch_timeout_ms", "max_queue", "timeout_ms", "max_rows", "device",
                "torch_threads", "torch_compile", "quantize", "warmup_requests", "scale_to_zero", "idle_ttl_s",
-               "cache_enabled", "follow_alias", "log_predictions", "guardrails")
+               "cache_enabled", "follow_alias", "log_predictions", "guardrails", "pool")
 
 
 class EnsembleMemberSerializer(serializers.Serializer):
@@ -60,6 +62,11 @@ class _Knobs(serializers.Serializer):
                                              help_text="share of answered requests recorded in the prediction log")
     guardrails = GuardrailsSerializer(required=False, help_text="judged after a follow_alias roll to a new "
                                       "version: a breach rolls the deployment back to the previous one")
+    pool = serializers.RegexField(r"^[a-z0-9][a-z0-9_-]{0,62}$", max_length=63, required=False,
+                                  help_text=f"only model servers of this MODEL_SERVER_POOL load it (default "
+                                            f"'{DEFAULT_POOL}'); lowercase letters, digits, - and _",
+                                  error_messages={"invalid": "Lowercase letters, digits, '-' and '_' only, "
+                                                             "starting with a letter or digit."})
 
 
 class DeploymentCreateIn(_Knobs):
@@ -86,15 +93,60 @@ class DeploymentUpdateIn(_Knobs):
         return attrs
 
 
+class InstanceOut(serializers.Serializer):
+    name = serializers.CharField(help_text="the model server's INSTANCE_NAME")
+    pool = serializers.CharField()
+    status = ChoiceField(choices=DeploymentStatus.choices, help_text="this deployment on this instance")
+    loaded = serializers.BooleanField()
+    heartbeat_at = serializers.DateTimeField()
+    memory_mb = serializers.FloatField(allow_null=True)
+    queue_depth = serializers.IntegerField()
+
+
 class DeploymentOut(ModelSerializer):
+    """`status` is summed up over the live model server instances: ready while at least one serves it.
+
+    Serializing many at once, pass context={"instances": deployment_instances(deployments)} (two queries).
+    """
+
     model = serializers.CharField(source="model.name")
     version = serializers.IntegerField(source="model_version.version")
     created_by = serializers.CharField(source="created_by.username", default=None)
+    status = serializers.SerializerMethodField()
+    status_reason = serializers.SerializerMethodField()
+    instances = serializers.SerializerMethodField()
+    instances_ready = serializers.SerializerMethodField()
 
     class Meta:
         model = Deployment
-        fields = ["endpoint", "model", "version", "alias", "ensemble", "status", "status_reason", "generation",
-                  *KNOB_FIELDS, "runtime", "created_by", "created_at", "updated_at", "stopped_at"]
+        fields = ["endpoint", "model", "version", "alias", "ensemble", "status", "status_reason", "instances",
+                  "instances_ready", "generation", *KNOB_FIELDS, "runtime", "created_by", "created_at",
+                  "updated_at", "stopped_at"]
+
+    @extend_schema_field(ChoiceField(choices=DeploymentStatus.choices))
+    def get_status(self, deployment: Deployment) -> str:
+        return self._instances(deployment).status
+
+    def get_status_reason(self, deployment: Deployment) -> str:
+        return self._instances(deployment).reason
+
+    @extend_schema_field(InstanceOut(many=True))
+    def get_instances(self, deployment: Deployment) -> list:
+        return list(InstanceOut(self._instances(deployment).instances, many=True).data)
+
+    def get_instances_ready(self, deployment: Deployment) -> int:
+        return self._instances(deployment).ready
+
+    def _instances(self, deployment: Deployment) -> DeploymentInstances:
+        known = self.context.get("instances") or {}
+        if deployment.pk in known:
+            return known[deployment.pk]
+        # Four fields read it: summed up once per deployment object.
+        summary = getattr(deployment, "instances_summary", None)
+        if summary is None:
+            summary = deployment_instances([deployment])[deployment.pk]
+            setattr(deployment, "instances_summary", summary)  # noqa: B010 - not a model field
+        return summary
 
 
 class ConfigSerializer(serializers.Serializer):

@@ -20,7 +20,7 @@ from registry.models import ModelVersion, RegisteredModel, VersionStatus
 LIVE_KNOBS = ("max_batch_size", "batch_timeout_ms", "max_queue", "torch_threads")
 # Changes the web/supervisor pick up from the row itself.
 ROW_KNOBS = ("timeout_ms", "max_rows", "cache_enabled", "scale_to_zero", "idle_ttl_s", "replicas", "follow_alias",
-             "log_predictions", "guardrails")
+             "log_predictions", "guardrails", "pool")
 # Changes that need freshly loaded worker processes (a new generation; the old one serves until then).
 RELOAD_FIELDS = ("device", "torch_compile", "quantize", "warmup_requests")
 

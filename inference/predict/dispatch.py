@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import socket
 import threading
 import time
 import weakref
@@ -37,12 +38,16 @@ from inference.errors import (
     Overloaded,
     TooManyRows,
 )
+from inference.predict import announcements
+from inference.runtime.contract.gateway import parse_remote
 from inference.runtime.contract.protocol import ErrorCode
 from inference.runtime.contract.routes import ControlUnavailable, Route, RoutesReader, control_request
 from inference.runtime.web import client as worker_client
+from inference.runtime.web import remote
 from inference.runtime.web.aioclient import AsyncWorkerClient
 from inference.runtime.web.cache import PredictionCache
 from inference.runtime.web.inputs import InputError, canonical_key, normalize_inputs
+from inference.runtime.web.router import InstanceRouter
 
 WAKE_POLL_S = 0.05
 T = TypeVar("T")
@@ -50,14 +55,26 @@ U = TypeVar("U")
 
 
 @lru_cache(maxsize=1)
-def routes() -> RoutesReader:
+def routes() -> InstanceRouter:
+    """This host's routing table merged with the other model server instances' (runtime/web/router.py)."""
     # Looked at again at most every 50 ms; paths that react to a change (a lost worker, a wake) ask fresh.
-    return RoutesReader(str(settings.MODEL_SERVER_DIR / "routes.json"), recheck_s=0.05)
+    local = RoutesReader(str(settings.MODEL_SERVER_DIR / "routes.json"), recheck_s=0.05)
+    return InstanceRouter(local, announcements.fetch_all, local_name=settings.INSTANCE_NAME,
+                          heartbeat_ttl_s=announcements.ANNOUNCEMENT_TTL_S)
+
+
+def _connect_remote(address: str, until: float) -> socket.socket:
+    return remote.connect_blocking(parse_remote(address), announcements.gateway_auth(), until, routes().mark_down)
+
+
+async def _connect_remote_async(address: str, protocol_factory: Callable[[], Any]) -> Any:
+    return await remote.connect_async(parse_remote(address), announcements.gateway_auth(), routes().mark_down,
+                                      protocol_factory)
 
 
 @lru_cache(maxsize=1)
 def workers() -> worker_client.WorkerClient:
-    return worker_client.WorkerClient()
+    return worker_client.WorkerClient(remote=_connect_remote)
 
 
 _async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncWorkerClient] = (
@@ -69,7 +86,7 @@ def async_workers() -> AsyncWorkerClient:
     loop = asyncio.get_running_loop()
     client = _async_clients.get(loop)
     if client is None:
-        client = _async_clients[loop] = AsyncWorkerClient()
+        client = _async_clients[loop] = AsyncWorkerClient(remote=_connect_remote_async)
     return client
 
 

@@ -25,7 +25,7 @@ class ServingMethods(Session):
                wait: bool = True, timeout: float = 300.0, **knobs: Any) -> JSON:
         """Deploys a version (by number or alias) at `endpoint`; a live deployment of the same model there is
         moved to it instead (its old generation serves until the new one is ready). Knobs are the API's
-        deployment fields (replicas, max_batch_size, device, follow_alias...). With `wait`, returns once the
+        deployment fields (replicas, max_batch_size, device, pool, follow_alias...). With `wait`, returns once the
         endpoint serves the new generation, raising OperationFailedError if it failed to load."""
         if (version is None) == (alias is None):
             raise ValueError("give exactly one of version= or alias=")

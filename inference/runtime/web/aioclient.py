@@ -10,17 +10,23 @@ import asyncio
 import itertools
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from inference.runtime.contract.gateway import is_remote
 from inference.runtime.contract.protocol import FrameError, decode, encode, pop_frames
 from inference.runtime.web.client import DeadlineExceeded, NotDelivered, WorkerUnavailable, checked_answer, time_left
 
 
 class AsyncWorkerClient:
-    """One per event loop. `call` has the blocking WorkerClient.call's contract, awaited."""
+    """One per event loop. `call` has the blocking WorkerClient.call's contract, awaited.
 
-    def __init__(self) -> None:
+    `remote(address, protocol_factory)` connects to a replica on another host (remote.py) and returns the
+    protocol it attached; without it, such addresses are not delivered to.
+    """
+
+    def __init__(self, remote: Callable[[str, Callable[[], Any]], Awaitable[Any]] | None = None) -> None:
+        self._remote = remote
         self._channels: dict[str, _Channel] = {}
         self._connecting: dict[str, asyncio.Task[_Channel]] = {}
         self._turn = 0
@@ -75,10 +81,16 @@ class AsyncWorkerClient:
             raise DeadlineExceeded("no worker accepted the connection before the deadline") from None
 
     async def _connect(self, path: str) -> _Channel:
-        try:
-            _, channel = await asyncio.get_running_loop().create_unix_connection(_Channel, path)
-        except OSError:
-            raise NotDelivered("no worker is listening") from None
+        channel: _Channel
+        if is_remote(path):
+            if self._remote is None:
+                raise NotDelivered("this process cannot reach other hosts")
+            channel = await self._remote(path, _Channel)
+        else:
+            try:
+                _, channel = await asyncio.get_running_loop().create_unix_connection(_Channel, path)
+            except OSError:
+                raise NotDelivered("no worker is listening") from None
         channel.on_close = lambda: self._channels.pop(path, None) if self._channels.get(path) is channel else None
         self._channels[path] = channel
         return channel

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import itertools
 import os
+import select
 import socket
+import ssl
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from inference.runtime.contract.gateway import is_remote
 from inference.runtime.contract.protocol import (
     HEADER,
     MAX_FRAME_BYTES,
@@ -69,10 +72,19 @@ class _ThreadState:
         self.sequence = 0
 
 
-class WorkerClient:
-    """One per web process, shared by its threads; each thread gets its own connections."""
+# Opens an authenticated connection to a replica on another host (remote.py): (address, deadline) -> socket.
+RemoteConnector = Callable[[str, float], socket.socket]
 
-    def __init__(self) -> None:
+
+class WorkerClient:
+    """One per web process, shared by its threads; each thread gets its own connections.
+
+    An address is a local worker socket's path, or another host's replica (contract/gateway.py), which
+    `remote` connects to; both then carry the same frames.
+    """
+
+    def __init__(self, remote: RemoteConnector | None = None) -> None:
+        self._remote = remote
         self._local = threading.local()
         # Threads start their round robin at different replicas, so they do not all pile onto the first.
         self._offsets = itertools.count()
@@ -139,6 +151,9 @@ class WorkerClient:
         payload = b"".join(frame for _, _, frame in share)
         try:
             sock = state.connections.get(path)
+            if sock is not None and sock.family != socket.AF_UNIX and _peer_closed(sock):
+                _drop(state, path)
+                sock = None
             if sock is None or not _send(sock, payload, deadline):
                 if sock is not None:
                     _drop(state, path)
@@ -199,6 +214,10 @@ class WorkerClient:
         self, state: _ThreadState, path: str, frame: bytes, request_id: str, deadline: float
     ) -> dict[str, Any]:
         sock = state.connections.get(path)
+        if sock is not None and sock.family != socket.AF_UNIX and _peer_closed(sock):
+            # Over TCP a send to a peer that closed succeeds, and the request would be lost after sending.
+            _drop(state, path)
+            sock = None
         try:
             if sock is None or not _send(sock, frame, deadline):
                 if sock is not None:
@@ -229,6 +248,11 @@ class WorkerClient:
             raise
 
     def _connect(self, state: _ThreadState, path: str, deadline: float) -> socket.socket:
+        if is_remote(path):
+            if self._remote is None:
+                raise NotDelivered("this process cannot reach other hosts")
+            state.connections[path] = self._remote(path, deadline)
+            return state.connections[path]
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.settimeout(time_left(deadline))
@@ -243,10 +267,22 @@ class WorkerClient:
         return sock
 
 
+def _peer_closed(sock: socket.socket) -> bool:
+    """Whether an idle connection has something to read: only a close (or garbage) can be waiting there."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
 def _send(sock: socket.socket, frame: bytes, deadline: float) -> bool:
     try:
         sock.settimeout(time_left(deadline))
-        sock.sendall(frame, _NO_SIGPIPE)
+        if isinstance(sock, ssl.SSLSocket):
+            sock.sendall(frame)  # takes no flags; its writes go through OpenSSL, which Python keeps from SIGPIPE
+        else:
+            sock.sendall(frame, _NO_SIGPIPE)
     except TimeoutError:
         raise DeadlineExceeded("the worker did not take the request before the deadline") from None
     except OSError:

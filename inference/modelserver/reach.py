@@ -1,0 +1,30 @@
+"""Readiness of a web or jobs process when model servers run on many hosts: can it reach, for every live
+deployment, at least one model server instance that serves it? Answered from its routing table (this host's
+routes.json merged with the instances' announcements, minus those it found unreachable), so no connection
+is opened per check."""
+
+from typing import Any
+
+from inference.models import LIVE, Deployment, DeploymentStatus
+from inference.predict.dispatch import routes
+
+
+def instances_check() -> dict[str, Any]:
+    """ok unless a live deployment has no reachable instance; names those it cannot reach.
+
+    A deployment that failed to load everywhere is listed apart: no web process could serve it, so it says
+    nothing about this process.
+    """
+    router = routes()
+    instances = sorted(a.name for a in router.live_instances())
+    if router.local.supervisor_alive():
+        instances.insert(0, "local")
+    live = Deployment.objects.filter(LIVE).values_list("endpoint", "status", "scale_to_zero")
+    unreachable: list[str] = []
+    failed: list[str] = []
+    for endpoint, status, scale_to_zero in live:
+        route = router.endpoint(endpoint)
+        if route is not None and (route.sockets or (scale_to_zero and route.status == "scaled_to_zero")):
+            continue
+        (failed if status == DeploymentStatus.FAILED else unreachable).append(endpoint)
+    return {"ok": not unreachable, "instances": instances, "unreachable": unreachable, "failed": failed}
