@@ -283,6 +283,8 @@ def drain(children: list[Child], drain_file: Path, *, delay_s: float, grace_s: f
             log(f"draining: readiness answers 503; the web tier stops accepting in {delay_s:g} s")
             hurry.wait(delay_s)
         stop_stage(web, grace_s, hurry)
+        if web:
+            log(f"web tier stopped {time.monotonic() - started:.1f} s after readiness turned 503")
         stop_stage([(name, process) for name, process in running if name not in ("web", "redis")], grace_s, hurry)
         if web:
             log(f"drained in {time.monotonic() - started:.1f} s")

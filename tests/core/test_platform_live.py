@@ -112,7 +112,9 @@ def test_sigterm_drains_readiness_first_and_loses_no_request_in_flight(platform)
     assert 0 not in after[:first_503], after  # not ready before anything was refused
     assert platform.process.returncode == 0
     drained = re.search(r"drained in ([\d.]+) s", platform.log())
-    assert drained, platform.log()[-2000:]
-    print(f"\ndrain: {drained.group(1)} s for 10 requests of {SLOW_MS} ms in flight")
+    web = re.search(r"web tier stopped ([\d.]+) s after readiness turned 503", platform.log())
+    assert drained and web, platform.log()[-2000:]
+    print(f"\ndrain: web tier {web.group(1)} s, whole platform {drained.group(1)} s, "
+          f"10 requests of {SLOW_MS} ms in flight")
     lines = [line for line in platform.log().splitlines() if line.startswith("[platform]")]
     assert any(line.startswith("[platform] draining: readiness answers 503") for line in lines)
