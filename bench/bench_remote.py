@@ -131,7 +131,8 @@ def main() -> None:
     path, fmt, task = _artifact(folder, args.model)
     member = MemberSpec(str(path), fmt, hashlib.sha256(path.read_bytes()).hexdigest())
     spec = WorkerSpec(socket_path=str(folder / "sockets" / "w.sock"), deployment_id=1, endpoint="bench",
-                      generation=1, replica=0, task=task, members=[member], threads=1, max_batch_size=64)
+                      generation=1, replica=0, task=task, members=[member], threads=1, max_batch_size=64,
+                      batch_timeout_ms=0.0)  # no added wait: the channel alone
     worker = _start_worker(spec)
     cert, key = certificate(folder) if args.tls else ("", "")
     gateway, port = start_gateway(spec.socket_path, folder, cert, key)

@@ -1,6 +1,5 @@
 """All settings, read from the environment (see docker/.env.example for every variable)."""
 
-import re
 import socket
 from datetime import timedelta
 from pathlib import Path
@@ -206,21 +205,16 @@ MODEL_SERVER_DIR = Path(env_str("MODEL_SERVER_DIR", str(VAR_DIR / "run" / "ms"))
 MODEL_SERVER_POLL_S = env_int("MODEL_SERVER_POLL_MS", 500, minimum=50, maximum=2000) / 1000
 MODEL_SERVER_MAX_CRASHES = env_int("MODEL_SERVER_MAX_CRASHES", 5, minimum=1)
 MODEL_LOAD_TIMEOUT_S = env_int("MODEL_LOAD_TIMEOUT_S", 300, minimum=1)
-# Many hosts (README "Many hosts"): a model server with a listener also serves other hosts' web and jobs
-# tiers over TCP, authenticated with the shared secret (and TLS when a certificate is given). Every model server
-# announces itself (name, pool, address, what it serves) in the database and, for routing, in Redis.
+# Many hosts (README "Many hosts"): this model server's name and pool (run_model_server checks it), its TCP
+# listener for other hosts, the address they reach it at, the shared secret, TLS, and when an instance is dead.
 INSTANCE_NAME = env_str("INSTANCE_NAME", socket.gethostname())[:64]
 MODEL_SERVER_POOL = env_str("MODEL_SERVER_POOL", "default")
-if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", MODEL_SERVER_POOL):
-    raise ImproperlyConfigured(f"MODEL_SERVER_POOL={MODEL_SERVER_POOL!r}: lowercase letters, digits, - and _ only")
 MODEL_SERVER_LISTEN = env_str("MODEL_SERVER_LISTEN", "")
-# What other hosts connect to (default: MODEL_SERVER_LISTEN, with this host's name for a wildcard host).
 MODEL_SERVER_ADVERTISE = env_str("MODEL_SERVER_ADVERTISE", "")
 MODEL_SERVER_SECRET = env_str("MODEL_SERVER_SECRET", "")
 MODEL_SERVER_TLS_CERT = env_str("MODEL_SERVER_TLS_CERT", "")
 MODEL_SERVER_TLS_KEY = env_str("MODEL_SERVER_TLS_KEY", "")
 MODEL_SERVER_TLS_CA = env_str("MODEL_SERVER_TLS_CA", "")
-# An instance whose heartbeat is older than this is dead: off the status and the routes.
 MODEL_SERVER_HEARTBEAT_TTL_S = env_int("MODEL_SERVER_HEARTBEAT_TTL_S", 10, minimum=3, maximum=300)
 # Per-process caches on the prediction hot path (core/invalidation.py): verified API keys, and the model
 # version a universal prediction names. A change (revocation, alias move) reaches every process at once
@@ -362,6 +356,7 @@ BATCH_MAX_ACTIVE_PER_OWNER = env_int("BATCH_MAX_ACTIVE_PER_OWNER", 5, minimum=1)
 SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update({
     "JobStatusEnum": "inference.models.JobStatus",
     "JobPriorityEnum": "inference.models.JobPriority",
+    "DeploymentStatusEnum": "inference.models.DeploymentStatus",
 })
 
 # --- Experiments ----------------------------------------------------------------------------

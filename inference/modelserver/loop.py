@@ -11,7 +11,6 @@ import logging
 import os
 import queue
 import signal
-import socket
 import sys
 import threading
 import time
@@ -19,19 +18,16 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import redis
 from django.conf import settings
 from django.db import close_old_connections
 
 from inference import metrics
 from inference import platform_config as runtime_config
-from inference.deployments import instances, services
+from inference.deployments import services
 from inference.models import LIVE, Deployment, DeploymentStatus
-from inference.predict import announcements
-from inference.runtime.contract.gateway import GatewayAuth, server_tls, split_host_port
+from inference.modelserver.instance import Instance
 from inference.runtime.contract.protocol import MemberSpec, WorkerSpec
 from inference.runtime.contract.routes import ControlServer, Route, RoutesWriter, ensure_private_dir
-from inference.runtime.supervisor.gateway import Gateway
 from inference.runtime.supervisor.manager import ProcessManager, WorkerEvent
 from inference.runtime.supervisor.policy import LoadCandidate, plan_loaded
 from registry import storage
@@ -39,7 +35,6 @@ from registry.models import ModelVersion
 
 logger = logging.getLogger(__name__)
 STATS_EVERY_S = 2.0
-ANNOUNCE_EVERY_S = 1.0
 # An old generation keeps running this long after the new one takes over, so every web process has
 # re-read the routing table before the old sockets start refusing work.
 RETIRE_GRACE_S = 3.0
@@ -105,12 +100,10 @@ class ModelServer:
         self.stop_requested = threading.Event()
         self.last_stats = 0.0
         self.out = out
-        self.name, self.pool = settings.INSTANCE_NAME, settings.MODEL_SERVER_POOL
-        self.instance_id = 0
-        self.gateway = _gateway(self._served_sockets) if settings.MODEL_SERVER_LISTEN else None
+        self.pool = settings.MODEL_SERVER_POOL
         # endpoint -> ready worker sockets, swapped whole each tick: the gateway's thread reads it.
         self.serving: dict[str, tuple[str, ...]] = {}
-        self.last_announced = 0.0
+        self.instance = Instance(lambda endpoint: self.serving.get(endpoint, ()))
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -118,13 +111,9 @@ class ModelServer:
         signal.signal(signal.SIGTERM, lambda *_: self.stop_requested.set())
         signal.signal(signal.SIGINT, lambda *_: self.stop_requested.set())
         self.control.start()
-        if self.gateway is not None:
-            self.gateway.start()
-        instance = instances.instance_register(name=self.name, pool=self.pool, address=self.address,
-                                               host=socket.gethostname(), pid=os.getpid())
-        self.instance_id = instance.pk
-        logger.info("model server %s started (pool %s, pid %s, dir %s, listening on %s)", self.name, self.pool,
-                    os.getpid(), self.dir, self.address or "no TCP address")
+        self.instance.start()
+        logger.info("model server %s started (pool %s, pid %s, dir %s, listening on %s)", self.instance.name,
+                    self.pool, os.getpid(), self.dir, self.instance.address or "no TCP address")
         try:
             while not self.stop_requested.is_set():
                 self.tick()
@@ -136,29 +125,10 @@ class ModelServer:
         logger.info("model server draining workers")
         self.control.close()
         self.routes.write({})
-        self._withdraw()
-        if self.gateway is not None:
-            self.gateway.close()
+        self.instance.withdraw()
         self.manager.shutdown()
-        if self.instance_id:
-            for deployment_id in instances.instance_stop(instance_id=self.instance_id):
-                instances.deployment_sum_up(deployment_id=deployment_id)
+        self.instance.stop()
         logger.info("model server stopped")
-
-    @property
-    def address(self) -> str:
-        """host:port other hosts reach this instance's gateway at ("" without a listener)."""
-        if self.gateway is None:
-            return ""
-        if settings.MODEL_SERVER_ADVERTISE:
-            return settings.MODEL_SERVER_ADVERTISE
-        host = self.gateway.host
-        if host in ("", "0.0.0.0", "::"):
-            host = socket.getfqdn()
-        return f"[{host}]:{self.gateway.bound_port}" if ":" in host else f"{host}:{self.gateway.bound_port}"
-
-    def _served_sockets(self, endpoint: str) -> tuple[str, ...]:
-        return self.serving.get(endpoint, ())
 
     # --- one tick -------------------------------------------------------------------------
 
@@ -180,7 +150,7 @@ class ModelServer:
         routes = {d.endpoint: self._settle(d, snapshot, d.pk in loaded) for d in deployments}
         self.routes.write(routes)
         self.serving = {endpoint: route.sockets for endpoint, route in routes.items() if route.serving}
-        self._announce(routes)
+        self.instance.announce(routes)
         if time.monotonic() - self.last_stats >= STATS_EVERY_S:
             self._record_stats(deployments, snapshot)
 
@@ -197,9 +167,7 @@ class ModelServer:
         live = {d.pk for d in deployments}
         for deployment_id in [key for key in self.tracked if key not in live]:
             del self.tracked[deployment_id]
-        if self.instance_id:
-            for deployment_id in instances.instance_forget(instance_id=self.instance_id, keep=live):
-                instances.deployment_sum_up(deployment_id=deployment_id)
+        self.instance.forget(keep=live)
 
     def _plan(self, deployments: list[Deployment], now: float) -> set[int]:
         candidates = [
@@ -344,9 +312,7 @@ class ModelServer:
         if tracked.recorded == (status, reason) and deployment.status in (status, DeploymentStatus.READY):
             return
         # This instance's own row, then the deployment's status as all live instances add it up.
-        instances.instance_record_status(instance_id=self.instance_id, deployment_id=deployment.pk,
-                                         generation=deployment.generation, status=status, reason=reason)
-        instances.deployment_sum_up(deployment_id=deployment.pk)
+        self.instance.record_status(deployment, status, reason)
         tracked.recorded = (status, reason)
         if status == DeploymentStatus.FAILED:
             logger.warning("deployment %s failed: %s", deployment.endpoint, reason)
@@ -378,40 +344,10 @@ class ModelServer:
         memory = 0.0
         for deployment in deployments:
             runtime = self._runtime(deployment, snapshot, stats)
-            instances.instance_record_runtime(instance_id=self.instance_id, deployment_id=deployment.pk,
-                                              runtime=runtime)
-            instances.deployment_sum_up(deployment_id=deployment.pk)
+            self.instance.record_runtime(deployment.pk, runtime)
             memory += runtime["memory_mb"] or 0
             self._export(deployment, runtime)
-        instances.instance_heartbeat(instance_id=self.instance_id, memory_mb=round(memory, 1))
-        instances.deployments_sum_up_orphaned()
-
-    # --- announcement (routing across hosts) ------------------------------------------------
-
-    def _announce(self, routes: dict[str, Route]) -> None:
-        if self.gateway is None or time.monotonic() - self.last_announced < ANNOUNCE_EVERY_S:
-            return
-        endpoints = {}
-        for endpoint, route in routes.items():
-            info = route.to_json()
-            info["replicas"] = len(info.pop("sockets"))
-            endpoints[endpoint] = info
-        try:
-            announcements.announce({"name": self.name, "pool": self.pool, "address": self.address,
-                                    "tls": self.gateway.auth.tls is not None, "heartbeat_at": time.time(),
-                                    "endpoints": endpoints})
-        except redis.RedisError as exc:
-            logger.warning("could not announce this instance in Redis (other hosts cannot route here): %s", exc)
-            return
-        self.last_announced = time.monotonic()
-
-    def _withdraw(self) -> None:
-        if self.gateway is None:
-            return
-        try:
-            announcements.withdraw(self.name)
-        except redis.RedisError:
-            pass  # its key expires within seconds anyway
+        self.instance.heartbeat(memory)
 
     def _runtime(self, deployment: Deployment, snapshot: dict, stats: dict) -> dict:
         tracked = self._tracked(deployment)
@@ -451,9 +387,3 @@ class ModelServer:
         if runtime["load_ms"]:
             metrics.MODEL_LOAD.labels(*labels).set(runtime["load_ms"] / 1000)
 
-
-def _gateway(lookup) -> Gateway:
-    """The TCP listener for other hosts; the command refused to start without a secret already."""
-    host, port = split_host_port(settings.MODEL_SERVER_LISTEN)
-    tls = server_tls(settings.MODEL_SERVER_TLS_CERT, settings.MODEL_SERVER_TLS_KEY, settings.MODEL_SERVER_TLS_CA)
-    return Gateway(host, port, GatewayAuth(settings.MODEL_SERVER_SECRET.encode(), tls), lookup)

@@ -59,7 +59,9 @@ def routes() -> InstanceRouter:
     """This host's routing table merged with the other model server instances' (runtime/web/router.py)."""
     # Looked at again at most every 50 ms; paths that react to a change (a lost worker, a wake) ask fresh.
     local = RoutesReader(str(settings.MODEL_SERVER_DIR / "routes.json"), recheck_s=0.05)
-    return InstanceRouter(local, announcements.fetch_all, local_name=settings.INSTANCE_NAME,
+    # Without the secret no other host's model server would let this process in: route to local workers only.
+    fetch = announcements.fetch_all if settings.MODEL_SERVER_SECRET else None
+    return InstanceRouter(local, fetch, local_name=settings.INSTANCE_NAME,
                           heartbeat_ttl_s=announcements.ANNOUNCEMENT_TTL_S)
 
 

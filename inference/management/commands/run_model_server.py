@@ -1,3 +1,5 @@
+import re
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
@@ -22,6 +24,8 @@ class Command(BaseCommand):
 
 def check_listener() -> None:
     """A listener reachable from other hosts is never started unauthenticated."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", settings.MODEL_SERVER_POOL):
+        raise CommandError(f"MODEL_SERVER_POOL={settings.MODEL_SERVER_POOL!r}: lowercase letters, digits, - and _")
     if not settings.MODEL_SERVER_LISTEN:
         return
     try:

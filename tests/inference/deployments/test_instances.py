@@ -5,6 +5,7 @@ API and the admin show it per instance."""
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
 from django.test import TestCase, override_settings
 from django.utils import timezone
 
@@ -139,3 +140,25 @@ class InstanceAdminTests(TestCase):
         page = self.client.get(f"/admin/inference/deployment/{self.deployment.pk}/change/").content.decode()
         self.assertRegex(page, r"<td>ms-live</td><td>gpu</td><td>ready</td><td>yes</td>")
         self.assertIn("3", page)
+
+
+class ModelServerStartTests(TestCase):
+    """run_model_server refuses what would serve other hosts unsafely, before anything starts."""
+
+    def refusal(self, **overrides) -> str:
+        with override_settings(**overrides), self.assertRaises(CommandError) as refused:
+            call_command("run_model_server")
+        return str(refused.exception)
+
+    def test_a_listener_needs_a_long_enough_secret(self):
+        self.assertIn("MODEL_SERVER_SECRET", self.refusal(MODEL_SERVER_LISTEN="127.0.0.1:7070", MODEL_SERVER_SECRET=""))
+        self.assertIn("MODEL_SERVER_SECRET", self.refusal(MODEL_SERVER_LISTEN="127.0.0.1:7070",
+                                                          MODEL_SERVER_SECRET="short"))
+
+    def test_a_bad_listen_address_or_pool_is_named(self):
+        self.assertIn("MODEL_SERVER_LISTEN", self.refusal(MODEL_SERVER_LISTEN="no-port", MODEL_SERVER_SECRET="x" * 32))
+        self.assertIn("MODEL_SERVER_POOL", self.refusal(MODEL_SERVER_POOL="GPU pool"))
+
+    def test_a_certificate_without_its_key_is_refused(self):
+        self.assertIn("MODEL_SERVER_TLS_KEY", self.refusal(MODEL_SERVER_LISTEN="127.0.0.1:7070",
+                                                           MODEL_SERVER_SECRET="x" * 32, MODEL_SERVER_TLS_CERT="c.pem"))
