@@ -12,6 +12,7 @@ whose bytes are checked against the recorded sha256 before it is ever handed out
 import contextlib
 import hashlib
 import os
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -43,6 +44,10 @@ class ArtifactUnavailable(Exception):
 
 class ArtifactRefused(ArtifactUnavailable):
     """The stored bytes are not the ones recorded at upload: they are never loaded."""
+
+
+class ArtifactFetching(Exception):
+    """A background fetch of the artifact is under way (`local_artifact(..., background=True)`): ask again."""
 
 
 # --- the local folder -----------------------------------------------------------------------------
@@ -166,47 +171,79 @@ def file_sha256(relative_path: str) -> str:
 
 # --- verified local copies ------------------------------------------------------------------------
 
-_refused: dict[tuple[str, str], tuple[float, str]] = {}
+# (relative path, sha256) -> (until, the failure): what the last fetch met, answered again until then.
+_failed: dict[tuple[str, str], tuple[float, ArtifactUnavailable]] = {}
+_fetching: dict[tuple[str, str], threading.Thread] = {}
+_lock = threading.Lock()
 
 
-def local_artifact(relative_path: str, sha256: str) -> Path:
+def local_artifact(relative_path: str, sha256: str, *, background: bool = False) -> Path:
     """A file on this host holding the artifact, for a loader (which checks the sha256 again before loading).
 
     Local store: the stored file. S3: ARTIFACT_CACHE_DIR/<sha256>, fetched once, written to a temporary name
-    and renamed only when its bytes hash to `sha256`; otherwise ArtifactRefused, and nothing is kept.
+    and renamed only when its bytes hash to `sha256`; otherwise ArtifactRefused, and nothing is kept. With
+    `background` a fetch runs in a thread and ArtifactFetching says so, for a caller that must not block (the
+    model server's loop, whose heartbeat would stop for as long as a large artifact takes).
     """
     if objectstore.location() is None:
         return artifact_abspath(relative_path)
-    cached = _cache_dir() / sha256
     if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
         raise ArtifactRefused("the artifact's recorded sha256 is malformed; it was not loaded")
+    cached = _cache_dir() / sha256
     if cached.is_file():
         return cached
-    refused = _refused.get((relative_path, sha256))
-    if refused and refused[0] > time.monotonic():
-        raise ArtifactRefused(refused[1])
-    return _fetch(relative_path, sha256, cached)
+    key = (relative_path, sha256)
+    with _lock:
+        failed = _failed.get(key)
+        if failed and failed[0] > time.monotonic():
+            raise failed[1]
+        if background:
+            if key not in _fetching or not _fetching[key].is_alive():
+                _fetching[key] = threading.Thread(target=_fetch_quietly, args=(key, cached), daemon=True,
+                                                  name=f"fetch-{sha256[:12]}")
+                _fetching[key].start()
+            raise ArtifactFetching()
+    return _fetch(key, cached)
 
 
-def _fetch(relative_path: str, sha256: str, cached: Path) -> Path:
+def _fetch_quietly(key: tuple[str, str], cached: Path) -> None:
+    try:
+        _fetch(key, cached)
+    except ArtifactUnavailable:
+        pass  # remembered in _failed for the next ask
+    except Exception:  # noqa: BLE001 - a thread's failure must reach the next ask, not vanish
+        with _lock:
+            _failed[key] = (time.monotonic() + 5.0, ArtifactUnavailable("the artifact could not be fetched"))
+
+
+def _fetch(key: tuple[str, str], cached: Path) -> Path:
+    relative_path, sha256 = key
     partial = cached.with_name(f".{sha256}.{uuid.uuid4().hex}.partial")
     try:
         digest, _ = _copy_hashing(objectstore.chunks(relative_path), partial, limit=2**62)
         if digest != sha256:
-            reason = (f"sha256 mismatch: the stored artifact hashes to {digest[:12]}..., not the {sha256[:12]}... "
-                      "recorded at upload (it was changed or damaged in the store); it was not loaded")
-            _refused[(relative_path, sha256)] = (time.monotonic() + REFUSAL_MEMORY_S, reason)
-            raise ArtifactRefused(reason)
+            raise _remember(key, ArtifactRefused(
+                f"sha256 mismatch: the stored artifact hashes to {digest[:12]}..., not the {sha256[:12]}... "
+                "recorded at upload (it was changed or damaged in the store); it was not loaded"), REFUSAL_MEMORY_S)
         # Two processes fetching the same artifact both rename identical, verified bytes: either wins.
         os.replace(partial, cached)
     except FileNotFoundError:
-        raise ArtifactUnavailable("the artifact is missing from the store; it was not loaded") from None
+        raise _remember(key, ArtifactUnavailable("the artifact is missing from the store; it was not loaded"),
+                        5.0) from None
     except objectstore.StoreUnavailable:
-        raise ArtifactUnavailable("the artifact store is unavailable; the artifact could not be fetched") from None
+        raise _remember(key, ArtifactUnavailable(
+            "the artifact store is unavailable; the artifact could not be fetched"), 5.0) from None
     finally:
         partial.unlink(missing_ok=True)
-    _refused.pop((relative_path, sha256), None)
+    with _lock:
+        _failed.pop(key, None)
     return cached
+
+
+def _remember(key: tuple[str, str], failure: ArtifactUnavailable, for_s: float) -> ArtifactUnavailable:
+    with _lock:
+        _failed[key] = (time.monotonic() + for_s, failure)
+    return failure
 
 
 def _cache_dir() -> Path:

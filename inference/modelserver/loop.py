@@ -204,6 +204,8 @@ class ModelServer:
             if len(tracked.specs[current]) != deployment.replicas:
                 tracked.specs[current] = [self._spec(deployment, replica) for replica in range(deployment.replicas)]
             tracked.artifact_problem = None
+        except storage.ArtifactFetching:
+            tracked.artifact_problem = None  # loading: a thread fetches it from the store, the loop goes on
         except storage.ArtifactUnavailable as exc:
             # No worker is started on bytes that are not the validated ones; a serving generation stays.
             tracked.artifact_problem = str(exc)
@@ -243,7 +245,7 @@ class ModelServer:
 
     def _member(self, version: ModelVersion, weight: float) -> MemberSpec:
         # A file on this host: the local store's, or a copy fetched from S3 whose sha256 was checked.
-        path = storage.local_artifact(version.artifact_path, version.sha256)
+        path = storage.local_artifact(version.artifact_path, version.sha256, background=True)
         return MemberSpec(path=str(path), format=version.format, sha256=version.sha256, weight=weight,
                           version_id=version.pk)
 

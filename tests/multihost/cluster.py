@@ -177,7 +177,7 @@ class Cluster:
         self.instances[name] = instance
         return instance.start()
 
-    def wait_ready(self, instance: Instance, timeout: float = 400) -> None:
+    def wait_ready(self, instance: Instance, timeout: float = 1200) -> None:
         def ready():
             if not instance.alive():
                 raise AssertionError(f"{instance.name} exited: {instance.log()[-3000:]}")
@@ -199,6 +199,8 @@ defaults
     timeout connect 2s
     timeout client 60s
     timeout server 60s
+    # A busy machine answers a readiness check in well over the 500 ms interval: give it time.
+    timeout check 5s
     retries 3
     option redispatch
 frontend platform
@@ -208,14 +210,14 @@ backend web
     balance roundrobin
     option httpchk GET /health/ready
     http-check expect status 200
-    default-server inter 500ms fall 2 rise 1
+    default-server inter 1s fall 3 rise 1
 {servers}
 """)
         self.haproxy = subprocess.Popen([str(HAPROXY), "-f", str(config), "-db"], stdout=subprocess.DEVNULL,
                                         stderr=(self.folder / "haproxy.log").open("wb"), start_new_session=True)
-        wait_for(lambda: self._haproxy_answers(), timeout=30, interval=0.2, message="HAProxy")
+        wait_for(lambda: self.haproxy_answers(), timeout=30, interval=0.2, message="HAProxy")
 
-    def _haproxy_answers(self) -> bool:
+    def haproxy_answers(self) -> bool:
         try:
             return httpx.get(f"{self.url}/health/ready", timeout=3).status_code == 200
         except httpx.HTTPError:

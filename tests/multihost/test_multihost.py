@@ -17,7 +17,8 @@ from tests.conftest import skops_artifact
 from tests.inference.live import wait_for
 from tests.multihost.cluster import Cluster, missing_prerequisites
 
-pytestmark = pytest.mark.multihost
+# The first step also starts the cluster: two collectstatic runs and five instances on a shared machine.
+pytestmark = [pytest.mark.multihost, pytest.mark.timeout(1500)]
 ROW = [0.1, 0.2, 0.3, 0.4]
 _missing = missing_prerequisites()
 
@@ -54,7 +55,9 @@ def wait_version(client, model: str, version: int) -> dict:
 
 def wait_instances(client, endpoint: str, names: set[str], timeout: float = 300) -> dict:
     def reached():
-        body = client.get(f"/api/v1/deployments/{endpoint}/").json()
+        response = client.get(f"/api/v1/deployments/{endpoint}/")
+        assert response.status_code == 200, (response.status_code, response.text[:500])
+        body = response.json()
         ready = {i["name"] for i in body.get("instances", []) if i["status"] == "ready"}
         return body if ready == names == {i["name"] for i in body["instances"]} else None
 
@@ -106,12 +109,16 @@ def test_deployed_through_the_other_web_instance_and_served_through_both_by_both
 
 
 def test_an_alias_move_is_served_by_every_web_instance(cluster):
-    through = cluster.client()
-    second = upload_version(through, "mh")
-    assert wait_version(through, "mh", second["version"])["status"] == "ready"
-    created = through.post("/api/v1/deployments/", json={"endpoint": "mh-b", "model": "mh", "version": 2})
+    # Straight to a web instance while the new deployment loads: /health/ready answers 503 on every web instance
+    # until it does (inference/modelserver/health.py), so HAProxy has no server meanwhile.
+    web1 = cluster.client(cluster.instances["web-1"].url)
+    second = upload_version(web1, "mh")
+    assert wait_version(web1, "mh", second["version"])["status"] == "ready"
+    created = web1.post("/api/v1/deployments/", json={"endpoint": "mh-b", "model": "mh", "version": 2})
     assert created.status_code == 201, created.text
-    wait_instances(through, "mh-b", {"ms-1", "ms-2"})
+    wait_instances(web1, "mh-b", {"ms-1", "ms-2"})
+    wait_for(cluster.haproxy_answers, timeout=60, interval=0.5, message="HAProxy with its servers back")
+    through = cluster.client()
     webs = [cluster.client(cluster.instances[name].url) for name in ("web-1", "web-2")]
 
     def served_versions():

@@ -3,6 +3,7 @@ in the bucket, validation loads a copy fetched into the cache and checked agains
 object is refused, the admin's download streams from the bucket; the local folder stays the default."""
 
 import hashlib
+import io
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from registry import storage
 from registry.models import ModelVersion, VersionStatus
 from tests.conftest import run_jobs, skops_artifact, upload
 from tests.factories import key_client, make_model, user_client
+from tests.inference.live import wait_for
 from tests.s3 import S3StoreMixin
 
 URL = "/api/v1/models/churn/versions/"
@@ -82,6 +84,30 @@ class S3StoreTests(S3StoreMixin, StoreTestCase):
         self.assertEqual([p for p in Path(settings.ARTIFACT_CACHE_DIR).rglob("*") if p.is_file()], [])
         with self.assertRaises(storage.ArtifactRefused):
             storage.local_artifact(version.artifact_path, version.sha256)
+
+    def test_a_background_fetch_answers_fetching_then_the_verified_copy_or_the_refusal(self):
+        data = skops_artifact()
+        good = storage.store_artifact(io.BytesIO(data), model_id=1)
+        bad = storage.store_artifact(io.BytesIO(data + b"!"), model_id=1)
+        self.s3.write(f"{self.prefix}/{bad.relative_path}", data + b"?")  # same size, other bytes
+        outcomes = {}
+        for stored in (good, bad):
+            with self.assertRaises(storage.ArtifactFetching):
+                storage.local_artifact(stored.relative_path, stored.sha256, background=True)
+
+            def settled(stored=stored):
+                try:
+                    return storage.local_artifact(stored.relative_path, stored.sha256, background=True)
+                except storage.ArtifactFetching:
+                    return None
+                except storage.ArtifactRefused as exc:
+                    return exc
+
+            outcomes[stored.sha256] = wait_for(settled, timeout=30, message="the background fetch")
+        self.assertEqual(outcomes[good.sha256], Path(settings.ARTIFACT_CACHE_DIR) / good.sha256)
+        self.assertEqual(outcomes[good.sha256].read_bytes(), data)
+        self.assertIn("sha256 mismatch", str(outcomes[bad.sha256]))
+        self.assertEqual(sorted(p.name for p in Path(settings.ARTIFACT_CACHE_DIR).iterdir()), [good.sha256])
 
     def test_a_missing_object_leaves_the_version_pending_with_a_reason(self):
         self.assertEqual(self.post_version(skops_artifact()).status_code, 201)
