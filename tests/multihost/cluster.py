@@ -29,15 +29,6 @@ SECRET = f"multihost-{uuid.uuid4().hex}"
 def missing_prerequisites() -> list[str]:
     """What this machine or this tree lacks for the multi-host test (an empty list: nothing)."""
     missing = []
-    serve = (ROOT / "scripts" / "serve.py").read_text()
-    settings = (ROOT / "servingplatform" / "settings.py").read_text()
-    if "SERVE_ROLES" not in serve:
-        missing.append("SERVE_ROLES in scripts/serve.py (branch `process`)")
-    for name in ("MODEL_SERVER_LISTEN", "MODEL_SERVER_SECRET", "INSTANCE_NAME", "MODEL_SERVER_POOL"):
-        if name not in settings:
-            missing.append(f"{name} in the settings (branch `network`)")
-    if "instances" not in (ROOT / "inference" / "deployments" / "serializers.py").read_text():
-        missing.append("`instances` in the deployment API (branch `network`)")
     if not HAPROXY.exists():
         missing.append(f"HAProxy ({HAPROXY}: apt-get install haproxy)")
     try:

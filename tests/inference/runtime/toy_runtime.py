@@ -51,6 +51,7 @@ class ToyRuntime(ModelRuntime):
         config = json.loads(Path(path).read_text())
         if config.get("fail_load"):
             raise ArtifactLoadError(str(config["fail_load"]))
+        time.sleep(float(config.get("load_ms", 0)) / 1000.0)  # a model that takes a while to load
         self._weights = [float(w) for w in config["weights"]]
         self._bias = float(config.get("bias", 0.0))
         self._sleep_s = float(config.get("sleep_ms", 0)) / 1000.0
