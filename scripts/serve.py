@@ -114,7 +114,9 @@ def ensure_metrics_dir() -> None:
 
 def ensure_drain_file() -> Path:
     # core/health.py answers 503 while this file exists; one per launcher, so a stale one never matters.
-    path = Path(os.environ.setdefault("DRAIN_FILE", str(RUN / f"draining.{os.getpid()}")))
+    # An empty DRAIN_FILE (docker/.env.example lists it so) is unset, never the current folder.
+    path = Path(os.environ.get("DRAIN_FILE") or RUN / f"draining.{os.getpid()}")
+    os.environ["DRAIN_FILE"] = str(path)
     path.unlink(missing_ok=True)
     return path
 
