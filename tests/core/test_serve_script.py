@@ -106,3 +106,16 @@ def test_a_child_that_exits_is_started_again_after_a_doubling_back_off_and_the_o
     finally:
         steady_process.kill()
         steady_process.wait()
+
+
+def test_an_empty_drain_file_setting_is_unset_and_a_stale_file_is_removed(serve, monkeypatch, tmp_path):
+    monkeypatch.setattr(serve, "RUN", tmp_path)
+    monkeypatch.setenv("DRAIN_FILE", "")  # docker/.env.example's `DRAIN_FILE=` once crashed the image at start
+    path = serve.ensure_drain_file()
+    assert path.parent == tmp_path and path.name == f"draining.{os.getpid()}"
+    assert os.environ["DRAIN_FILE"] == str(path)
+
+    given = tmp_path / "drain-me"
+    given.write_text("left by a previous run")
+    monkeypatch.setenv("DRAIN_FILE", str(given))
+    assert serve.ensure_drain_file() == given and not given.exists()
