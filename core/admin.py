@@ -9,12 +9,15 @@ from django.http import HttpRequest
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import AbstractAPIKey, APIKey
 
+from core import admin_fields
 from core.login import AdminLoginForm
 from core.models import ApiKey
 from core.services import api_keys_changed
 
 # The library registers its own scope-less key model; ours (with scopes) is the only one used.
 admin.site.unregister(APIKey)
+# Before the apps after `core` register their admins: their JSON fields refuse NUL and lone surrogates.
+admin_fields.install()
 # Wrong passwords count per address and per username; too many lock the login out (core/lockout.py).
 admin.site.login_form = AdminLoginForm
 
