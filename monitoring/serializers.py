@@ -216,7 +216,7 @@ class AlertRuleCreatedOut(AlertRuleOut):
 class AlertQueryIn(_Page):
     state = serializers.ChoiceField(choices=["pending", "firing", "resolved"], required=False)
     endpoint = serializers.CharField(max_length=64, required=False)
-    rule = serializers.IntegerField(min_value=1, required=False)
+    rule = serializers.IntegerField(min_value=1, max_value=2**63 - 1, required=False)  # a row id: a 64-bit integer
     kind = serializers.ChoiceField(choices=["rule", "guardrail"], required=False)
 
 
