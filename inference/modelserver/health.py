@@ -28,7 +28,9 @@ def model_server_check() -> dict[str, Any]:
     reader = routes()
     if not reader.supervisor_alive():
         return {"ok": False, "error": "model server not running", "deployments": len(live)}
-    failed, down, starting = [], [], []
+    failed: list[str] = []
+    down: list[str] = []
+    starting: list[str] = []
     for endpoint, status, scale_to_zero, created_at in live:
         route = reader.endpoint(endpoint)
         if not should_serve(status, route):
