@@ -30,7 +30,7 @@ trap cleanup EXIT
 
 say "debootstrap bookworm from $mirror into $rootfs"
 debootstrap --variant=minbase \
-    --include=python3,python3-pip,python3-venv,python-is-python3,ca-certificates \
+    --include=python3,python3-pip,python3-venv,python-is-python3,ca-certificates,libgomp1 \
     bookworm "$rootfs" "$mirror" >/dev/null
 
 # Security and point-release updates, as any base image carries them.
