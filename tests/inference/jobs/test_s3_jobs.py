@@ -83,6 +83,11 @@ class S3JobTests(S3LiveTestCase):
         return worker
 
     def test_a_batch_job_and_an_async_job_run_on_a_worker_that_shares_no_folder_with_the_web_tier(self):
+        # The web side's batch folder of its own (empty): other tests' local batch files must not count here.
+        web_batch = private_folder(self, "sp-web-batch-")
+        web_settings = self.settings(BATCH_DIR=str(web_batch))
+        web_settings.enable()
+        self.addCleanup(web_settings.disable)
         deploy_toy(self, "scorer", weights=WEIGHTS)
         rows = ["a,b,c"] + [f"{i % 7 - 3},{i % 11 - 5},{i % 5 - 2}" for i in range(250)]
         from django.core.files.uploadedfile import SimpleUploadedFile
@@ -95,7 +100,7 @@ class S3JobTests(S3LiveTestCase):
         batch_id = accepted.json()["id"]
         asynchronous = self.client.post("/api/v1/predict/scorer/async", {"inputs": [[1.0, 2.0, 3.0]]}, format="json")
         self.assertEqual(asynchronous.status_code, 202, asynchronous.content)
-        self.assertEqual(list(Path(settings.BATCH_DIR).rglob("*")) if Path(settings.BATCH_DIR).exists() else [], [])
+        self.assertEqual(list(web_batch.rglob("*")), [])
         self.assertEqual(self.s3.read(f"{self.prefix}/batch/{batch_id}/input.csv"), ("\n".join(rows) + "\n").encode())
 
         worker = self.start_worker()
