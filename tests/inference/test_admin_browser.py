@@ -15,6 +15,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.staticfiles.testing import StaticLiveServerTestCase
 
 from inference import metrics
+from inference.deployments import instances
 from inference.deployments.services import deployment_create
 from inference.models import BatchJob, Deployment, DeploymentStatus, InferenceJob, JobStatus
 from registry import services as registry_services
@@ -74,6 +75,14 @@ def seed() -> dict:
     for deployment, figures in ((serving, runtime(182.4)), (canary, runtime(176.9, replicas=2)),
                                 (crashing, runtime(0.0, restarts=3, error="worker exited: killed by signal 9 (OOM)"))):
         Deployment.objects.filter(pk=deployment.pk).update(status=DeploymentStatus.READY, runtime=figures)
+    # What the model server of this host reports about itself (its status decides each deployment's).
+    here = instances.instance_register(name="ms-1", pool="default", address="", host="localhost", pid=4100)
+    instances.instance_heartbeat(instance_id=here.pk, memory_mb=512.0)
+    for deployment, figures in ((serving, runtime(182.4)), (canary, runtime(176.9, replicas=2)),
+                                (crashing, runtime(0.0, restarts=3, error="worker exited: killed by signal 9 (OOM)"))):
+        instances.instance_record_status(instance_id=here.pk, deployment_id=deployment.pk, generation=1,
+                                         status=DeploymentStatus.READY, reason="")
+        instances.instance_record_runtime(instance_id=here.pk, deployment_id=deployment.pk, runtime=figures)
     for endpoint, version, count, seconds in (("churn-logreg", 1, 400, 0.0031), ("churn-v2", 2, 90, 0.0047)):
         route = type("Route", (), {"endpoint": endpoint, "model": "churn-logreg", "version": version})()
         for n in range(count):
