@@ -143,6 +143,9 @@ def _wake(endpoint: str, route: Route) -> Route:
     try:
         control_request(str(settings.MODEL_SERVER_DIR / "control.sock"), {"op": "wake", "endpoint": endpoint}, 2.0)
     except ControlUnavailable:
+        if route.status == "loading":
+            # Loading on a model server of another host (its announcement says so): nothing to wake from here.
+            raise DeploymentNotReady(f"Endpoint '{endpoint}' is loading.", retry_after_s=2) from None
         raise DeploymentNotReady("The model server is not running.", retry_after_s=5) from None
     while time.monotonic() < deadline:
         current = routes().endpoint(endpoint, fresh=True)

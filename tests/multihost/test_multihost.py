@@ -130,6 +130,10 @@ def test_an_alias_move_is_served_by_every_web_instance(cluster):
         assert all(answer.status_code == 200 for answer in answers), [a.text for a in answers]
         return [answer.json()["version"] for answer in answers]
 
+    # Each web process learns of mh-b's instances from their announcements (refreshed every second): wait until
+    # both can reach it, then every answer during the moves must be a 200.
+    wait_for(lambda: all(web.post("/api/v1/predict/mh-b", json={"inputs": [ROW]}).status_code == 200
+                         for web in webs), timeout=30, message="mh-b reachable from both web instances")
     assert through.put("/api/v1/models/mh/aliases/production/", json={"version": 1}).status_code in (200, 201)
     wait_for(lambda: served_versions() == [1, 1], timeout=30, message="production (v1) on both web instances")
     moved = through.put("/api/v1/models/mh/aliases/production/", json={"version": 2})
