@@ -100,16 +100,20 @@ def _row_view(row: InstanceDeployment) -> dict[str, Any]:
 def _summary(deployment: Deployment, rows: Iterable[InstanceDeployment], pool_alive: bool) -> tuple[str, str]:
     if not deployment.is_live:
         return deployment.status, deployment.status_reason
-    summed = aggregate_status(rows, pool_alive=pool_alive, pool=deployment.pool)
+    summed = aggregate_status(rows, pool_alive=pool_alive, pool=deployment.pool, generation=deployment.generation)
     return summed if summed is not None else (deployment.status, deployment.status_reason)
 
 
-def aggregate_status(rows: Iterable[InstanceDeployment], *, pool_alive: bool, pool: str) -> tuple[str, str] | None:
+def aggregate_status(rows: Iterable[InstanceDeployment], *, pool_alive: bool, pool: str,
+                     generation: int) -> tuple[str, str] | None:
     """(status, reason) of a deployment from its live instances' rows; None when they say nothing yet."""
     rows = list(rows)
     ready = [row for row in rows if row.status == DeploymentStatus.READY]
     if ready:
-        return DeploymentStatus.READY, ready[0].reason
+        current = [row for row in ready if row.generation >= generation]
+        # Rows of an older generation: the change (a new version, new knobs) has not reached any model server
+        # yet. They still serve, but saying "ready" with no reason would tell a waiting client it is done.
+        return DeploymentStatus.READY, current[0].reason if current else "rolling out a new generation"
     if not pool_alive:
         return DeploymentStatus.PENDING, f"no live model server in pool '{pool}'"
     if rows and all(row.status == DeploymentStatus.FAILED for row in rows):

@@ -46,6 +46,18 @@ class InstanceStatusTests(TestCase):
         self.assertEqual((body["status"], body["instances_ready"]), ("ready", 1))
         self.assertEqual({(i["name"], i["status"]) for i in body["instances"]}, {("ms-a", "failed"), ("ms-b", "ready")})
 
+    def test_a_change_no_instance_has_reported_yet_is_rolling_out_not_done(self):
+        self.record(self.a, "ready")
+        self.assertEqual((self.detail()["status"], self.detail()["status_reason"]), ("ready", ""))
+        # A new version bumps the generation: until a model server reports it, a waiting client must not see
+        # "ready" with no reason (the client's deploy() returned while the old version still answered).
+        Deployment.objects.filter(pk=self.deployment.pk).update(generation=2)
+        self.assertEqual((self.detail()["status"], self.detail()["status_reason"]),
+                         ("ready", "rolling out a new generation"))
+        instances.instance_record_status(instance_id=self.a.pk, deployment_id=self.deployment.pk, generation=2,
+                                         status="ready", reason="")
+        self.assertEqual((self.detail()["status"], self.detail()["status_reason"]), ("ready", ""))
+
     def test_all_instances_failed_is_failed_with_the_reason(self):
         self.record(self.a, "failed", "bad weights")
         self.record(self.b, "failed", "bad weights")
