@@ -6,7 +6,7 @@ is opened per check."""
 from typing import Any
 
 from inference.models import LIVE, Deployment, DeploymentStatus
-from inference.modelserver.health import new_since_start
+from inference.modelserver.health import new_since_start, serving
 from inference.predict.dispatch import routes
 
 
@@ -27,7 +27,7 @@ def instances_check() -> dict[str, Any]:
     starting: list[str] = []
     for endpoint, status, scale_to_zero, created_at in live:
         route = router.endpoint(endpoint)
-        if route is not None and (route.sockets or (scale_to_zero and route.status == "scaled_to_zero")):
+        if serving(route, scale_to_zero):
             continue
         if status == DeploymentStatus.FAILED:
             failed.append(endpoint)
