@@ -1,32 +1,32 @@
-"""Serving benchmark: the platform, started as `make serve` starts it, against MLServer serving the same
-scikit-learn models, under wrk. Run on demand, never in CI (7-8 minutes on 2 cores; the first run also
-creates the MLServer virtualenv and trains the demo models).
+"""Serving benchmark: the platform, started as `make serve` starts it, then each maintained peer and the two
+floors serving the same scikit-learn models, one server at a time, under wrk, in one command. Run on demand,
+never in CI (~16 minutes on 2 cores; the first run also creates the peers' virtualenvs and trains the demo
+models).
 
     apt-get install -y wrk                                  # once, as root (Debian's wrk)
-    .venv/bin/python bench/bench_serving.py                 # the working tree
+    .venv/bin/python bench/bench_serving.py                 # the working tree against every peer
     .venv/bin/python bench/bench_serving.py --ref HEAD --profile   # a clean export of a commit, plus py-spy
+    .venv/bin/python bench/bench_serving.py --peers none    # the platform alone (~8 minutes)
 
 What it runs (every figure is printed and saved to bench/out/serving-<time>.json):
   1. scripts/serve.py with PORT on a free port, WEB_WORKERS (--web-workers, default 2) and
      VAR_DIR=bench/out/var: its own private Redis, SQLite and model store, so a `make serve` beside it is
      untouched; the demo models are trained once and kept (--fresh retrains). THROTTLE_RATE_PREDICT is
-     raised, or wrk would measure 429s; the throttle's Redis round trip is still paid. Stopped with SIGINT.
-  2. MLServer 1.7 in its own virtualenv (bench/.mlserver-venv, created on first use, with the project's
-     scikit-learn version) serving churn-logreg and fraud-forest exported from the registry (skops ->
-     joblib), adaptive batching (max_batch_size 32, max_batch_time 0.005), parallel_workers 2, debug off.
-     Requests: V2 /v2/models/{name}/infer, one FP64 row of shape [1, n], asking for predict_proba only (one
-     pass of the model, as the platform makes for its labels and probabilities). Both servers' answers are
-     checked against the model before anything is measured. The platform is also driven through its own V2
-     infer route (same protocol as MLServer) at 16 and 64 connections.
-  3. wrk with bench/serving_load.lua (a fresh random row per request) at 1, 16 and 64 connections, 2 threads,
-     --warmup seconds then --duration seconds. Throughput runs turn the prediction cache off
-     (PATCH /api/v1/config).
-  4. Tables: platform vs MLServer (req/s, p50, p99, batch size, CPU ms per request, ratios); batching on vs
-     off (fraud-forest, demand-mlp, 16 and 64 connections; demand-mlp also with a torch thread per core); cache hit
-     vs miss server time (`latency_ms` of --cache-requests identical and --cache-misses distinct sequential
-     requests) and wrk with the cache on; CPU ms per request by process group (/proc); the issue's targets;
-     with --profile, where the web and model processes spend their CPU (py-spy from the MLServer venv during
-     one more churn-logreg run at 16 connections; raw stacks in bench/out/profile-*.txt).
+     raised, or wrk would measure 429s; the throttle's Redis round trip is still paid. Its answers are
+     checked against the models' own predict_proba first. Stopped with SIGINT before any peer starts.
+  2. wrk with bench/serving_load.lua (a fresh random row per request) at 1, 16 and 64 connections, 2 threads,
+     --warmup seconds then --duration seconds, on churn-logreg and fraud-forest; the platform's V2 infer
+     route and its universal route; demand-mlp; batching off; the cache's hits and misses; with --profile,
+     py-spy on the web and model processes (from the MLServer peer's venv).
+  3. The peers (--peers, bench/peers: the HTTP floor, the in-process floor, KServe's ModelServer, PyTriton,
+     MLServer), each in its own virtualenv under bench/.peers/ (created before anything is measured, with
+     the project's scikit-learn version), each serving the platform's own production versions of the two
+     models (exported from its registry as joblib to bench/out/platform-models), answers checked, then
+     measured at --peer-connections (16 and 64) as bench_peers.py measures them.
+  4. Tables: the platform; every peer; the platform against the best peer per cell (req/s and p99 ratios)
+     and its share of the HTTP and in-process floors; the platform's V2 route against the V2 peers;
+     batching on vs off; cache hit vs miss server time; CPU ms per request by process group (/proc); the
+     issue's targets; with --profile, where the web and model processes spend their CPU.
 
 Each run also reports the cores busy outside the benchmark ("other load"): on a shared machine, anything
 above ~0.2 lowers every figure; CPU ms per request is the figure that noise moves least.
@@ -57,9 +57,10 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 OUT = BENCH / "out"
 LUA = BENCH / "serving_load.lua"
-MLSERVER_VENV = BENCH / ".mlserver-venv"
-# MLServer 1.7.x's parallel workers die at start with the newest uvloop.
-MLSERVER_PACKAGES = ["mlserver", "mlserver-sklearn", "uvloop==0.21.0", "httptools", "py-spy"]
+# (who, model, connections) -> one wrk run's figures: "platform" and each peer's name (bench/peers).
+Table = dict[tuple[str, str, int], dict[str, Any]]
+V2_PEERS = ("pytriton", "mlserver", "kserve-v2")  # the peers that speak the Open Inference Protocol
+PEER_MODELS = OUT / "platform-models"  # the platform's production scikit-learn versions, as joblib for the peers
 SKLEARN_MODELS = ("churn-logreg", "fraud-forest")
 WIDTHS = {"churn-logreg": 10, "fraud-forest": 20, "demand-mlp": 8}
 BATCHING_MODELS = ("fraud-forest", "demand-mlp")
@@ -391,7 +392,7 @@ def set_cache(client: Client, enabled: bool) -> None:
     time.sleep(1.2)  # every web process re-reads the config at most once a second
 
 
-# --- MLServer ----------------------------------------------------------------------------------------
+# --- the models the peers serve ----------------------------------------------------------------------
 
 
 def project_facts(python: str) -> dict[str, str]:
@@ -400,23 +401,9 @@ def project_facts(python: str) -> dict[str, str]:
     return {"base_python": base, "sklearn": sklearn}
 
 
-def ensure_mlserver_venv(python: str) -> Path:
-    facts = project_facts(python)
-    venv_python = MLSERVER_VENV / "bin" / "python"
-    pins = [f"scikit-learn=={facts['sklearn']}"]  # joblib files load only into the same scikit-learn
-    if not (MLSERVER_VENV / "bin" / "mlserver").exists():
-        log(f"creating {MLSERVER_VENV.relative_to(ROOT)} (pip install {' '.join(MLSERVER_PACKAGES + pins)})")
-        subprocess.run([facts["base_python"], "-m", "venv", str(MLSERVER_VENV)], check=True)
-        subprocess.run([str(venv_python), "-m", "pip", "install", "-q", *MLSERVER_PACKAGES, *pins], check=True)
-    installed = subprocess.run([str(venv_python), "-c", "import sklearn; print(sklearn.__version__)"],
-                               capture_output=True, text=True, check=True).stdout.strip()
-    if installed != facts["sklearn"]:
-        log(f"aligning the MLServer venv's scikit-learn {installed} with the project's {facts['sklearn']}")
-        subprocess.run([str(venv_python), "-m", "pip", "install", "-q", *pins], check=True)
-    return MLSERVER_VENV
-
-
 def export_models(args: argparse.Namespace, env: dict[str, str], folder: Path) -> dict[str, Any]:
+    """The platform's own production versions of the scikit-learn models, as the peers load them (joblib), so
+    that every server answers with the very same estimators."""
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     subprocess.run([args.python, str(Path(__file__).resolve()), "--export-sklearn", str(folder)], cwd=args.tree,
@@ -455,48 +442,18 @@ def export_sklearn(folder: Path) -> None:
     (folder / "expected.json").write_text(json.dumps(expected))
 
 
-def write_mlserver_settings(folder: Path, ports: dict[str, int]) -> None:
-    settings = {"debug": False, "parallel_workers": 2, "host": "127.0.0.1", **ports}
-    (folder / "settings.json").write_text(json.dumps(settings, indent=2))
-    for name in SKLEARN_MODELS:
-        model_settings = {"name": name, "implementation": "mlserver_sklearn.SKLearnModel",
-                          "max_batch_size": 32, "max_batch_time": 0.005, "parameters": {"uri": "./model.joblib"}}
-        (folder / name / "model-settings.json").write_text(json.dumps(model_settings, indent=2))
-
-
-def start_mlserver(folder: Path) -> tuple[Server, int]:
-    ports = {"http_port": free_port(), "grpc_port": free_port(), "metrics_port": free_port()}
-    write_mlserver_settings(folder, ports)
-    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
-    server = Server("MLServer", [str(MLSERVER_VENV / "bin" / "mlserver"), "start", "."], env=env, cwd=folder,
-                    log_path=OUT / "mlserver.log")
-    log(f"MLServer: port {ports['http_port']}, parallel_workers 2 (log: {server.log_path.relative_to(ROOT)})")
-    probe = Client(ports["http_port"])
-    for name in SKLEARN_MODELS:
-        path = f"/v2/models/{name}/ready"
-        wait_until(f"MLServer {name}", lambda path=path: probe.call("GET", path)[0] == 200, server, 180)
-    return server, ports["http_port"]
-
-
-def v2_body(row: list[float]) -> dict[str, Any]:
-    return {"inputs": [{"name": "input-0", "shape": [1, len(row)], "datatype": "FP64", "data": row}],
-            "outputs": [{"name": "predict"}, {"name": "predict_proba"}]}
-
-
-def check_answers(expected: dict[str, Any], platform: Client, mlserver: Client) -> None:
-    """Both servers must give the exported model's own answers before any figure counts."""
+def check_answers(expected: dict[str, Any], platform: Client) -> None:
+    """The platform must give the exported model's own answers before any figure counts (each peer's are
+    checked the same way before it is measured)."""
     for name, want in expected.items():
         for index, row in enumerate(want["rows"]):
             answer = platform.ok("POST", predict_path(name), {"inputs": [row]})
-            infer = mlserver.ok("POST", f"/v2/models/{name}/infer", v2_body(row))
-            outputs = {output["name"]: output["data"] for output in infer["outputs"]}
-            for who, label, proba in (("platform", answer["predictions"][0], answer["probabilities"][0]),
-                                      ("MLServer", outputs["predict"][0], outputs["predict_proba"])):
-                close = all(abs(a - b) < 1e-9 for a, b in zip(proba, want["proba"][index]))
-                if str(label) != str(want["predict"][index]) or not close:
-                    raise SystemExit(f"{who} answered {label} {proba} for {name} row {index}; "
-                                     f"the model says {want['predict'][index]} {want['proba'][index]}")
-    log(f"answers checked: both servers agree with the models ({', '.join(expected)})")
+            label, proba = answer["predictions"][0], answer["probabilities"][0]
+            close = all(abs(a - b) < 1e-9 for a, b in zip(proba, want["proba"][index]))
+            if str(label) != str(want["predict"][index]) or not close:
+                raise SystemExit(f"the platform answered {label} {proba} for {name} row {index}; "
+                                 f"the model says {want['predict'][index]} {want['proba'][index]}")
+    log(f"answers checked: the platform agrees with the models ({', '.join(expected)})")
 
 
 # --- cache: server time of hits and misses -----------------------------------------------------------
@@ -539,7 +496,10 @@ def _pct(ordered: list[float], q: float) -> float:
 def profile(args: argparse.Namespace, platform_run, platform: Server, client: Client) -> dict[str, Any]:
     """py-spy (GIL holders only, so samples are CPU the Python code spends) on the web workers and the
     endpoint's model worker during one more churn-logreg run at 16 connections."""
-    endpoint, py_spy = "churn-logreg", str(MLSERVER_VENV / "bin" / "py-spy")
+    from peers import peer  # see main()
+
+    # One on PATH, else the MLServer peer's (main() creates that venv for --profile).
+    endpoint, py_spy = "churn-logreg", shutil.which("py-spy") or str(peer("mlserver").venv / "bin" / "py-spy")
     table = _proc_table()
     masters = [pid for pid in _descendants(table, platform.proc.pid)
                if "gunicorn" in table[pid][2] and "gunicorn" not in table[table[pid][0]][2]]
@@ -624,37 +584,31 @@ def fmt_row(cells: list[Any], widths: list[int]) -> str:
                      for i, (cell, width) in enumerate(zip(cells, widths)))
 
 
-def print_comparison(table: dict[tuple[str, str, int], dict[str, Any]], connections: list[int]) -> None:
-    widths = [9, 13, 5, 8, 8, 8, 10, 10, 12]
-    print("\n## Platform vs MLServer (single-row requests, prediction cache off)")
-    print(fmt_row(["target", "model", "conns", "req/s", "p50 ms", "p99 ms", "batch/req", "CPU ms/req",
-                   "other load"], widths))
+def print_platform(table: Table, connections: list[int]) -> None:
+    widths = [13, 5, 8, 8, 8, 10, 10, 12]
+    print("\n## The platform (single-row requests, prediction cache off)")
+    print(fmt_row(["model", "conns", "req/s", "p50 ms", "p99 ms", "batch/req", "CPU ms/req", "other load"], widths))
     for model in SKLEARN_MODELS:
         for conns in connections:
-            for target in ("platform", "MLServer"):
-                r = table[(target, model, conns)]
-                cpu = sum(r["cpu_ms_per_request"].values())
-                print(fmt_row([target, model, conns, f"{r['rps']:.0f}", f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}",
-                               r.get("batch_per_request") or "-", f"{cpu:.2f}", f"{r['other_load_cores']:.2f} cores"],
-                              widths))
+            r = table[("platform", model, conns)]
+            cpu = sum(r["cpu_ms_per_request"].values())
+            print(fmt_row([model, conns, f"{r['rps']:.0f}", f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}",
+                           r.get("batch_per_request") or "-", f"{cpu:.2f}", f"{r['other_load_cores']:.2f} cores"],
+                          widths))
     print("batch/req: mean size of the forward pass each request rode. CPU ms/req: all the server's processes.")
-    print("\nratio platform/MLServer   req/s (higher is better)   p99 (lower is better)   CPU ms/req (lower is better)")
-    for model in SKLEARN_MODELS:
-        for conns in connections:
-            p, m = table[("platform", model, conns)], table[("MLServer", model, conns)]
-            cpu = sum(p["cpu_ms_per_request"].values()) / max(sum(m["cpu_ms_per_request"].values()), 1e-9)
-            print(f"  {model:<13} c={conns:<3}  {p['rps'] / m['rps']:10.2f}x  {p['p99_ms'] / m['p99_ms']:24.2f}x"
-                  f"  {cpu:26.2f}x")
 
 
-def print_same_protocol(table: dict, same_protocol: dict[tuple[str, int], dict[str, Any]]) -> None:
-    print("\n## Same protocol: platform POST /v2/models/{name}/infer vs MLServer's (one FP64 row, JSON)")
-    widths = [13, 5, 12, 12, 12, 12, 8]
-    print(fmt_row(["model", "conns", "platform r/s", "platform p99", "MLServer r/s", "MLServer p99", "ratio"], widths))
+def print_same_protocol(table: Table, same_protocol: dict[tuple[str, int], dict[str, Any]]) -> None:
+    """The platform's V2 infer route against each peer that speaks V2 (the same body, byte for byte)."""
+    v2_peers = sorted({who for (who, _, _) in table if who in V2_PEERS})
+    if not v2_peers:
+        return
+    print("\n## Same protocol: the platform's POST /v2/models/{name}/infer vs the V2 peers' (one FP64 row, JSON)")
     for (model, conns), run in same_protocol.items():
-        other = table[("MLServer", model, conns)]
-        print(fmt_row([model, conns, f"{run['rps']:.0f}", f"{run['p99_ms']:.1f}", f"{other['rps']:.0f}",
-                       f"{other['p99_ms']:.1f}", f"{run['rps'] / other['rps']:.2f}x"], widths))
+        cells = [(who, table[(who, model, conns)]) for who in v2_peers if (who, model, conns) in table]
+        others = "   ".join(f"{who} {other['rps']:.0f} req/s p99 {other['p99_ms']:.1f} "
+                           f"(platform {run['rps'] / other['rps']:.2f}x)" for who, other in cells)
+        print(f"  {model:<13} c={conns:<3} platform {run['rps']:.0f} req/s p99 {run['p99_ms']:.1f}   {others}")
 
 
 def print_universal(table: dict, universal: dict[int, dict[str, Any]]) -> None:
@@ -714,26 +668,39 @@ def print_cpu(results: list[dict[str, Any]]) -> None:
         print(f"  {r['label']:<34} c={r['connections']:<3} {groups}")
 
 
-def targets(table: dict, batching: dict, cache: list[dict[str, Any]]) -> list[tuple[str, bool, str]]:
+def targets(table: Table, cache: list[dict[str, Any]]) -> list[tuple[str, bool, str]]:
+    """Issue 20's targets, each from this run's own figures (a target whose figures this run lacks is left
+    out, never passed)."""
+    from bench_peers import best_peer  # bench_peers imports this module: imported when called, not at load
+
     checks = []
-    p, m = table.get(("platform", "churn-logreg", 16)), table.get(("MLServer", "churn-logreg", 16))
-    if p and m:
-        checks.append(("LogisticRegression @16: >= 1.5x MLServer req/s with a lower p99",
-                       p["rps"] >= 1.5 * m["rps"] and p["p99_ms"] < m["p99_ms"],
-                       f"{p['rps'] / m['rps']:.2f}x req/s, p99 {p['p99_ms']:.1f} vs {m['p99_ms']:.1f} ms"))
+    for model in SKLEARN_MODELS:
+        for conns in (16, 64):
+            mine, best = table.get(("platform", model, conns)), best_peer(table, model, conns, besides="platform")
+            if mine and best:
+                name, other = best
+                checks.append((f"{model} @{conns}: >= 2x the best peer's req/s ({name}) with a lower p99",
+                               mine["rps"] >= 2 * other["rps"] and mine["p99_ms"] < other["p99_ms"],
+                               f"{mine['rps'] / other['rps']:.2f}x req/s, p99 {mine['p99_ms']:.1f} vs "
+                               f"{other['p99_ms']:.1f} ms"))
+    mine = table.get(("platform", "churn-logreg", 64))
+    local, http = table.get(("floor-predict", "churn-logreg", 64)), table.get(("floor-http", "churn-logreg", 64))
+    if mine and local:
+        checks.append(("churn-logreg @64: faster than the in-process floor", mine["rps"] > local["rps"],
+                       f"{mine['rps']:.0f} vs {local['rps']:.0f} req/s ({mine['rps'] / local['rps']:.2f}x)"))
+    if mine and http:
+        checks.append(("churn-logreg @64: >= 25% of the HTTP floor", mine["rps"] >= 0.25 * http["rps"],
+                       f"{mine['rps'] / http['rps']:.1%} of {http['rps']:.0f} req/s"))
     for conns in (16, 64):
-        on, off = table.get(("platform", "fraud-forest", conns)), batching.get(("fraud-forest", conns))
-        mls = table.get(("MLServer", "fraud-forest", conns))
-        if on and off:
-            checks.append((f"RandomForest @{conns}: batching >= 10x unbatched", on["rps"] >= 10 * off["rps"],
-                           f"{on['rps'] / off['rps']:.2f}x"))
-        if on and mls:
-            checks.append((f"RandomForest @{conns}: >= 1.5x MLServer req/s", on["rps"] >= 1.5 * mls["rps"],
-                           f"{on['rps'] / mls['rps']:.2f}x"))
+        mine = table.get(("platform", "churn-logreg", conns))
+        if mine:
+            web = mine["cpu_ms_per_request"].get("web", 0.0)
+            checks.append((f"churn-logreg @{conns}: web tier CPU per prediction <= 0.08 ms", web <= 0.08,
+                           f"{web:.3f} ms"))
     for entry in cache:
-        checks.append((f"cache hit p50 server time < 1 ms ({entry['endpoint']})", entry["hit"]["server_p50_ms"] < 1,
-                       f"{entry['hit']['server_p50_ms']:.3f} ms"))
-    print("\n## The issue's targets")
+        checks.append((f"cache hit p50 server time < 0.5 ms ({entry['endpoint']})",
+                       entry["hit"]["server_p50_ms"] < 0.5, f"{entry['hit']['server_p50_ms']:.3f} ms"))
+    print("\n## The issue's targets (issue 20)")
     for name, passed, detail in checks:
         print(f"  [{'PASS' if passed else 'MISS'}] {name}: {detail}")
     return checks
@@ -778,8 +745,14 @@ def parse_args() -> argparse.Namespace:
                         "tree; the project's .venv runs it either way")
     parser.add_argument("--fresh", action="store_true", help="wipe --var-dir first (retrains the demo models)")
     parser.add_argument("--profile", action="store_true", help="py-spy the web and model processes once more")
+    parser.add_argument("--peers", default="floor-http,floor-predict,kserve,pytriton,mlserver",
+                        help="comma-separated peers measured after the platform, one at a time (bench/peers; "
+                        "'none' for the platform alone)")
+    parser.add_argument("--peer-connections", default="16,64", help="the connection counts the peers are measured at")
     parser.add_argument("--export-sklearn", type=Path, help=argparse.SUPPRESS)
-    return parser.parse_args()
+    args = parser.parse_args()
+    args.peers = [] if args.peers in ("", "none") else args.peers.split(",")
+    return args
 
 
 def main() -> None:
@@ -795,7 +768,11 @@ def main() -> None:
     if not Path(args.python).exists():
         raise SystemExit(f"{args.python} is missing: run `make test` or `make serve` once to create .venv")
     OUT.mkdir(parents=True, exist_ok=True)
-    ensure_mlserver_venv(args.python)
+    from peers import peer  # imports this module: imported when called, not at load
+
+    # Every venv before any measurement: pip never runs under wrk. The MLServer venv also brings py-spy.
+    wanted = [*args.peers, *(["mlserver"] if args.profile and "mlserver" not in args.peers else [])]
+    args.peer_venvs = {name: peer(name).ensure_venv(args.python) for name in wanted}
     args.tree = source_tree(args.ref)
     started, servers = time.monotonic(), []
     try:
@@ -818,18 +795,15 @@ def benchmark(args: argparse.Namespace, servers: list[Server]) -> dict[str, Any]
     key = create_key(args, env)
     client = Client(port, key)
     wait_for_endpoints(client, platform)
-    expected = export_models(args, env, OUT / "mlserver-models")
-    mlserver, mls_port = start_mlserver(OUT / "mlserver-models")
-    servers.append(mlserver)
+    expected = export_models(args, env, PEER_MODELS)
     reset_deployments(client, platform)
     set_cache(client, False)
-    check_answers(expected, client, Client(mls_port))
+    check_answers(expected, client)
 
     runner = Runner(args)
     model_pids: set[int] = set()
     platform_meter = CpuMeter(platform.proc.pid, lambda cmd, pid: platform_group(cmd, pid, model_pids))
-    mls_meter = CpuMeter(mlserver.proc.pid, lambda cmd, pid: "mlserver")
-    base, mls_base = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{mls_port}"
+    base = f"http://127.0.0.1:{port}"
 
     def platform_run(endpoint: str, conns: int, label: str = "", *, path: str = "", mode: str = "platform",
                      **options) -> dict[str, Any]:
@@ -839,13 +813,10 @@ def benchmark(args: argparse.Namespace, servers: list[Server]) -> dict[str, Any]
                           meter=platform_meter, metrics=batch_counters(client, endpoint), mode=mode,
                           width=WIDTHS[endpoint], connections=conns, key=key, **options)
 
-    table: dict[tuple[str, str, int], dict[str, Any]] = {}
+    table: Table = {}
     for model in SKLEARN_MODELS:
         for conns in connections:
             table[("platform", model, conns)] = platform_run(model, conns)
-            table[("MLServer", model, conns)] = runner.run(
-                f"MLServer {model}", f"{mls_base}/v2/models/{model}/infer", meter=mls_meter, mode="v2",
-                width=WIDTHS[model], connections=conns)
     batch_conns = [c for c in (16, 64) if c in connections] or [max(connections)]
     # The same protocol on both sides: the platform's V2 infer route (the fast lane's other route).
     same_protocol = {(model, conns): platform_run(model, conns, f"platform V2 {model}",
@@ -884,17 +855,21 @@ def benchmark(args: argparse.Namespace, servers: list[Server]) -> dict[str, Any]
                      for conns in batch_conns}
     finally:
         set_batching(client, "demand-mlp", {"torch_threads": None})
+    # One server at a time: the platform is stopped before the first peer starts.
+    platform.stop()
+    failures = measure_peers(args, runner, expected, table)
 
     print(f"\n# Serving benchmark — {info['nproc']} CPUs ({info['cpu']}), load average before "
           f"{' '.join(info['loadavg'])}, WEB_WORKERS={args.web_workers}, wrk {args.duration:g} s after "
           f"{args.warmup:g} s warm-up, 2 threads")
-    print_comparison(table, connections)
+    print_platform(table, connections)
+    versus = print_peers(args, table)
     print_same_protocol(table, same_protocol)
     print_universal(table, universal)
     print_batching(table, batching, torch_all)
     print_cache(cache, cache_runs)
     print_cpu(runner.results)
-    checks = targets(table, batching, cache)
+    checks = targets(table, cache) + batching_targets(table, batching)
     print_profile(profiles)
     noisy = [r for r in runner.results if r["other_load_cores"] > 0.2]
     if noisy:
@@ -902,7 +877,56 @@ def benchmark(args: argparse.Namespace, servers: list[Server]) -> dict[str, Any]
               f"{max(r['other_load_cores'] for r in noisy):.2f} cores busy outside the benchmark): figures are low")
     return {"machine": info, "args": {k: str(v) for k, v in vars(args).items()}, "runs": runner.results,
             "cache": cache, "targets": [{"target": n, "passed": p, "detail": d} for n, p, d in checks],
-            "profiles": profiles}
+            "profiles": profiles, "versus": versus, "peer_failures": failures,
+            "peers": {name: {**venv, "title": titles(args).get(name)} for name, venv in args.peer_venvs.items()}}
+
+
+def measure_peers(args: argparse.Namespace, runner: Runner, expected: dict[str, Any], table: Table) -> dict[str, str]:
+    """Each peer in turn on the models the platform served (exported from its registry), its answers
+    checked first; one that cannot start or answers wrong is reported and the others still run."""
+    from bench_peers import measure_peer  # see main()
+    from peers import peer
+
+    connections = [int(c) for c in args.peer_connections.split(",")]
+    failures = {}
+    for name in args.peers:
+        try:
+            measure_peer(peer(name), runner, PEER_MODELS, expected, list(SKLEARN_MODELS), connections, table)
+        except SystemExit as exc:
+            failures[name] = str(exc)
+            log(f"{name} FAILED: {exc}")
+    return failures
+
+
+def titles(args: argparse.Namespace) -> dict[str, str]:
+    from peers import peer  # see main()
+
+    return {name: peer(name).title.format(version=venv["version"]) for name, venv in args.peer_venvs.items()
+            if name in args.peers}
+
+
+def print_peers(args: argparse.Namespace, table: Table) -> list[dict[str, Any]]:
+    """Every peer's figures, then the platform against the best peer per cell and its share of the floors."""
+    if not args.peers:
+        return []
+    from bench_peers import print_table, print_versus  # see main()
+
+    print_table({cell: figures for cell, figures in table.items() if cell[0] != "platform"}, titles(args))
+    connections = [int(c) for c in args.peer_connections.split(",")]
+    return print_versus("platform", table, list(SKLEARN_MODELS), connections)
+
+
+def batching_targets(table: Table, batching: dict[tuple[str, int], dict[str, Any]]) -> list[tuple[str, bool, str]]:
+    """The batcher's own bar (issue 13): a batched RandomForest at 16 and 64 connections >= 10x unbatched."""
+    checks = []
+    for conns in (16, 64):
+        on, off = table.get(("platform", "fraud-forest", conns)), batching.get(("fraud-forest", conns))
+        if on and off:
+            checks.append((f"fraud-forest @{conns}: batching >= 10x unbatched", on["rps"] >= 10 * off["rps"],
+                           f"{on['rps'] / off['rps']:.2f}x"))
+    for name, passed, detail in checks:
+        print(f"  [{'PASS' if passed else 'MISS'}] {name}: {detail}")
+    return checks
 
 
 if __name__ == "__main__":

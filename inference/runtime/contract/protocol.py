@@ -31,6 +31,7 @@ Response {"id": str, "ok": true, ...op-specific fields} or {"id": str, "ok": fal
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import struct
@@ -76,6 +77,41 @@ def pop_frames(buffer: bytearray) -> Iterator[bytes]:
         body = bytes(buffer[HEADER.size : end])
         del buffer[:end]
         yield body
+
+
+class Outbox:
+    """The frames one side of an event-loop connection writes during one pass of its loop, sent in one write at
+    the end of that pass: the answers of one batch (worker side) and the requests that arrived together (web
+    side) then cost one syscall per connection instead of one each (~10 us apiece, a tenth of a prediction's
+    CPU here, measured by bench/bench_serving.py --profile). Frames leave in the order they were put.
+
+    Each frame may carry a tag (the web side's request id): `discard` hands back the tags of frames that were
+    never written, so their callers learn that nothing was sent and may try another replica.
+    """
+
+    __slots__ = ("transport", "_frames", "_tags")
+
+    def __init__(self) -> None:
+        self.transport: asyncio.WriteTransport | None = None
+        self._frames: list[bytes] = []
+        self._tags: list[Any] = []
+
+    def put(self, frame: bytes, tag: Any = None) -> None:
+        if not self._frames:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self._frames.append(frame)
+        self._tags.append(tag)
+
+    def flush(self) -> None:
+        frames, self._frames, self._tags = self._frames, [], []
+        transport = self.transport
+        if frames and transport is not None and not transport.is_closing():
+            transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
+
+    def discard(self) -> list[Any]:
+        """Drops the frames not yet written (the connection is gone) and returns their tags."""
+        tags, self._frames, self._tags = self._tags, [], []
+        return tags
 
 
 def decode(body: bytes) -> dict[str, Any]:

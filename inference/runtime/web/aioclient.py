@@ -2,7 +2,8 @@
 #
 # The worker answers every frame by its id as soon as that request's batch is done, whatever the order, so
 # one connection per replica carries every request this process has in flight: no thread per request, no
-# pool of connections, and one write of several answers when a batch completes. The blocking client
+# pool of connections; the requests that arrive together leave in one write, and the worker answers a batch in
+# one write (protocol.Outbox). The blocking client
 # (client.py) keeps one request per connection for gunicorn-style threads; both raise the same errors.
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from inference.runtime.contract.gateway import is_remote
-from inference.runtime.contract.protocol import FrameError, decode, encode, pop_frames
+from inference.runtime.contract.protocol import FrameError, Outbox, decode, encode, pop_frames
 from inference.runtime.web.client import DeadlineExceeded, NotDelivered, WorkerUnavailable, checked_answer, time_left
 
 
@@ -105,18 +106,19 @@ class _Channel(asyncio.Protocol):
         self.on_close: Any = None
         self._transport: asyncio.Transport | None = None
         self._buffer = bytearray()
+        self._outbox = Outbox()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # Not an isinstance check (uvloop's transports do not derive from asyncio.Transport), so the type is
         # asserted: asyncio's Protocol hands connection_made a BaseTransport.
-        self._transport = transport  # type: ignore[assignment]
+        self._transport = self._outbox.transport = transport  # type: ignore[assignment]
 
     def send(self, request_id: str, frame: bytes) -> asyncio.Future[dict[str, Any]]:
         if self.closed or self._transport is None or self._transport.is_closing():
             raise NotDelivered("the worker closed the connection")
         answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.pending[request_id] = answer
-        self._transport.write(frame)
+        self._outbox.put(frame, request_id)  # written at the end of this pass of the loop
         return answer
 
     def data_received(self, data: bytes) -> None:
@@ -137,14 +139,17 @@ class _Channel(asyncio.Protocol):
 
     def close(self) -> None:
         if self._transport is not None:
+            self._outbox.flush()
             self._transport.close()
 
     def _fail(self, reason: str) -> None:
         self.closed = True
+        # Requests still in the outbox never reached the worker: those may go to another replica.
+        unsent = set(self._outbox.discard())
         pending, self.pending = self.pending, {}
-        for waiting in pending.values():
+        for request_id, waiting in pending.items():
             if not waiting.done():
-                waiting.set_exception(WorkerUnavailable(reason))
+                waiting.set_exception(NotDelivered(reason) if request_id in unsent else WorkerUnavailable(reason))
         self.close()
         if self.on_close is not None:
             self.on_close()

@@ -14,7 +14,7 @@ from typing import Any
 
 from inference.runtime.contract.base import scrub_paths
 from inference.runtime.contract.errors import ModelRuntimeError, UnsupportedOperation
-from inference.runtime.contract.protocol import ErrorCode, FrameError, decode, encode, pop_frames
+from inference.runtime.contract.protocol import ErrorCode, FrameError, Outbox, decode, encode, pop_frames
 from inference.runtime.worker.batcher import BatchSettings, DeadlinePassed, Draining, DynamicBatcher, QueueFull
 from inference.runtime.worker.jobs import Answer
 from inference.runtime.worker.model import MAX_UNCERTAINTY_SAMPLES, ServedModel
@@ -308,20 +308,22 @@ class WorkerServer:
 
 class Connection(asyncio.Protocol):
     """Frames in, answers out. A Protocol rather than streams: no task or await per request, which
-    measurably shortens the round trip of small requests."""
+    measurably shortens the round trip of small requests. The answers of one batch leave in one write."""
 
     def __init__(self, server: WorkerServer) -> None:
         self._server = server
         self._buffer = bytearray()
         self._transport: asyncio.Transport | None = None
+        self._outbox = Outbox()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # Not an isinstance check: uvloop's transports do not derive from asyncio.Transport.
+        self._transport = self._outbox.transport = transport  # type: ignore[assignment]
         self._server.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._transport = None  # answers still pending for this client are dropped on arrival
+        self._transport = self._outbox.transport = None  # answers still pending for this client are dropped
+        self._outbox.discard()
         self._server.connections.discard(self)
 
     def data_received(self, data: bytes) -> None:
@@ -338,9 +340,10 @@ class Connection(asyncio.Protocol):
 
     def send(self, frame: bytes) -> None:
         if self._transport is not None and not self._transport.is_closing():
-            self._transport.write(frame)
+            self._outbox.put(frame)
 
     def close(self) -> None:
+        self._outbox.flush()  # an answer put before the close (a framing error's, the last of a drain) still leaves
         if self._transport is not None:
             self._transport.close()
         self._buffer.clear()

@@ -195,3 +195,25 @@ def test_a_channel_to_a_restarted_worker_is_replaced_transparently():
     finally:
         for worker in workers:
             worker.stop()
+
+
+def test_a_request_lost_before_its_write_goes_to_the_next_replica(pair):
+    """Frames leave at the end of the loop pass (protocol.Outbox); a connection lost before then never carried
+    them, so they are NotDelivered and tried on another replica, unlike a request already written."""
+    first, second = (worker.socket_path for worker in pair)
+
+    async def scenario():
+        client = AsyncWorkerClient()
+        await client.call([first], {"op": "ping"}, deadline=time.time() + 1)  # opens the channel to `first`
+        channel = client._channels[first]
+        before = [worker.stats()["requests"] for worker in pair]
+        client._turn = 0  # the next call starts at `first`
+        call = asyncio.ensure_future(predict_call(client, [first, second], [[0, 0, 1]]))
+        await asyncio.sleep(0)  # the call has put its frame; the write is due at the end of the next pass
+        channel.connection_lost(None)
+        answer = await call
+        return answer, [worker.stats()["requests"] - b for worker, b in zip(pair, before)]
+
+    answer, served = uvloop.run(scenario())
+    assert answer["predictions"] == [3.0]
+    assert served == [0, 1]
