@@ -1,6 +1,6 @@
-"""MLServer (Seldon; `mlserver` + `mlserver-sklearn`), configured as bench_serving.py has run it: adaptive
-batching (max_batch_size 32, max_batch_time 5 ms), parallel_workers 2, debug off. Moved here from
-bench_serving.py, which is to import it from here."""
+"""MLServer (Seldon; `mlserver` + `mlserver-sklearn`) at its documented throughput settings: adaptive batching
+(max_batch_size 32, max_batch_time 5 ms), parallel_workers 2, debug off. bench_serving.py and bench_peers.py both
+start it from here."""
 
 from __future__ import annotations
 

@@ -54,11 +54,16 @@ T = TypeVar("T")
 U = TypeVar("U")
 
 
+# How long a web process may keep answering from the routing table it last looked at: a change to a deployment
+# (an alias move, a new log rate) reaches every web process within this much of reaching routes.json.
+ROUTES_RECHECK_S = 0.05
+
+
 @lru_cache(maxsize=1)
 def routes() -> InstanceRouter:
     """This host's routing table merged with the other model server instances' (runtime/web/router.py)."""
-    # Looked at again at most every 50 ms; paths that react to a change (a lost worker, a wake) ask fresh.
-    local = RoutesReader(str(settings.MODEL_SERVER_DIR / "routes.json"), recheck_s=0.05)
+    # Paths that react to a change (a lost worker, a wake) ask fresh.
+    local = RoutesReader(str(settings.MODEL_SERVER_DIR / "routes.json"), recheck_s=ROUTES_RECHECK_S)
     # Without the secret no other host's model server would let this process in: route to local workers only.
     fetch = announcements.fetch_all if settings.MODEL_SERVER_SECRET else None
     return InstanceRouter(local, fetch, local_name=settings.INSTANCE_NAME,

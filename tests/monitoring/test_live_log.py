@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from core.services import api_key_create
-from inference.predict.dispatch import routes
+from inference.predict.dispatch import ROUTES_RECHECK_S, routes
 from monitoring import logwriter
 from monitoring.models import MetricMinute, PredictionLog
 from tests.inference.jobs.support import deploy_toy
@@ -41,6 +41,9 @@ class LoggingTests(LiveMonitoringTestCase):
         web.ok("PATCH", "/api/v1/deployments/scorer/", {"log_predictions": rate})
         wait_for(lambda: (route := routes().endpoint("scorer")) and route.log_predictions == rate,
                  message=f"the routing table to carry log_predictions={rate}")
+        # The web server's processes look at routes.json again within ROUTES_RECHECK_S of their last look (the
+        # PATCH itself may have been one, just before the model server rewrote the file).
+        time.sleep(2 * ROUTES_RECHECK_S)
 
     def predict(self, web: Http, prefix: str, count: int, rng) -> list[dict]:
         answers = []
