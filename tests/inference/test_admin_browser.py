@@ -72,14 +72,12 @@ def seed() -> dict:
                                 follow_alias=True)
     canary = deployment_create(endpoint="churn-v2", model="churn-logreg", version=2, replicas=2)
     crashing = deployment_create(endpoint="fraud-forest", model="fraud-forest", version=fraud_v.version)
-    for deployment, figures in ((serving, runtime(182.4)), (canary, runtime(176.9, replicas=2)),
-                                (crashing, runtime(0.0, restarts=3, error="worker exited: killed by signal 9 (OOM)"))):
-        Deployment.objects.filter(pk=deployment.pk).update(status=DeploymentStatus.READY, runtime=figures)
     # What the model server of this host reports about itself (its status decides each deployment's).
     here = instances.instance_register(name="ms-1", pool="default", address="", host="localhost", pid=4100)
     instances.instance_heartbeat(instance_id=here.pk, memory_mb=512.0)
     for deployment, figures in ((serving, runtime(182.4)), (canary, runtime(176.9, replicas=2)),
                                 (crashing, runtime(0.0, restarts=3, error="worker exited: killed by signal 9 (OOM)"))):
+        Deployment.objects.filter(pk=deployment.pk).update(status=DeploymentStatus.READY, runtime=figures)
         instances.instance_record_status(instance_id=here.pk, deployment_id=deployment.pk, generation=1,
                                          status=DeploymentStatus.READY, reason="")
         instances.instance_record_runtime(instance_id=here.pk, deployment_id=deployment.pk, runtime=figures)

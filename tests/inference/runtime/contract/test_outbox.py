@@ -20,6 +20,11 @@ class RecordingTransport:
         return self.closing
 
 
+async def end_of_pass() -> None:
+    """Yields once: the flush put() scheduled was queued before this task's wake-up, so it has run by then."""
+    await asyncio.sleep(0)
+
+
 def test_frames_put_in_one_pass_leave_in_one_write_in_order():
     async def scenario():
         outbox, transport = Outbox(), RecordingTransport()
@@ -27,11 +32,9 @@ def test_frames_put_in_one_pass_leave_in_one_write_in_order():
         for frame in (b"a", b"bb", b"ccc"):
             outbox.put(frame)
         assert transport.writes == []  # nothing before the end of the pass
-        await asyncio.sleep(0)
-        await asyncio.sleep(0)
+        await end_of_pass()
         outbox.put(b"d")
-        await asyncio.sleep(0)
-        await asyncio.sleep(0)
+        await end_of_pass()
         return transport.writes
 
     assert asyncio.run(scenario()) == [b"abbccc", b"d"]
@@ -44,12 +47,10 @@ def test_unwritten_frames_are_discarded_with_their_tags_and_a_closing_transport_
         outbox.put(b"one", "id-1")
         outbox.put(b"two", "id-2")
         tags = outbox.discard()
-        await asyncio.sleep(0)
-        await asyncio.sleep(0)
+        await end_of_pass()
         transport.closing = True
         outbox.put(b"three", "id-3")
-        await asyncio.sleep(0)
-        await asyncio.sleep(0)
+        await end_of_pass()
         return tags, transport.writes, outbox.discard()
 
     tags, writes, after_flush = asyncio.run(scenario())
