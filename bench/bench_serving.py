@@ -1,12 +1,12 @@
 """Serving benchmark: the platform, started as `make serve` starts it, then each maintained peer and the two
 floors serving the same scikit-learn models, one server at a time, under wrk, in one command. Run on demand,
-never in CI (~16 minutes on 2 cores; the first run also creates the peers' virtualenvs and trains the demo
-models).
+never in CI (~11 minutes on 2 cores; the first run also creates the peers' virtualenvs, ~4 minutes of pip, and
+trains the demo models).
 
     apt-get install -y wrk                                  # once, as root (Debian's wrk)
     .venv/bin/python bench/bench_serving.py                 # the working tree against every peer
     .venv/bin/python bench/bench_serving.py --ref HEAD --profile   # a clean export of a commit, plus py-spy
-    .venv/bin/python bench/bench_serving.py --peers none    # the platform alone (~8 minutes)
+    .venv/bin/python bench/bench_serving.py --peers none    # the platform alone (~7 minutes)
 
 What it runs (every figure is printed and saved to bench/out/serving-<time>.json):
   1. scripts/serve.py with PORT on a free port, WEB_WORKERS (--web-workers, default 2) and
@@ -521,13 +521,23 @@ def profile(args: argparse.Namespace, platform_run, platform: Server, client: Cl
 # Each sample goes to the first category one of whose markers is in one of its frames, so the order
 # matters: the specific costs first, then the layers that contain them.
 WEB_CATEGORIES = [
+    # The fast lane (inference/fastlane.py), which answers the measured routes.
+    ("response through uvicorn (headers, two writes)", ("_respond",)),
+    ("admission (headers, host, API-key cache)", ("_admit",)),
+    ("throttle lease", ("FastLane._throttle",)),
+    ("Prometheus metrics", ("observe_prediction", "observe_error")),
+    ("worker round trip (frame JSON, socket)", ("call_worker_async", "WorkerClient.call", "Outbox.flush",
+                                                "_Channel.data_received")),
+    ("request body parsing", ("loads_strict", "_json_body")),
+    ("input checks", ("normalize_inputs",)),
+    ("response JSON", ("_Reply.json",)),
+    ("rest of the fast lane", ("fastlane.py",)),
+    ("uvicorn HTTP parsing", ("HttpToolsProtocol",)),
+    # Django and DRF, for requests the fast lane hands on.
     ("throttle: Redis INCR + EXPIRE", ("ClientRateThrottle",)),
     ("authentication (authenticator objects, API key)", ("perform_authentication", "get_authenticators",
                                                           "Request.user", "Request._authenticate")),
     ("prediction cache (Redis)", ("PredictionCache.",)),
-    ("worker round trip (frame JSON, socket)", ("WorkerClient.call",)),
-    ("input checks", ("normalize_inputs",)),
-    ("Prometheus metrics", ("observe_prediction", "observe_error")),
     ("request body parsing (DRF)", ("Request.data", "_load_data_and_files")),
     ("content negotiation + rendering (DRF)", ("perform_content_negotiation", "finalize_response",
                                                "rendered_content", "SimpleTemplateResponse")),
@@ -537,7 +547,7 @@ WEB_CATEGORIES = [
     ("Django handler + middleware", ("WSGIHandler.__call__",)),
     ("gunicorn access log", ("Logger.access",)),
     ("gunicorn HTTP parsing + writing", ("gunicorn/http", "ThreadWorker.handle")),
-    ("other (gunicorn loop, ...)", ("",)),
+    ("other (event loop, gunicorn, ...)", ("",)),
 ]
 MODEL_CATEGORIES = [
     ("scikit-learn input validation", ("validate_data", "check_array", "_check_feature_names")),
@@ -863,7 +873,7 @@ def benchmark(args: argparse.Namespace, servers: list[Server]) -> dict[str, Any]
           f"{' '.join(info['loadavg'])}, WEB_WORKERS={args.web_workers}, wrk {args.duration:g} s after "
           f"{args.warmup:g} s warm-up, 2 threads")
     print_platform(table, connections)
-    versus = print_peers(args, table)
+    compared = print_peers(args, table)
     print_same_protocol(table, same_protocol)
     print_universal(table, universal)
     print_batching(table, batching, torch_all)
@@ -877,7 +887,7 @@ def benchmark(args: argparse.Namespace, servers: list[Server]) -> dict[str, Any]
               f"{max(r['other_load_cores'] for r in noisy):.2f} cores busy outside the benchmark): figures are low")
     return {"machine": info, "args": {k: str(v) for k, v in vars(args).items()}, "runs": runner.results,
             "cache": cache, "targets": [{"target": n, "passed": p, "detail": d} for n, p, d in checks],
-            "profiles": profiles, "versus": versus, "peer_failures": failures,
+            "profiles": profiles, "versus": compared, "peer_failures": failures,
             "peers": {name: {**venv, "title": titles(args).get(name)} for name, venv in args.peer_venvs.items()}}
 
 
